@@ -1,0 +1,2 @@
+/* pprof.c — placeholder until the codec lands. */
+#include "pprof.h"
