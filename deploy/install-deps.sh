@@ -15,7 +15,7 @@ PACKAGES=(
   # tests: cmocka, Go peers and go tool pprof, Prometheus, Alertmanager,
   # systemd-analyze, Python 3 (stdlib) test drivers, curl
   libcmocka-dev golang-go prometheus prometheus-alertmanager systemd
-  python3 curl ca-certificates procps
+  python3 python3-yaml curl ca-certificates procps
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,5 @@
+# Tests of deploy/ and dashboards/ (systemd unit, Kubernetes manifests,
+# Dockerfile, rules, dashboard). Needs the built leakwatchd.
+if(TARGET leakwatchd)
+  lw_integration_test(deploy SCRIPT test_deploy.py TIMEOUT 120)
+endif()
