@@ -340,7 +340,7 @@ static lw_json *parse_literal(parser *p, const char *word, lw_json_type t)
 
 static lw_json *parse_value(parser *p, int depth)
 {
-    if (depth > LW_JSON_MAX_DEPTH) {
+    if (depth >= LW_JSON_MAX_DEPTH) {
         fail(p, -E2BIG, "nested deeper than %d", LW_JSON_MAX_DEPTH);
         return NULL;
     }

@@ -1,2 +1,0 @@
-/* pprof.c — placeholder until the codec lands. */
-#include "pprof.h"

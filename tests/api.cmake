@@ -1,0 +1,13 @@
+# Tests of api/ (HTTP API server, parameter parsing) and the leakwatch CLI.
+lw_unit_test(test_api_params SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_api_params.c LIBS lwapi_params)
+lw_unit_test(test_api_json SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_api_json.c
+                              ${CMAKE_SOURCE_DIR}/common/lw_json.c LIBS lwcommon)
+target_include_directories(test_api_json PRIVATE ${CMAKE_SOURCE_DIR}/common)
+
+if(TARGET lwapi-testd)
+  lw_integration_test(api SCRIPT test_api.py GO_PEERS TIMEOUT 300)
+  lw_integration_test(cli SCRIPT test_cli.py GO_PEERS TIMEOUT 300)
+endif()
+if(TARGET leakwatchd AND TARGET lwapi)
+  lw_integration_test(api_daemon SCRIPT test_api_daemon.py GO_PEERS TIMEOUT 300)
+endif()
