@@ -52,7 +52,8 @@ typedef struct pprof_label {
 typedef struct pprof_sample {
     uint64_t *location_ids; /* leaf first */
     size_t n_locations;
-    int64_t *values; /* exactly profile->n_sample_types of them */
+    int64_t *values; /* n_values of them */
+    size_t n_values; /* == profile->n_sample_types in a valid profile */
     pprof_label *labels;
     size_t n_labels;
 } pprof_sample;

@@ -1,0 +1,795 @@
+/* decode.c — gunzip with hard caps, protobuf wire-format decoding and validation.
+ *
+ * Decoding reads the protobuf wire format directly into the profile's arena
+ * instead of going through protobuf-c's unpack (which mallocs every message
+ * and would need a second copy into our structs). Each message is read
+ * twice: a cheap first pass counts repeated fields so every array is
+ * allocated once at its exact size, the second pass fills them. The
+ * protoc-c generated code stays the reference: encode.c packs with it and
+ * the unit tests cross-check decoding against protobuf-c's unpack.
+ *
+ * Gzip input is inflated in chunks into a capped buffer, so a decompression
+ * bomb stops at the cap instead of being inflated first. A gzip stream whose
+ * content is gzip again (a server compressing an already compressed profile)
+ * is unwrapped once more, under the same cap.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "internal.h"
+
+/* ---- gzip ----------------------------------------------------------------------- */
+
+#define INFLATE_CHUNK_BYTES ((size_t)256 << 10)
+#define MAX_GZIP_LAYERS 2
+
+static bool is_gzip(const unsigned char *d, size_t len)
+{
+    return len >= 2 && d[0] == 0x1f && d[1] == 0x8b;
+}
+
+/* Inflate one gzip stream (possibly multi-member) into out (capped). */
+static int gunzip(const unsigned char *in, size_t in_len, lw_buf *out, char *err, size_t err_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    int rc = 0;
+    unsigned char *chunk = malloc(INFLATE_CHUNK_BYTES);
+    if (!chunk) {
+        pprof__errf(err, err_len, "out of memory");
+        return -ENOMEM;
+    }
+    if (inflateInit2(&z, 15 + 16) != Z_OK) {
+        free(chunk);
+        pprof__errf(err, err_len, "gzip: cannot initialise zlib");
+        return -ENOMEM;
+    }
+    size_t consumed = 0;
+    for (;;) {
+        size_t left = in_len - consumed;
+        z.next_in = (unsigned char *)(uintptr_t)(in + consumed);
+        z.avail_in = left > UINT32_MAX ? UINT32_MAX : (unsigned)left;
+        size_t before_in = z.avail_in;
+        z.next_out = chunk;
+        z.avail_out = (unsigned)INFLATE_CHUNK_BYTES;
+        int zr = inflate(&z, Z_NO_FLUSH);
+        consumed += before_in - z.avail_in;
+        size_t produced = INFLATE_CHUNK_BYTES - z.avail_out;
+        if (produced) {
+            rc = lw_buf_append(out, chunk, produced);
+            if (rc == -E2BIG) {
+                pprof__errf(err, err_len, "gzip: decompressed size exceeds %zu bytes",
+                            out->max_bytes);
+                goto out;
+            }
+            if (rc) {
+                pprof__errf(err, err_len, "out of memory");
+                goto out;
+            }
+        }
+        if (zr == Z_STREAM_END) {
+            if (consumed == in_len)
+                break;
+            if (!is_gzip(in + consumed, in_len - consumed)) {
+                rc = -EINVAL;
+                pprof__errf(err, err_len, "gzip: %zu bytes of trailing garbage after the stream",
+                            in_len - consumed);
+                goto out;
+            }
+            inflateReset(&z); /* next member of a multi-member stream */
+            continue;
+        }
+        if (zr == Z_OK)
+            continue;
+        if (zr == Z_BUF_ERROR && consumed == in_len && produced == 0) {
+            rc = -EINVAL;
+            pprof__errf(err, err_len,
+                        "gzip: unexpected end of stream (input truncated after %zu bytes)", in_len);
+            goto out;
+        }
+        if (zr == Z_BUF_ERROR)
+            continue;
+        rc = zr == Z_MEM_ERROR ? -ENOMEM : -EINVAL;
+        pprof__errf(err, err_len, "gzip: %s", z.msg ? z.msg : "corrupt stream");
+        goto out;
+    }
+out:
+    inflateEnd(&z);
+    free(chunk);
+    return rc;
+}
+
+/* ---- wire format --------------------------------------------------------------- */
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+typedef struct rd {
+    const unsigned char *p;
+    const unsigned char *end;
+} rd;
+
+static inline int rd_varint(rd *r, uint64_t *v)
+{
+    const unsigned char *p = r->p;
+    if (p < r->end && *p < 0x80) {
+        *v = *p;
+        r->p = p + 1;
+        return 0;
+    }
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (p >= r->end)
+            return -1;
+        unsigned char b = *p++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) {
+            *v = x;
+            r->p = p;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Read a tag; 0 at end, 1 with field/wt set, -1 on malformed input. */
+static inline int rd_tag(rd *r, uint32_t *field, int *wt)
+{
+    if (r->p >= r->end)
+        return 0;
+    uint64_t t;
+    if (rd_varint(r, &t) || (t >> 3) == 0 || (t >> 3) > UINT32_MAX)
+        return -1;
+    *field = (uint32_t)(t >> 3);
+    *wt = (int)(t & 7);
+    return 1;
+}
+
+static inline int rd_len(rd *r, rd *sub)
+{
+    uint64_t n;
+    if (rd_varint(r, &n) || n > (uint64_t)(r->end - r->p))
+        return -1;
+    sub->p = r->p;
+    sub->end = r->p + n;
+    r->p += n;
+    return 0;
+}
+
+static int rd_skip(rd *r, int wt)
+{
+    uint64_t v;
+    rd sub;
+    switch (wt) {
+    case WT_VARINT: return rd_varint(r, &v);
+    case WT_I64:
+        if (r->end - r->p < 8)
+            return -1;
+        r->p += 8;
+        return 0;
+    case WT_LEN: return rd_len(r, &sub);
+    case WT_I32:
+        if (r->end - r->p < 4)
+            return -1;
+        r->p += 4;
+        return 0;
+    default: return -1;
+    }
+}
+
+/* Number of varints in a packed field. */
+static size_t count_varints(const rd *r)
+{
+    size_t n = 0;
+    for (const unsigned char *p = r->p; p < r->end; p++)
+        n += *p < 0x80;
+    return n;
+}
+
+/* Count a repeated varint field occurrence (packed or not) into *n. */
+static int count_repeated(rd *r, int wt, size_t *n)
+{
+    if (wt == WT_VARINT) {
+        uint64_t v;
+        (*n)++;
+        return rd_varint(r, &v);
+    }
+    if (wt != WT_LEN)
+        return -1;
+    rd sub;
+    if (rd_len(r, &sub))
+        return -1;
+    *n += count_varints(&sub);
+    return 0;
+}
+
+/* Read a repeated varint field occurrence into arr (at most cap entries). */
+static int read_repeated(rd *r, int wt, uint64_t *arr, size_t *n, size_t cap)
+{
+    if (wt == WT_VARINT) {
+        if (*n >= cap)
+            return -1;
+        return rd_varint(r, &arr[(*n)++]);
+    }
+    rd sub;
+    if (rd_len(r, &sub))
+        return -1;
+    while (sub.p < sub.end) {
+        if (*n >= cap || rd_varint(&sub, &arr[(*n)++]))
+            return -1;
+    }
+    return 0;
+}
+
+typedef struct dec {
+    pprof_profile *p;
+    char *err;
+    size_t err_len;
+} dec;
+
+#define MALFORMED(what)                                                                         \
+    do {                                                                                        \
+        pprof__errf(d->err, d->err_len, "protobuf: malformed %s", what);                       \
+        return -EINVAL;                                                                         \
+    } while (0)
+
+static int dec_value_type(dec *d, rd r, pprof_value_type *vt)
+{
+    uint32_t f;
+    int wt, t;
+    while ((t = rd_tag(&r, &f, &wt)) > 0) {
+        uint64_t v;
+        if ((f == 1 || f == 2) && wt == WT_VARINT) {
+            if (rd_varint(&r, &v))
+                MALFORMED("value type");
+            if (f == 1)
+                vt->type = (int64_t)v;
+            else
+                vt->unit = (int64_t)v;
+        } else if (rd_skip(&r, wt)) {
+            MALFORMED("value type");
+        }
+    }
+    if (t < 0)
+        MALFORMED("value type");
+    return 0;
+}
+
+static int dec_label(dec *d, rd r, pprof_label *l)
+{
+    uint32_t f;
+    int wt, t;
+    while ((t = rd_tag(&r, &f, &wt)) > 0) {
+        uint64_t v;
+        if (f >= 1 && f <= 4 && wt == WT_VARINT) {
+            if (rd_varint(&r, &v))
+                MALFORMED("label");
+            switch (f) {
+            case 1: l->key = (int64_t)v; break;
+            case 2: l->str = (int64_t)v; break;
+            case 3: l->num = (int64_t)v; break;
+            default: l->num_unit = (int64_t)v; break;
+            }
+        } else if (rd_skip(&r, wt)) {
+            MALFORMED("label");
+        }
+    }
+    if (t < 0)
+        MALFORMED("label");
+    return 0;
+}
+
+static int dec_sample(dec *d, rd r, pprof_sample *s)
+{
+    pprof__arena *a = &d->p->internal->arena;
+    size_t n_loc = 0, n_val = 0, n_lab = 0;
+    uint32_t f;
+    int wt, t;
+    rd r2 = r;
+    while ((t = rd_tag(&r2, &f, &wt)) > 0) {
+        int bad;
+        if (f == 1)
+            bad = count_repeated(&r2, wt, &n_loc);
+        else if (f == 2)
+            bad = count_repeated(&r2, wt, &n_val);
+        else if (f == 3 && wt == WT_LEN)
+            bad = (n_lab++, rd_skip(&r2, wt));
+        else
+            bad = rd_skip(&r2, wt);
+        if (bad)
+            MALFORMED("sample");
+    }
+    if (t < 0)
+        MALFORMED("sample");
+    memset(s, 0, sizeof(*s));
+    if (n_loc && !(s->location_ids = pprof__arena_alloc(a, n_loc * 8, false)))
+        goto nomem;
+    if (n_val && !(s->values = pprof__arena_alloc(a, n_val * 8, false)))
+        goto nomem;
+    if (n_lab && !(s->labels = pprof__arena_alloc(a, n_lab * sizeof(pprof_label), true)))
+        goto nomem;
+    while ((t = rd_tag(&r, &f, &wt)) > 0) {
+        int bad;
+        rd sub;
+        if (f == 1)
+            bad = read_repeated(&r, wt, s->location_ids, &s->n_locations, n_loc);
+        else if (f == 2)
+            bad = read_repeated(&r, wt, (uint64_t *)s->values, &s->n_values, n_val);
+        else if (f == 3 && wt == WT_LEN) {
+            bad = rd_len(&r, &sub);
+            if (!bad) {
+                int rc = dec_label(d, sub, &s->labels[s->n_labels++]);
+                if (rc)
+                    return rc;
+            }
+        } else
+            bad = rd_skip(&r, wt);
+        if (bad)
+            MALFORMED("sample");
+    }
+    return 0;
+nomem:
+    pprof__errf(d->err, d->err_len, "out of memory");
+    return -ENOMEM;
+}
+
+static int dec_mapping(dec *d, rd r, pprof_mapping *m)
+{
+    uint32_t f;
+    int wt, t;
+    memset(m, 0, sizeof(*m));
+    while ((t = rd_tag(&r, &f, &wt)) > 0) {
+        uint64_t v;
+        if (f >= 1 && f <= 10 && wt == WT_VARINT) {
+            if (rd_varint(&r, &v))
+                MALFORMED("mapping");
+            switch (f) {
+            case 1: m->id = v; break;
+            case 2: m->memory_start = v; break;
+            case 3: m->memory_limit = v; break;
+            case 4: m->file_offset = v; break;
+            case 5: m->filename = (int64_t)v; break;
+            case 6: m->build_id = (int64_t)v; break;
+            case 7: m->has_functions = v != 0; break;
+            case 8: m->has_filenames = v != 0; break;
+            case 9: m->has_line_numbers = v != 0; break;
+            default: m->has_inline_frames = v != 0; break;
+            }
+        } else if (rd_skip(&r, wt)) {
+            MALFORMED("mapping");
+        }
+    }
+    if (t < 0)
+        MALFORMED("mapping");
+    return 0;
+}
+
+static int dec_line(dec *d, rd r, pprof_line *l)
+{
+    uint32_t f;
+    int wt, t;
+    while ((t = rd_tag(&r, &f, &wt)) > 0) {
+        uint64_t v;
+        if (f >= 1 && f <= 3 && wt == WT_VARINT) {
+            if (rd_varint(&r, &v))
+                MALFORMED("line");
+            if (f == 1)
+                l->function_id = v;
+            else if (f == 2)
+                l->line = (int64_t)v;
+            else
+                l->column = (int64_t)v;
+        } else if (rd_skip(&r, wt)) {
+            MALFORMED("line");
+        }
+    }
+    if (t < 0)
+        MALFORMED("line");
+    return 0;
+}
+
+static int dec_location(dec *d, rd r, pprof_location *l)
+{
+    uint32_t f;
+    int wt, t;
+    size_t n_lines = 0;
+    rd r2 = r;
+    while ((t = rd_tag(&r2, &f, &wt)) > 0) {
+        if (f == 4 && wt == WT_LEN)
+            n_lines++;
+        if (rd_skip(&r2, wt))
+            MALFORMED("location");
+    }
+    if (t < 0)
+        MALFORMED("location");
+    memset(l, 0, sizeof(*l));
+    if (n_lines &&
+        !(l->lines = pprof__arena_alloc(&d->p->internal->arena, n_lines * sizeof(pprof_line), true))) {
+        pprof__errf(d->err, d->err_len, "out of memory");
+        return -ENOMEM;
+    }
+    while ((t = rd_tag(&r, &f, &wt)) > 0) {
+        uint64_t v;
+        rd sub;
+        if (f == 4 && wt == WT_LEN) {
+            if (rd_len(&r, &sub))
+                MALFORMED("location");
+            int rc = dec_line(d, sub, &l->lines[l->n_lines++]);
+            if (rc)
+                return rc;
+        } else if (f >= 1 && f <= 5 && f != 4 && wt == WT_VARINT) {
+            if (rd_varint(&r, &v))
+                MALFORMED("location");
+            if (f == 1)
+                l->id = v;
+            else if (f == 2)
+                l->mapping_id = v;
+            else if (f == 3)
+                l->address = v;
+            else
+                l->is_folded = v != 0;
+        } else if (rd_skip(&r, wt)) {
+            MALFORMED("location");
+        }
+    }
+    return 0;
+}
+
+static int dec_function(dec *d, rd r, pprof_function *fn)
+{
+    uint32_t f;
+    int wt, t;
+    memset(fn, 0, sizeof(*fn));
+    while ((t = rd_tag(&r, &f, &wt)) > 0) {
+        uint64_t v;
+        if (f >= 1 && f <= 5 && wt == WT_VARINT) {
+            if (rd_varint(&r, &v))
+                MALFORMED("function");
+            switch (f) {
+            case 1: fn->id = v; break;
+            case 2: fn->name = (int64_t)v; break;
+            case 3: fn->system_name = (int64_t)v; break;
+            case 4: fn->filename = (int64_t)v; break;
+            default: fn->start_line = (int64_t)v; break;
+            }
+        } else if (rd_skip(&r, wt)) {
+            MALFORMED("function");
+        }
+    }
+    if (t < 0)
+        MALFORMED("function");
+    return 0;
+}
+
+#define N_TOP_FIELDS 16
+
+static int dec_profile(dec *d, const unsigned char *data, size_t len)
+{
+    pprof_profile *p = d->p;
+    struct pprof_internal *in = p->internal;
+    size_t count[N_TOP_FIELDS] = {0};
+    size_t string_bytes = 0;
+    rd r = {data, data + len};
+    uint32_t f;
+    int wt, t;
+
+    /* Pass 1: count repeated fields so every vector is allocated once. */
+    while ((t = rd_tag(&r, &f, &wt)) > 0) {
+        int bad;
+        if (f == 13) {
+            bad = count_repeated(&r, wt, &count[13]);
+        } else if (f < N_TOP_FIELDS && wt == WT_LEN) {
+            rd sub;
+            bad = rd_len(&r, &sub);
+            count[f]++;
+            string_bytes += f == 6 ? (size_t)(sub.end - sub.p) + 1 : 0;
+        } else {
+            bad = rd_skip(&r, wt);
+        }
+        if (bad) {
+            pprof__errf(d->err, d->err_len, "protobuf: malformed profile at byte %zu of %zu",
+                        (size_t)(r.p - data), len);
+            return -EINVAL;
+        }
+    }
+    if (t < 0) {
+        pprof__errf(d->err, d->err_len, "protobuf: malformed profile at byte %zu of %zu",
+                    (size_t)(r.p - data), len);
+        return -EINVAL;
+    }
+    (void)string_bytes;
+    if (pprof__grow((void **)&p->sample_types, &in->cap_sample_types, count[1], sizeof(pprof_value_type)) ||
+        pprof__grow((void **)&p->samples, &in->cap_samples, count[2], sizeof(pprof_sample)) ||
+        pprof__grow((void **)&p->mappings, &in->cap_mappings, count[3], sizeof(pprof_mapping)) ||
+        pprof__grow((void **)&p->locations, &in->cap_locations, count[4], sizeof(pprof_location)) ||
+        pprof__grow((void **)&p->functions, &in->cap_functions, count[5], sizeof(pprof_function)) ||
+        pprof__grow((void **)&p->strings, &in->cap_strings, count[6], sizeof(char *)) ||
+        pprof__grow((void **)&p->comments, &in->cap_comments, count[13], sizeof(int64_t))) {
+        pprof__errf(d->err, d->err_len, "out of memory");
+        return -ENOMEM;
+    }
+    p->n_strings = 0; /* the decoded table replaces pprof_new()'s "" */
+
+    /* Pass 2: decode. */
+    r.p = data;
+    while ((t = rd_tag(&r, &f, &wt)) > 0) {
+        int rc = 0;
+        rd sub;
+        uint64_t v;
+        if (f == 13) {
+            if (read_repeated(&r, wt, (uint64_t *)p->comments, &p->n_comments, count[13]))
+                MALFORMED("comment");
+            continue;
+        }
+        if (f < N_TOP_FIELDS && wt == WT_LEN) {
+            if (rd_len(&r, &sub))
+                MALFORMED("profile");
+            switch (f) {
+            case 1:
+                memset(&p->sample_types[p->n_sample_types], 0, sizeof(pprof_value_type));
+                rc = dec_value_type(d, sub, &p->sample_types[p->n_sample_types++]);
+                break;
+            case 2: rc = dec_sample(d, sub, &p->samples[p->n_samples++]); break;
+            case 3: rc = dec_mapping(d, sub, &p->mappings[p->n_mappings++]); break;
+            case 4: rc = dec_location(d, sub, &p->locations[p->n_locations++]); break;
+            case 5: rc = dec_function(d, sub, &p->functions[p->n_functions++]); break;
+            case 6:
+                if (pprof__append_string(p, (const char *)sub.p, (size_t)(sub.end - sub.p)) < 0) {
+                    pprof__errf(d->err, d->err_len, "out of memory");
+                    rc = -ENOMEM;
+                }
+                break;
+            case 11: rc = dec_value_type(d, sub, &p->period_type); break;
+            default: break; /* doc_url and unknown fields */
+            }
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (wt == WT_VARINT && f >= 7 && f <= 14) {
+            if (rd_varint(&r, &v))
+                MALFORMED("profile");
+            switch (f) {
+            case 7: p->drop_frames = (int64_t)v; break;
+            case 8: p->keep_frames = (int64_t)v; break;
+            case 9: p->time_nanos = (int64_t)v; break;
+            case 10: p->duration_nanos = (int64_t)v; break;
+            case 12: p->period = (int64_t)v; break;
+            case 14: p->default_sample_type = (int64_t)v; break;
+            default: break;
+            }
+            continue;
+        }
+        if (rd_skip(&r, wt))
+            MALFORMED("profile");
+    }
+    return 0;
+}
+
+/* ---- validation ------------------------------------------------------------------ */
+
+typedef struct vctx {
+    const pprof_profile *p;
+    char *err;
+    size_t err_len;
+} vctx;
+
+static int check_str(vctx *v, int64_t idx, const char *what, size_t i, const char *field)
+{
+    if (idx >= 0 && (uint64_t)idx < v->p->n_strings)
+        return 0;
+    if (i == SIZE_MAX)
+        pprof__errf(v->err, v->err_len, "%s: string index %" PRId64
+                    " out of range (string_table has %zu entries)", what, idx, v->p->n_strings);
+    else
+        pprof__errf(v->err, v->err_len, "%s[%zu].%s: string index %" PRId64
+                    " out of range (string_table has %zu entries)", what, i, field, idx,
+                    v->p->n_strings);
+    return -EINVAL;
+}
+
+static int check_ids(vctx *v, const void *arr, size_t n, size_t elem, const char *what,
+                     pprof__idmap *m)
+{
+    if (pprof__idmap_reserve(m, n)) {
+        pprof__errf(v->err, v->err_len, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id;
+        uint32_t prev;
+        memcpy(&id, (const char *)arr + i * elem, sizeof(id));
+        if (id == 0) {
+            pprof__errf(v->err, v->err_len, "%s[%zu]: id is 0 (ids must be non-zero)", what, i);
+            return -EINVAL;
+        }
+        int rc = pprof__idmap_put(m, id, (uint32_t)i, &prev);
+        if (rc == -EEXIST) {
+            pprof__errf(v->err, v->err_len, "duplicate %s id %" PRIu64 " (%s[%u] and %s[%zu])",
+                        what, id, what, prev, what, i);
+            return -EINVAL;
+        }
+        if (rc) {
+            pprof__errf(v->err, v->err_len, "out of memory");
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* maps: mapping, function, location id tables to fill (empty on entry). */
+static int validate(const pprof_profile *p, pprof__idmap maps[3], char *err, size_t err_len)
+{
+    vctx v = {p, err, err_len};
+    vctx *vp = &v;
+    int rc;
+    uint32_t idx;
+    if (p->n_strings == 0) {
+        pprof__errf(err, err_len, "string_table is empty (string_table[0] must be \"\")");
+        return -EINVAL;
+    }
+    if (p->strings[0] && p->strings[0][0] != '\0') {
+        pprof__errf(err, err_len, "string_table[0] must be empty, got \"%.40s\"", p->strings[0]);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < p->n_sample_types; i++)
+        if ((rc = check_str(vp, p->sample_types[i].type, "sample_type", i, "type")) ||
+            (rc = check_str(vp, p->sample_types[i].unit, "sample_type", i, "unit")))
+            return rc;
+    if ((rc = check_str(vp, p->period_type.type, "period_type.type", SIZE_MAX, NULL)) ||
+        (rc = check_str(vp, p->period_type.unit, "period_type.unit", SIZE_MAX, NULL)) ||
+        (rc = check_str(vp, p->drop_frames, "drop_frames", SIZE_MAX, NULL)) ||
+        (rc = check_str(vp, p->keep_frames, "keep_frames", SIZE_MAX, NULL)) ||
+        (rc = check_str(vp, p->default_sample_type, "default_sample_type", SIZE_MAX, NULL)))
+        return rc;
+    for (size_t i = 0; i < p->n_comments; i++)
+        if ((rc = check_str(vp, p->comments[i], "comment", i, "index")))
+            return rc;
+    for (size_t i = 0; i < p->n_mappings; i++)
+        if ((rc = check_str(vp, p->mappings[i].filename, "mapping", i, "filename")) ||
+            (rc = check_str(vp, p->mappings[i].build_id, "mapping", i, "build_id")))
+            return rc;
+    for (size_t i = 0; i < p->n_functions; i++)
+        if ((rc = check_str(vp, p->functions[i].name, "function", i, "name")) ||
+            (rc = check_str(vp, p->functions[i].system_name, "function", i, "system_name")) ||
+            (rc = check_str(vp, p->functions[i].filename, "function", i, "filename")))
+            return rc;
+    if ((rc = check_ids(vp, p->mappings, p->n_mappings, sizeof(*p->mappings), "mapping", &maps[0])) ||
+        (rc = check_ids(vp, p->functions, p->n_functions, sizeof(*p->functions), "function", &maps[1])) ||
+        (rc = check_ids(vp, p->locations, p->n_locations, sizeof(*p->locations), "location", &maps[2])))
+        return rc;
+    for (size_t i = 0; i < p->n_locations; i++) {
+        const pprof_location *l = &p->locations[i];
+        if (l->mapping_id && !pprof__idmap_get(&maps[0], l->mapping_id, &idx)) {
+            pprof__errf(err, err_len, "location id %" PRIu64 ": mapping id %" PRIu64
+                        " does not exist", l->id, l->mapping_id);
+            return -EINVAL;
+        }
+        for (size_t j = 0; j < l->n_lines; j++) {
+            if (!pprof__idmap_get(&maps[1], l->lines[j].function_id, &idx)) {
+                pprof__errf(err, err_len, "location id %" PRIu64 ": line %zu: function id %" PRIu64
+                            " does not exist", l->id, j, l->lines[j].function_id);
+                return -EINVAL;
+            }
+        }
+    }
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const pprof_sample *s = &p->samples[i];
+        if (s->n_values != p->n_sample_types) {
+            pprof__errf(err, err_len, "sample %zu: has %zu values, but the profile has %zu sample types",
+                        i, s->n_values, p->n_sample_types);
+            return -EINVAL;
+        }
+        for (size_t j = 0; j < s->n_locations; j++) {
+            if (!pprof__idmap_get(&maps[2], s->location_ids[j], &idx)) {
+                pprof__errf(err, err_len, "sample %zu: location id %" PRIu64 " does not exist", i,
+                            s->location_ids[j]);
+                return -EINVAL;
+            }
+        }
+        for (size_t j = 0; j < s->n_labels; j++)
+            if ((rc = check_str(vp, s->labels[j].key, "sample label", i, "key")) ||
+                (rc = check_str(vp, s->labels[j].str, "sample label", i, "str")) ||
+                (rc = check_str(vp, s->labels[j].num_unit, "sample label", i, "num_unit")))
+                return rc;
+    }
+    return 0;
+}
+
+int pprof_validate(const pprof_profile *p, char *err, size_t err_len)
+{
+    pprof__idmap maps[3];
+    memset(maps, 0, sizeof(maps));
+    int rc = validate(p, maps, err, err_len);
+    for (int i = 0; i < 3; i++)
+        pprof__idmap_free(&maps[i]);
+    return rc;
+}
+
+/* ---- decode ------------------------------------------------------------------------ */
+
+static uint64_t max_key(const pprof__idmap *m)
+{
+    uint64_t mx = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->keys[i] > mx)
+            mx = m->keys[i];
+    return mx;
+}
+
+int pprof_decode(const void *data, size_t len, const pprof_limits *limits, pprof_profile **out,
+                 char *err, size_t err_len)
+{
+    size_t max_in = limits ? limits->max_compressed_bytes : PPROF_DEFAULT_MAX_COMPRESSED_BYTES;
+    size_t max_out = limits ? limits->max_decompressed_bytes : PPROF_DEFAULT_MAX_DECOMPRESSED_BYTES;
+    const unsigned char *d = data;
+    lw_buf bufs[MAX_GZIP_LAYERS];
+    pprof_profile *p = NULL;
+    int rc = 0;
+    for (int i = 0; i < MAX_GZIP_LAYERS; i++)
+        lw_buf_init(&bufs[i], max_out);
+    *out = NULL;
+    if (len > max_in) {
+        pprof__errf(err, err_len, "profile is %zu bytes, over the cap of %zu bytes", len, max_in);
+        rc = -E2BIG;
+        goto out;
+    }
+    if (len == 0 || !d) {
+        pprof__errf(err, err_len, "empty input");
+        rc = -EINVAL;
+        goto out;
+    }
+    for (int layer = 0; layer < MAX_GZIP_LAYERS && is_gzip(d, len); layer++) {
+        rc = gunzip(d, len, &bufs[layer], err, err_len);
+        if (rc)
+            goto out;
+        if (layer > 0)
+            lw_buf_cleanup(&bufs[layer - 1]);
+        d = (const unsigned char *)bufs[layer].data;
+        len = bufs[layer].len;
+        if (len == 0) {
+            pprof__errf(err, err_len, "gzip: stream decompresses to nothing");
+            rc = -EINVAL;
+            goto out;
+        }
+    }
+    if (is_gzip(d, len)) {
+        pprof__errf(err, err_len, "gzip: more than %d nested gzip layers", MAX_GZIP_LAYERS);
+        rc = -EINVAL;
+        goto out;
+    }
+    p = pprof_new();
+    if (!p) {
+        pprof__errf(err, err_len, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
+    dec dc = {p, err, err_len};
+    rc = dec_profile(&dc, d, len);
+    if (rc)
+        goto out;
+    struct pprof_internal *in = p->internal;
+    pprof__idmap maps[3] = {in->mapping_ids, in->function_ids, in->location_ids};
+    rc = validate(p, maps, err, err_len);
+    in->mapping_ids = maps[0];
+    in->function_ids = maps[1];
+    in->location_ids = maps[2];
+    if (rc)
+        goto out;
+    /* The validated tables index everything: adopt them. */
+    in->n_mappings_indexed = p->n_mappings;
+    in->n_functions_indexed = p->n_functions;
+    in->n_locations_indexed = p->n_locations;
+    in->max_mapping_id = max_key(&in->mapping_ids);
+    in->max_function_id = max_key(&in->function_ids);
+    in->max_location_id = max_key(&in->location_ids);
+    *out = p;
+    p = NULL;
+out:
+    pprof_free(p);
+    for (int i = 0; i < MAX_GZIP_LAYERS; i++)
+        lw_buf_cleanup(&bufs[i]);
+    return rc;
+}
