@@ -1,0 +1,130 @@
+/* agent.c — the agent's public API, its constructor (LD_PRELOAD mode) and
+ * logging.
+ *
+ * The constructor runs whenever the library is loaded: it resolves the real
+ * allocator, reads LEAKWATCH_HEAP_RATE and registers the fork handlers. It
+ * starts the HTTP server by itself only when the library was preloaded
+ * (LD_PRELOAD names libleakwatch-agent), configured by LEAKWATCH_AGENT_ADDR;
+ * a linked program calls lw_agent_start() instead. Nothing here exits the
+ * host: failures are reported on stderr (unless LEAKWATCH_QUIET=1) or
+ * returned.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent_internal.h"
+#include "leakwatch/agent.h"
+
+static int quiet = -1;
+
+void lw__log(const char *fmt, ...)
+{
+    if (quiet < 0) {
+        const char *q = getenv("LEAKWATCH_QUIET");
+        quiet = q && strcmp(q, "1") == 0;
+    }
+    if (quiet)
+        return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
+    ssize_t w = write(STDERR_FILENO, buf, len);
+    (void)w; /* nothing useful to do when stderr is gone */
+}
+
+void lw_agent_options_init(lw_agent_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->listen_addr = LW_AGENT_DEFAULT_ADDR;
+    opts->heap_rate_bytes = LW_AGENT_DEFAULT_HEAP_RATE_BYTES;
+    opts->cpu_profiler_enabled = true;
+}
+
+int lw_agent_start(const lw_agent_options *opts, char *err, size_t err_len)
+{
+    lw_agent_options def;
+    char scratch[256];
+    if (!err || err_len == 0) {
+        err = scratch;
+        err_len = sizeof scratch;
+    }
+    err[0] = '\0';
+    if (!opts) {
+        lw_agent_options_init(&def);
+        opts = &def;
+    }
+    if (opts->heap_rate_bytes < 0) {
+        snprintf(err, err_len, "heap_rate_bytes must be >= 0, got %lld",
+                 (long long)opts->heap_rate_bytes);
+        return -EINVAL;
+    }
+    lw__heap_set_rate(opts->heap_rate_bytes);
+    const char *addr = opts->listen_addr && *opts->listen_addr ? opts->listen_addr
+                                                               : LW_AGENT_DEFAULT_ADDR;
+    if (strcmp(addr, "off") == 0)
+        return 0;
+    lw__tls_busy++;
+    int rc = lw__http_start(addr, opts->cpu_profiler_enabled, err, err_len);
+    lw__tls_busy--;
+    return rc;
+}
+
+void lw_agent_stop(void)
+{
+    lw__tls_busy++;
+    lw__http_stop();
+    lw__tls_busy--;
+}
+
+int lw_agent_port(void)
+{
+    return lw__http_port();
+}
+
+void lw_agent_set_heap_rate(int64_t rate_bytes)
+{
+    lw__heap_set_rate(rate_bytes);
+}
+
+static void child_after_fork(void)
+{
+    lw__http_forget();
+}
+
+static bool preloaded(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+    return p && strstr(p, "libleakwatch-agent") != NULL;
+}
+
+__attribute__((constructor)) static void agent_init(void)
+{
+    lw__heap_init();
+    lw__threads_init();
+    if (pthread_atfork(NULL, NULL, child_after_fork) != 0)
+        lw__log("leakwatch-agent: pthread_atfork failed\n");
+    if (!preloaded())
+        return;
+    lw_agent_options o;
+    lw_agent_options_init(&o);
+    const char *addr = getenv("LEAKWATCH_AGENT_ADDR");
+    if (addr && *addr)
+        o.listen_addr = addr;
+    o.heap_rate_bytes = lw__heap_rate(); /* LEAKWATCH_HEAP_RATE, read by lw__heap_init */
+    const char *cpu = getenv("LEAKWATCH_CPU_PROFILE");
+    if (cpu && strcmp(cpu, "0") == 0)
+        o.cpu_profiler_enabled = false;
+    char err[256];
+    int rc = lw_agent_start(&o, err, sizeof err);
+    if (rc != 0)
+        lw__log("leakwatch-agent: not serving /debug/pprof: %s\n", err);
+}

@@ -1,0 +1,613 @@
+/* threads.c — thread tracking and stack capture for the goroutine and
+ * threadcreate profiles.
+ *
+ * pthread_create is interposed: the creating stack is recorded (deduplicated
+ * in an insert-only table, which is also the threadcreate profile) and the
+ * new thread starts in a trampoline that registers it (tid, start time,
+ * creator) in the live registry and unregisters it when it exits (return,
+ * pthread_exit or cancellation, through a cleanup handler). Threads that
+ * existed before the agent loaded, like the main thread, are found through
+ * /proc/self/task and simply have no creation stack.
+ *
+ * Capturing a thread's current stack: the capturing thread publishes a slot
+ * per thread, sends each one SIGURG with tgkill, and the handler unwinds its
+ * own interrupted context with libunwind (async-signal-safe, no malloc) into
+ * its slot. The capturer waits a bounded time (LW_CAPTURE_WAIT_MS); threads
+ * that block the signal are reported without a stack. A counter of handlers
+ * in flight keeps the slot array alive until no handler can touch it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <dlfcn.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include "agent_internal.h"
+
+#define LW_EXPORT __attribute__((visibility("default")))
+#define LW_CAPTURE_SIGNAL SIGURG
+#define LW_CAPTURE_WAIT_MS 250
+
+/* ---- creation stacks (threadcreate) ---------------------------------------- */
+
+typedef struct created {
+    struct created *next;
+    uint64_t hash;
+    uint64_t count; /* threads created from this stack */
+    lw_stack st;
+} created;
+
+#define CREATED_HEADS 1024
+static created *created_heads[CREATED_HEADS];
+static size_t n_created;
+
+/* ---- live registry ----------------------------------------------------- */
+
+typedef struct thread_rec {
+    struct thread_rec *next, *prev;
+    pid_t tid;
+    pid_t creator_tid;
+    int64_t start_ns; /* CLOCK_REALTIME */
+    created *from;
+} thread_rec;
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static thread_rec *reg_live;
+static thread_rec *reg_free;
+static char *reg_mem;
+static size_t reg_mem_left;
+static LW_TLS thread_rec *tls_rec;
+
+static void *reg_alloc(size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (n > reg_mem_left) {
+        size_t sz = (size_t)1 << 20;
+        void *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        reg_mem = m;
+        reg_mem_left = sz;
+    }
+    void *p = reg_mem;
+    reg_mem += n;
+    reg_mem_left -= n;
+    return p;
+}
+
+static uint64_t hash_pcs(const lw_stack *st)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (uint32_t i = 0; i < st->n; i++) {
+        h ^= st->pc[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* Under reg_lock. */
+static created *intern_created(const lw_stack *st)
+{
+    uint64_t h = hash_pcs(st);
+    created **head = &created_heads[h % CREATED_HEADS];
+    for (created *c = *head; c; c = c->next)
+        if (c->hash == h && c->st.n == st->n &&
+            memcmp(c->st.pc, st->pc, st->n * sizeof(uintptr_t)) == 0)
+            return c;
+    created *c = reg_alloc(sizeof(*c));
+    if (!c)
+        return NULL;
+    c->hash = h;
+    c->count = 0;
+    c->st = *st;
+    c->next = *head;
+    *head = c;
+    n_created++;
+    return c;
+}
+
+int64_t lw__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef struct start_arg {
+    void *(*fn)(void *);
+    void *arg;
+    created *from;
+    pid_t creator;
+    int internal;
+} start_arg;
+
+static void unregister_self(void *p)
+{
+    thread_rec *r = p;
+    if (!r)
+        return;
+    pthread_mutex_lock(&reg_lock);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        reg_live = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->next = reg_free;
+    reg_free = r;
+    pthread_mutex_unlock(&reg_lock);
+    tls_rec = NULL;
+}
+
+static void *trampoline(void *p)
+{
+    start_arg a = *(start_arg *)p;
+    lw__real_free(p);
+    lw__tls_internal = a.internal;
+    pthread_mutex_lock(&reg_lock);
+    thread_rec *r = reg_free;
+    if (r)
+        reg_free = r->next;
+    else
+        r = reg_alloc(sizeof(*r));
+    if (r) {
+        r->tid = lw__gettid();
+        r->creator_tid = a.creator;
+        r->start_ns = lw__now_ns();
+        r->from = a.from;
+        r->prev = NULL;
+        r->next = reg_live;
+        if (reg_live)
+            reg_live->prev = r;
+        reg_live = r;
+    }
+    pthread_mutex_unlock(&reg_lock);
+    tls_rec = r;
+    lw__cpu_thread_started();
+    void *ret;
+    pthread_cleanup_push(unregister_self, r);
+    ret = a.fn(a.arg);
+    pthread_cleanup_pop(1);
+    return ret;
+}
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+static pthread_create_fn real_pthread_create;
+
+LW_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                             void *arg)
+{
+    pthread_create_fn real = __atomic_load_n(&real_pthread_create, __ATOMIC_ACQUIRE);
+    if (!real) {
+        real = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+        if (!real)
+            return EAGAIN;
+        __atomic_store_n(&real_pthread_create, real, __ATOMIC_RELEASE);
+    }
+    start_arg *a = lw__real_malloc(sizeof(*a));
+    if (!a)
+        return real(t, attr, fn, arg);
+    lw_stack st;
+    lw__stack_here(&st, 1);
+    a->fn = fn;
+    a->arg = arg;
+    a->creator = lw__gettid();
+    a->internal = lw__tls_internal;
+    pthread_mutex_lock(&reg_lock);
+    a->from = intern_created(&st);
+    if (a->from)
+        a->from->count++;
+    pthread_mutex_unlock(&reg_lock);
+    int rc = real(t, attr, trampoline, a);
+    if (rc != 0) {
+        pthread_mutex_lock(&reg_lock);
+        if (a->from)
+            a->from->count--;
+        pthread_mutex_unlock(&reg_lock);
+        lw__real_free(a);
+    }
+    return rc;
+}
+
+int lw__threads_created(lw_stack **out, size_t *n_out)
+{
+    pthread_mutex_lock(&reg_lock);
+    size_t total = 0;
+    for (size_t i = 0; i < CREATED_HEADS; i++)
+        for (created *c = created_heads[i]; c; c = c->next)
+            total += c->count;
+    lw_stack *v = lw__real_malloc((total ? total : 1) * sizeof(*v));
+    size_t n = 0;
+    if (v) {
+        for (size_t i = 0; i < CREATED_HEADS; i++)
+            for (created *c = created_heads[i]; c; c = c->next)
+                for (uint64_t k = 0; k < c->count && n < total; k++)
+                    v[n++] = c->st;
+    }
+    pthread_mutex_unlock(&reg_lock);
+    if (!v)
+        return -ENOMEM;
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+/* ---- /proc helpers ----------------------------------------------------------- */
+
+int lw__list_tids(pid_t **out, size_t *n_out)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -errno;
+    size_t cap = 64, n = 0;
+    pid_t *v = lw__real_malloc(cap * sizeof(*v));
+    int rc = 0;
+    if (!v) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        if (n == cap) {
+            pid_t *nv = lw__real_realloc(v, cap * 2 * sizeof(*v));
+            if (!nv) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            v = nv;
+            cap *= 2;
+        }
+        v[n++] = (pid_t)atoi(e->d_name);
+    }
+out:
+    closedir(d);
+    if (rc != 0) {
+        lw__real_free(v);
+        return rc;
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+static ssize_t read_small(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
+static const char *syscall_name(long nr)
+{
+#if defined(__x86_64__)
+    switch (nr) {
+    case 0: return "read";
+    case 1: return "write";
+    case 7: return "poll";
+    case 17: return "pread64";
+    case 18: return "pwrite64";
+    case 19: return "readv";
+    case 20: return "writev";
+    case 23: return "select";
+    case 34: return "pause";
+    case 35: return "nanosleep";
+    case 42: return "connect";
+    case 43: return "accept";
+    case 44: return "sendto";
+    case 45: return "recvfrom";
+    case 46: return "sendmsg";
+    case 47: return "recvmsg";
+    case 61: return "wait4";
+    case 70: return "msgrcv";
+    case 72: return "fcntl";
+    case 73: return "flock";
+    case 74: return "fsync";
+    case 75: return "fdatasync";
+    case 128: return "rt_sigtimedwait";
+    case 130: return "rt_sigsuspend";
+    case 202: return "futex";
+    case 208: return "io_getevents";
+    case 220: return "semtimedop";
+    case 230: return "clock_nanosleep";
+    case 232: return "epoll_wait";
+    case 243: return "mq_timedreceive";
+    case 247: return "waitid";
+    case 257: return "openat";
+    case 270: return "pselect6";
+    case 271: return "ppoll";
+    case 281: return "epoll_pwait";
+    case 288: return "accept4";
+    case 299: return "recvmmsg";
+    case 426: return "io_uring_enter";
+    case 441: return "epoll_pwait2";
+    default: return NULL;
+    }
+#else
+    (void)nr;
+    return NULL;
+#endif
+}
+
+static int64_t boot_ticks_to_age(unsigned long long start_ticks)
+{
+    char buf[128];
+    if (read_small("/proc/uptime", buf, sizeof buf) <= 0)
+        return 0;
+    double up = strtod(buf, NULL);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (hz <= 0)
+        hz = 100;
+    double age = up - (double)start_ticks / (double)hz;
+    return age > 0 ? (int64_t)age : 0;
+}
+
+/* Fill state, name, wait and age from /proc/self/task/TID. */
+static void read_task(lw_thread_info *ti)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)ti->tid);
+    if (read_small(path, buf, sizeof buf) > 0) {
+        buf[strcspn(buf, "\n")] = '\0';
+        size_t l = strnlen(buf, sizeof ti->name - 1);
+        memcpy(ti->name, buf, l);
+        ti->name[l] = '\0';
+    }
+    ti->state = '?';
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)ti->tid);
+    if (read_small(path, buf, sizeof buf) > 0) {
+        char *rp = strrchr(buf, ')');
+        if (rp && rp[1] == ' ') {
+            ti->state = rp[2];
+            /* Field 22 (starttime) is the 20th after the state field. */
+            char *q = rp + 2;
+            for (int f = 3; f < 22 && q; f++) {
+                q = strchr(q, ' ');
+                if (q)
+                    q++;
+            }
+            if (q && ti->age_seconds == 0)
+                ti->age_seconds = boot_ticks_to_age(strtoull(q, NULL, 10));
+        }
+    }
+    ti->wait[0] = '\0';
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)ti->tid);
+    if (ti->state != 'R' && read_small(path, buf, sizeof buf) > 0 &&
+        strncmp(buf, "running", 7) != 0) {
+        long nr = strtol(buf, NULL, 10);
+        const char *nm = nr >= 0 ? syscall_name(nr) : NULL;
+        if (nm)
+            snprintf(ti->wait, sizeof ti->wait, "%s", nm);
+        else if (nr >= 0)
+            snprintf(ti->wait, sizeof ti->wait, "syscall %ld", nr);
+    }
+}
+
+/* ---- capture ----------------------------------------------------------------- */
+
+typedef struct cap_slot {
+    pid_t tid;
+    _Atomic int done;
+    lw_stack st;
+} cap_slot;
+
+static cap_slot *_Atomic cap_slots;
+static _Atomic size_t cap_n;
+static _Atomic int cap_in_handler;
+static pthread_mutex_t cap_lock = PTHREAD_MUTEX_INITIALIZER;
+static int cap_installed;
+static struct sigaction cap_prev;
+
+static void unwind_context(ucontext_t *uc, lw_stack *st)
+{
+    unw_cursor_t cur;
+    st->n = 0;
+    if (unw_init_local2(&cur, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) < 0)
+        return;
+    do {
+        unw_word_t ip = 0;
+        if (unw_get_reg(&cur, UNW_REG_IP, &ip) < 0 || ip == 0)
+            break;
+        st->pc[st->n++] = (uintptr_t)ip;
+    } while (st->n < LW_MAX_FRAMES && unw_step(&cur) > 0);
+}
+
+static void on_capture(int sig, siginfo_t *si, void *uctx)
+{
+    int saved = errno;
+    bool ours = si && si->si_code == SI_TKILL && si->si_pid == getpid();
+    if (ours) {
+        atomic_fetch_add(&cap_in_handler, 1);
+        cap_slot *slots = atomic_load(&cap_slots);
+        size_t n = atomic_load(&cap_n);
+        pid_t me = lw__gettid();
+        for (size_t i = 0; slots && i < n; i++) {
+            if (slots[i].tid == me && !atomic_load(&slots[i].done)) {
+                lw__tls_busy++;
+                unwind_context(uctx, &slots[i].st);
+                lw__tls_busy--;
+                atomic_store(&slots[i].done, 1);
+                break;
+            }
+        }
+        atomic_fetch_sub(&cap_in_handler, 1);
+    } else if ((cap_prev.sa_flags & SA_SIGINFO) && cap_prev.sa_sigaction) {
+        cap_prev.sa_sigaction(sig, si, uctx);
+    } else if (cap_prev.sa_handler != SIG_DFL && cap_prev.sa_handler != SIG_IGN &&
+               cap_prev.sa_handler) {
+        cap_prev.sa_handler(sig);
+    }
+    errno = saved;
+}
+
+static int install_capture_handler(void)
+{
+    if (cap_installed)
+        return 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_capture;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    if (sigaction(LW_CAPTURE_SIGNAL, &sa, &cap_prev) != 0)
+        return -errno;
+    cap_installed = 1;
+    return 0;
+}
+
+static thread_rec *find_rec(pid_t tid)
+{
+    for (thread_rec *r = reg_live; r; r = r->next)
+        if (r->tid == tid)
+            return r;
+    return NULL;
+}
+
+int lw__threads_capture(lw_thread_info **out, size_t *n_out)
+{
+    pid_t *tids = NULL;
+    size_t n = 0;
+    cap_slot *slots = NULL;
+    lw_thread_info *info = NULL;
+    int rc;
+
+    pthread_mutex_lock(&cap_lock);
+    rc = lw__list_tids(&tids, &n);
+    if (rc != 0)
+        goto out;
+    info = lw__real_calloc(n ? n : 1, sizeof(*info));
+    slots = lw__real_calloc(n ? n : 1, sizeof(*slots));
+    if (!info || !slots) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    int64_t now = lw__now_ns();
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < n; i++) {
+        info[i].tid = tids[i];
+        thread_rec *r = find_rec(tids[i]);
+        if (r) {
+            info[i].age_seconds = (now - r->start_ns) / 1000000000;
+            if (info[i].age_seconds == 0)
+                info[i].age_seconds = -1; /* known, under a second */
+            info[i].creator_tid = r->creator_tid;
+            if (r->from) {
+                info[i].has_created_by = true;
+                info[i].created_by = r->from->st;
+            }
+        }
+    }
+    pthread_mutex_unlock(&reg_lock);
+    /* State first: the capture signal interrupts the syscall being waited in. */
+    for (size_t i = 0; i < n; i++) {
+        read_task(&info[i]);
+        if (info[i].age_seconds < 0)
+            info[i].age_seconds = 0;
+    }
+
+    rc = install_capture_handler();
+    if (rc != 0)
+        goto out;
+    pid_t self = lw__gettid();
+    for (size_t i = 0; i < n; i++)
+        slots[i].tid = tids[i];
+    atomic_store(&cap_n, n);
+    atomic_store(&cap_slots, slots);
+    pid_t pid = getpid();
+    for (size_t i = 0; i < n; i++) {
+        if (tids[i] == self) {
+            lw__stack_here(&slots[i].st, 0);
+            atomic_store(&slots[i].done, 1);
+        } else if (syscall(SYS_tgkill, pid, tids[i], LW_CAPTURE_SIGNAL) != 0) {
+            atomic_store(&slots[i].done, -1); /* exited meanwhile */
+        }
+    }
+    for (int waited = 0; waited < LW_CAPTURE_WAIT_MS; waited++) {
+        size_t pending = 0;
+        for (size_t i = 0; i < n; i++)
+            pending += atomic_load(&slots[i].done) == 0;
+        if (pending == 0)
+            break;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    atomic_store(&cap_slots, NULL);
+    atomic_store(&cap_n, 0);
+    while (atomic_load(&cap_in_handler) != 0)
+        sched_yield();
+
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = atomic_load(&slots[i].done);
+        if (d < 0)
+            continue; /* the thread is gone */
+        info[k] = info[i];
+        info[k].has_stack = d > 0 && slots[i].st.n > 0;
+        if (info[k].has_stack)
+            info[k].stack = slots[i].st;
+        k++;
+    }
+    *out = info;
+    *n_out = k;
+    info = NULL;
+out:
+    pthread_mutex_unlock(&cap_lock);
+    lw__real_free(tids);
+    lw__real_free(slots);
+    lw__real_free(info);
+    return rc;
+}
+
+/* ---- fork ------------------------------------------------------------------ */
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&reg_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static void fork_child(void)
+{
+    /* Only the forking thread exists in the child. */
+    thread_rec *keep = tls_rec;
+    for (thread_rec *r = reg_live, *next; r; r = next) {
+        next = r->next;
+        if (r != keep) {
+            r->next = reg_free;
+            reg_free = r;
+        }
+    }
+    reg_live = keep;
+    if (keep) {
+        keep->next = keep->prev = NULL;
+        keep->tid = lw__gettid();
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
+
+void lw__threads_init(void)
+{
+    if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
+        lw__log("leakwatch-agent: pthread_atfork failed; fork() may deadlock\n");
+}
