@@ -1,0 +1,189 @@
+/* store_cache.c — bounded content→id caches and int64 hash sets for the store.
+ *
+ * Both are open-addressing tables with linear probing and power-of-two
+ * sizes, kept at most half full. The content cache copies each key into one
+ * arena so an exact comparison (not just the hash) decides a hit; when it
+ * outgrows its entry or byte budget it is cleared rather than evicted
+ * piecemeal — a miss only costs one indexed SQLite lookup.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void store__cache_init(store__cache *c, size_t max_entries, size_t max_arena_bytes)
+{
+    memset(c, 0, sizeof(*c));
+    c->max_entries = max_entries;
+    c->max_arena_bytes = max_arena_bytes;
+}
+
+void store__cache_clear(store__cache *c)
+{
+    free(c->slots);
+    free(c->arena);
+    c->slots = NULL;
+    c->arena = NULL;
+    c->n_slots = c->n_used = 0;
+    c->arena_len = c->arena_cap = 0;
+}
+
+void store__cache_free(store__cache *c)
+{
+    store__cache_clear(c);
+}
+
+void store__caches_clear(store *s)
+{
+    store__cache_clear(&s->strings);
+    store__cache_clear(&s->functions);
+    store__cache_clear(&s->stacks);
+}
+
+int64_t store__cache_get(const store__cache *c, uint64_t hash, const void *key, size_t len)
+{
+    if (!c->n_slots)
+        return 0;
+    size_t mask = c->n_slots - 1;
+    for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+        const store__cache_entry *e = &c->slots[i];
+        if (!e->id)
+            return 0;
+        if (e->hash == hash && e->len == len && memcmp(c->arena + e->off, key, len) == 0)
+            return e->id;
+    }
+}
+
+static int cache_grow(store__cache *c)
+{
+    size_t n = c->n_slots ? c->n_slots * 2 : 1024;
+    store__cache_entry *slots = calloc(n, sizeof(*slots));
+    if (!slots)
+        return -ENOMEM;
+    for (size_t j = 0; j < c->n_slots; j++) {
+        store__cache_entry *e = &c->slots[j];
+        if (!e->id)
+            continue;
+        size_t i = (size_t)e->hash & (n - 1);
+        while (slots[i].id)
+            i = (i + 1) & (n - 1);
+        slots[i] = *e;
+    }
+    free(c->slots);
+    c->slots = slots;
+    c->n_slots = n;
+    return 0;
+}
+
+void store__cache_put(store__cache *c, uint64_t hash, const void *key, size_t len, int64_t id)
+{
+    if (id <= 0 || len > UINT32_MAX)
+        return;
+    if (c->n_used + 1 > c->max_entries || c->arena_len + len > c->max_arena_bytes)
+        store__cache_clear(c);
+    if ((c->n_used + 1) * 2 > c->n_slots && cache_grow(c) != 0)
+        return;
+    if (c->arena_len + len > c->arena_cap) {
+        size_t cap = c->arena_cap ? c->arena_cap : 4096;
+        while (cap < c->arena_len + len)
+            cap *= 2;
+        char *a = realloc(c->arena, cap);
+        if (!a)
+            return;
+        c->arena = a;
+        c->arena_cap = cap;
+    }
+    memcpy(c->arena + c->arena_len, key, len);
+    size_t mask = c->n_slots - 1;
+    size_t i = (size_t)hash & mask;
+    while (c->slots[i].id)
+        i = (i + 1) & mask;
+    c->slots[i] = (store__cache_entry){.hash = hash, .id = id, .len = (uint32_t)len,
+                                       .off = c->arena_len};
+    c->arena_len += len;
+    c->n_used++;
+}
+
+/* ---- int64 sets ------------------------------------------------------------ */
+
+static size_t idhash(int64_t key, size_t mask)
+{
+    uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 17) & mask;
+}
+
+void store__idset_init(store__idset *set)
+{
+    memset(set, 0, sizeof(*set));
+}
+
+void store__idset_free(store__idset *set)
+{
+    free(set->keys);
+    free(set->values);
+    memset(set, 0, sizeof(*set));
+}
+
+static int idset_grow(store__idset *set)
+{
+    size_t n = set->n_slots ? set->n_slots * 2 : 256;
+    int64_t *keys = calloc(n, sizeof(*keys));
+    int64_t *values = calloc(n, sizeof(*values));
+    if (!keys || !values) {
+        free(keys);
+        free(values);
+        return -ENOMEM;
+    }
+    for (size_t j = 0; j < set->n_slots; j++) {
+        if (!set->keys[j])
+            continue;
+        size_t i = idhash(set->keys[j], n - 1);
+        while (keys[i])
+            i = (i + 1) & (n - 1);
+        keys[i] = set->keys[j];
+        values[i] = set->values[j];
+    }
+    free(set->keys);
+    free(set->values);
+    set->keys = keys;
+    set->values = values;
+    set->n_slots = n;
+    return 0;
+}
+
+int store__idset_put(store__idset *set, int64_t key, int64_t value)
+{
+    if (key == 0)
+        return -EINVAL;
+    if ((set->n_used + 1) * 2 > set->n_slots) {
+        int rc = idset_grow(set);
+        if (rc)
+            return rc;
+    }
+    size_t mask = set->n_slots - 1;
+    size_t i = idhash(key, mask);
+    while (set->keys[i] && set->keys[i] != key)
+        i = (i + 1) & mask;
+    if (!set->keys[i]) {
+        set->keys[i] = key;
+        set->n_used++;
+    }
+    set->values[i] = value;
+    return 0;
+}
+
+bool store__idset_get(const store__idset *set, int64_t key, int64_t *value)
+{
+    if (!set->n_slots || key == 0)
+        return false;
+    size_t mask = set->n_slots - 1;
+    for (size_t i = idhash(key, mask); set->keys[i]; i = (i + 1) & mask) {
+        if (set->keys[i] == key) {
+            if (value)
+                *value = set->values[i];
+            return true;
+        }
+    }
+    return false;
+}

@@ -1,0 +1,797 @@
+/* store_ingest.c — store one pprof profile, deduplicated, in one transaction.
+ *
+ * A profile is taken apart into rows shared by every profile that uses
+ * them: strings, functions (name, system name, file, start line), stacks
+ * (a blob of varint (function id, line) pairs, leaf first, inlined lines as
+ * frames of their own) and a sample set (all the samples of the profile as
+ * one compressed, column-wise blob of stack ids, values and labels). A
+ * profile row then only keeps its metadata, totals and the ids of its
+ * sample set and of its "meta" row (sample types, period type, comments —
+ * the same for every profile of a kind). Identical successive profiles (an
+ * idle service's goroutines) share one sample set and cost one small row.
+ *
+ * Every shared row is found by the hash of its content and then compared
+ * byte for byte, so a hash collision can only cost a duplicate row, never a
+ * wrong answer. The writer's caches make repeated content (the common case)
+ * free of SQLite lookups.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Caps for the per-ingest scratch buffers; a decoded profile is already
+ * bounded by pprof's decompressed-size cap, these only guard the encoders. */
+#define SET_MAX_BYTES ((size_t)1 << 30)
+#define STACK_MAX_BYTES ((size_t)64 << 20)
+
+typedef struct ingest {
+    store *s;
+    const pprof_profile *p;
+    int64_t *str_ids;   /* per profile string index: DB string id, -1 = not yet looked up */
+    int64_t *fn_ids;    /* per profile function index: DB function id, 0 = not yet */
+    size_t *loc_off;    /* per profile location index: offset of its frames in `frames` */
+    size_t *loc_len;    /* per profile location index: SIZE_MAX = not yet encoded */
+    store__idset fn_index;  /* function id → index */
+    store__idset loc_index; /* location id → index */
+    lw_buf frames;      /* encoded frames of every location */
+    lw_buf stack;       /* scratch: one stack's frames */
+    lw_buf set;         /* raw sample set */
+    lw_buf packed;      /* packed sample set */
+    lw_buf meta;        /* raw meta */
+    lw_buf tmp;         /* scratch: function keys, sample type text */
+    int64_t *stack_ids; /* per sample */
+    int64_t *totals;    /* per sample type */
+    char *err;
+    size_t err_len;
+} ingest;
+
+static void ierr(ingest *in, const char *fmt, ...) LW_PRINTF(2, 3);
+
+static void ierr(ingest *in, const char *fmt, ...)
+{
+    if (!in->err || !in->err_len || in->err[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(in->err, in->err_len, fmt, ap);
+    va_end(ap);
+}
+
+/* Report an SQLite failure of the writer connection and translate it. */
+static int sqlerr(ingest *in, int src, const char *what)
+{
+    int rc = store__errno(src);
+    if (!rc)
+        rc = -EIO;
+    ierr(in, "%s: %s", what, sqlite3_errmsg(in->s->w.db));
+    return rc;
+}
+
+static int db_string(ingest *in, const char *str, int64_t *out)
+{
+    store *s = in->s;
+    size_t len = strlen(str);
+    if (!len) {
+        *out = 0;
+        return 0;
+    }
+    uint64_t h = store__hash(str, len);
+    int64_t id = store__cache_get(&s->strings, h, str, len);
+    if (id) {
+        *out = id;
+        return 0;
+    }
+    sqlite3_stmt *st = store__stmt(&s->w, SQL_STRING_FIND);
+    if (!st)
+        return sqlerr(in, SQLITE_ERROR, "string lookup");
+    sqlite3_bind_int64(st, 1, (int64_t)h);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *v = sqlite3_column_text(st, 1);
+        if ((size_t)sqlite3_column_bytes(st, 1) == len && memcmp(v, str, len) == 0) {
+            id = sqlite3_column_int64(st, 0);
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return sqlerr(in, src, "string lookup");
+    if (!id) {
+        st = store__stmt(&s->w, SQL_STRING_INSERT);
+        if (!st)
+            return sqlerr(in, SQLITE_ERROR, "string insert");
+        sqlite3_bind_int64(st, 1, (int64_t)h);
+        sqlite3_bind_text(st, 2, str, (int)len, SQLITE_STATIC);
+        src = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE)
+            return sqlerr(in, src, "string insert");
+        id = sqlite3_last_insert_rowid(s->w.db);
+    }
+    store__cache_put(&s->strings, h, str, len, id);
+    *out = id;
+    return 0;
+}
+
+/* The DB string id of profile string index idx. */
+static int pstring(ingest *in, int64_t idx, int64_t *out)
+{
+    if (idx < 0 || (size_t)idx >= in->p->n_strings) {
+        ierr(in, "string index %" PRId64 " out of range", idx);
+        return -EINVAL;
+    }
+    if (in->str_ids[idx] >= 0) {
+        *out = in->str_ids[idx];
+        return 0;
+    }
+    const char *str = in->p->strings[idx] ? in->p->strings[idx] : "";
+    int rc = db_string(in, str, out);
+    if (!rc)
+        in->str_ids[idx] = *out;
+    return rc;
+}
+
+static int db_function(ingest *in, int64_t name, int64_t sys, int64_t file, int64_t start_line,
+                       int64_t *out)
+{
+    store *s = in->s;
+    int rc;
+    lw_buf_reset(&in->tmp);
+    if ((rc = store__put_uvarint(&in->tmp, (uint64_t)name)) ||
+        (rc = store__put_uvarint(&in->tmp, (uint64_t)sys)) ||
+        (rc = store__put_uvarint(&in->tmp, (uint64_t)file)) ||
+        (rc = store__put_svarint(&in->tmp, start_line)))
+        return rc;
+    uint64_t h = store__hash(in->tmp.data, in->tmp.len);
+    int64_t id = store__cache_get(&s->functions, h, in->tmp.data, in->tmp.len);
+    if (id) {
+        *out = id;
+        return 0;
+    }
+    sqlite3_stmt *st = store__stmt(&s->w, SQL_FUNCTION_FIND);
+    if (!st)
+        return sqlerr(in, SQLITE_ERROR, "function lookup");
+    sqlite3_bind_int64(st, 1, name);
+    sqlite3_bind_int64(st, 2, sys);
+    sqlite3_bind_int64(st, 3, file);
+    sqlite3_bind_int64(st, 4, start_line);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return sqlerr(in, src, "function lookup");
+    if (!id) {
+        st = store__stmt(&s->w, SQL_FUNCTION_INSERT);
+        if (!st)
+            return sqlerr(in, SQLITE_ERROR, "function insert");
+        sqlite3_bind_int64(st, 1, name);
+        sqlite3_bind_int64(st, 2, sys);
+        sqlite3_bind_int64(st, 3, file);
+        sqlite3_bind_int64(st, 4, start_line);
+        src = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE)
+            return sqlerr(in, src, "function insert");
+        id = sqlite3_last_insert_rowid(s->w.db);
+    }
+    store__cache_put(&s->functions, h, in->tmp.data, in->tmp.len, id);
+    *out = id;
+    return 0;
+}
+
+/* The DB function id of profile function id fid. */
+static int pfunction(ingest *in, uint64_t fid, int64_t *out)
+{
+    int64_t idx;
+    if (!store__idset_get(&in->fn_index, (int64_t)fid, &idx)) {
+        ierr(in, "function id %" PRIu64 " does not exist", fid);
+        return -EINVAL;
+    }
+    if (in->fn_ids[idx]) {
+        *out = in->fn_ids[idx];
+        return 0;
+    }
+    const pprof_function *f = &in->p->functions[idx];
+    int64_t name, sys, file;
+    int rc;
+    if ((rc = pstring(in, f->name, &name)) || (rc = pstring(in, f->system_name, &sys)) ||
+        (rc = pstring(in, f->filename, &file)) ||
+        (rc = db_function(in, name, sys, file, f->start_line, out)))
+        return rc;
+    in->fn_ids[idx] = *out;
+    return 0;
+}
+
+/* A location without line information becomes one frame of a synthetic
+ * function named after its mapping and offset, so that it keeps the
+ * normalized identity pprof.h defines (mapping file and offset). */
+static int unsymbolized_function(ingest *in, const pprof_location *loc, int64_t *out)
+{
+    const pprof_profile *p = in->p;
+    const pprof_mapping *m = NULL;
+    for (size_t i = 0; loc->mapping_id && i < p->n_mappings; i++)
+        if (p->mappings[i].id == loc->mapping_id) {
+            m = &p->mappings[i];
+            break;
+        }
+    char name[512];
+    int64_t file = 0;
+    int rc;
+    if (m) {
+        const char *mf = (m->filename >= 0 && (size_t)m->filename < p->n_strings && p->strings[m->filename])
+                             ? p->strings[m->filename]
+                             : "";
+        const char *base = strrchr(mf, '/');
+        base = base ? base + 1 : mf;
+        snprintf(name, sizeof(name), "%s+0x%" PRIx64, base[0] ? base : "?",
+                 loc->address - m->memory_start + m->file_offset);
+        if ((rc = pstring(in, m->filename, &file)))
+            return rc;
+    } else {
+        snprintf(name, sizeof(name), "0x%" PRIx64, loc->address);
+    }
+    int64_t name_id;
+    if ((rc = db_string(in, name, &name_id)))
+        return rc;
+    return db_function(in, name_id, name_id, file, 0, out);
+}
+
+/* Encode location index li's frames (once) into in->frames. */
+static int location_frames(ingest *in, uint64_t loc_id, const unsigned char **data, size_t *len)
+{
+    int64_t li;
+    int rc;
+    if (!store__idset_get(&in->loc_index, (int64_t)loc_id, &li)) {
+        ierr(in, "location id %" PRIu64 " does not exist", loc_id);
+        return -EINVAL;
+    }
+    if (in->loc_len[li] == SIZE_MAX) {
+        const pprof_location *loc = &in->p->locations[li];
+        int64_t fn;
+        size_t start = in->frames.len;
+        if (loc->n_lines == 0) {
+            if ((rc = unsymbolized_function(in, loc, &fn)) ||
+                (rc = store__put_uvarint(&in->frames, (uint64_t)fn)) ||
+                (rc = store__put_svarint(&in->frames, 0)))
+                return rc;
+        }
+        for (size_t j = 0; j < loc->n_lines; j++) {
+            if ((rc = pfunction(in, loc->lines[j].function_id, &fn)) ||
+                (rc = store__put_uvarint(&in->frames, (uint64_t)fn)) ||
+                (rc = store__put_svarint(&in->frames, loc->lines[j].line)))
+                return rc;
+        }
+        in->loc_off[li] = start;
+        in->loc_len[li] = in->frames.len - start;
+    }
+    *data = (const unsigned char *)in->frames.data + in->loc_off[li];
+    *len = in->loc_len[li];
+    return 0;
+}
+
+static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
+{
+    store *s = in->s;
+    int rc;
+    lw_buf_reset(&in->stack);
+    for (size_t i = 0; i < smp->n_locations; i++) {
+        const unsigned char *d;
+        size_t n;
+        if ((rc = location_frames(in, smp->location_ids[i], &d, &n)))
+            return rc;
+        if ((rc = lw_buf_append(&in->stack, d, n)))
+            return rc;
+    }
+    const void *blob = in->stack.data ? in->stack.data : "";
+    size_t len = in->stack.len;
+    uint64_t h = store__hash(blob, len);
+    int64_t id = store__cache_get(&s->stacks, h, blob, len);
+    if (id) {
+        *out = id;
+        return 0;
+    }
+    sqlite3_stmt *st = store__stmt(&s->w, SQL_STACK_FIND);
+    if (!st)
+        return sqlerr(in, SQLITE_ERROR, "stack lookup");
+    sqlite3_bind_int64(st, 1, (int64_t)h);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((size_t)sqlite3_column_bytes(st, 1) == len &&
+            (len == 0 || memcmp(sqlite3_column_blob(st, 1), blob, len) == 0)) {
+            id = sqlite3_column_int64(st, 0);
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return sqlerr(in, src, "stack lookup");
+    if (!id) {
+        st = store__stmt(&s->w, SQL_STACK_INSERT);
+        if (!st)
+            return sqlerr(in, SQLITE_ERROR, "stack insert");
+        sqlite3_bind_int64(st, 1, (int64_t)h);
+        sqlite3_bind_blob(st, 2, blob, (int)len, SQLITE_STATIC);
+        src = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE)
+            return sqlerr(in, src, "stack insert");
+        id = sqlite3_last_insert_rowid(s->w.db);
+    }
+    store__cache_put(&s->stacks, h, blob, len, id);
+    *out = id;
+    return 0;
+}
+
+/* Raw sample set layout (all varints):
+ *   n_samples, n_types,
+ *   stack ids as zigzag deltas from the previous sample's,
+ *   for each type: every sample's value (zigzag),
+ *   for each sample: its number of labels,
+ *   for each label: key, str (string ids), and when str == 0: num (zigzag), unit.
+ * Column order keeps like with like, which deflate rewards. */
+static int encode_set(ingest *in)
+{
+    const pprof_profile *p = in->p;
+    lw_buf *b = &in->set;
+    int rc;
+    lw_buf_reset(b);
+    if ((rc = store__put_uvarint(b, p->n_samples)) ||
+        (rc = store__put_uvarint(b, p->n_sample_types)))
+        return rc;
+    int64_t prev = 0;
+    for (size_t i = 0; i < p->n_samples; i++) {
+        if ((rc = store__put_svarint(b, in->stack_ids[i] - prev)))
+            return rc;
+        prev = in->stack_ids[i];
+    }
+    for (size_t t = 0; t < p->n_sample_types; t++) {
+        int64_t total = 0;
+        for (size_t i = 0; i < p->n_samples; i++) {
+            int64_t v = p->samples[i].values[t];
+            total = (int64_t)((uint64_t)total + (uint64_t)v);
+            if ((rc = store__put_svarint(b, v)))
+                return rc;
+        }
+        in->totals[t] = total;
+    }
+    for (size_t i = 0; i < p->n_samples; i++)
+        if ((rc = store__put_uvarint(b, p->samples[i].n_labels)))
+            return rc;
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const pprof_sample *smp = &p->samples[i];
+        for (size_t j = 0; j < smp->n_labels; j++) {
+            const pprof_label *l = &smp->labels[j];
+            int64_t key, str, unit;
+            if ((rc = pstring(in, l->key, &key)) || (rc = pstring(in, l->str, &str)) ||
+                (rc = store__put_uvarint(b, (uint64_t)key)) ||
+                (rc = store__put_uvarint(b, (uint64_t)str)))
+                return rc;
+            if (str == 0) {
+                if ((rc = pstring(in, l->num_unit, &unit)) || (rc = store__put_svarint(b, l->num)) ||
+                    (rc = store__put_uvarint(b, (uint64_t)unit)))
+                    return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+int store__set_decode(const void *blob, size_t len, store__set_reader *r)
+{
+    uint64_t n, nt, u;
+    int64_t v;
+    int rc;
+    memset(r, 0, sizeof(*r));
+    lw_buf_init(&r->raw, SET_MAX_BYTES);
+    if ((rc = store__unpack(blob, len, &r->raw)))
+        goto fail;
+    const unsigned char *d = (const unsigned char *)r->raw.data;
+    size_t dl = r->raw.len, pos = 0;
+    rc = -EINVAL;
+    if (store__get_uvarint(d, dl, &pos, &n) || store__get_uvarint(d, dl, &pos, &nt))
+        goto fail;
+    /* Every sample takes at least one byte per column: bound the counts by
+     * the data before allocating. */
+    if (n > dl || nt > 64)
+        goto fail;
+    r->n_samples = n;
+    r->n_types = nt;
+    r->stack_ids = malloc((n ? n : 1) * sizeof(int64_t));
+    r->values = malloc((n * nt > 0 ? n * nt : 1) * sizeof(int64_t));
+    r->label_off = malloc((n + 1) * sizeof(size_t));
+    if (!r->stack_ids || !r->values || !r->label_off) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    int64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (store__get_svarint(d, dl, &pos, &v))
+            goto fail;
+        prev = (int64_t)((uint64_t)prev + (uint64_t)v);
+        r->stack_ids[i] = prev;
+    }
+    for (size_t t = 0; t < nt; t++)
+        for (size_t i = 0; i < n; i++)
+            if (store__get_svarint(d, dl, &pos, &r->values[i * nt + t]))
+                goto fail;
+    size_t n_labels = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (store__get_uvarint(d, dl, &pos, &u) || u > dl)
+            goto fail;
+        r->label_off[i] = n_labels;
+        n_labels += u;
+    }
+    r->label_off[n] = n_labels;
+    if (n_labels > dl)
+        goto fail;
+    r->labels = malloc((n_labels ? n_labels : 1) * 4 * sizeof(int64_t));
+    if (!r->labels) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t j = 0; j < n_labels; j++) {
+        int64_t *l = &r->labels[j * 4];
+        uint64_t key, str, unit = 0;
+        int64_t num = 0;
+        if (store__get_uvarint(d, dl, &pos, &key) || store__get_uvarint(d, dl, &pos, &str))
+            goto fail;
+        if (str == 0 &&
+            (store__get_svarint(d, dl, &pos, &num) || store__get_uvarint(d, dl, &pos, &unit)))
+            goto fail;
+        l[0] = (int64_t)key;
+        l[1] = (int64_t)str;
+        l[2] = num;
+        l[3] = (int64_t)unit;
+    }
+    if (pos != dl)
+        goto fail;
+    return 0;
+fail:
+    store__set_free(r);
+    return rc;
+}
+
+void store__set_free(store__set_reader *r)
+{
+    lw_buf_cleanup(&r->raw);
+    free(r->stack_ids);
+    free(r->values);
+    free(r->label_off);
+    free(r->labels);
+    r->stack_ids = NULL;
+    r->values = NULL;
+    r->label_off = NULL;
+    r->labels = NULL;
+}
+
+/* Meta layout (varints of string ids unless noted): n_types, (type, unit)
+ * per type, period type, period unit, default sample type, drop_frames,
+ * keep_frames, n_comments, comments. */
+static int encode_meta(ingest *in)
+{
+    const pprof_profile *p = in->p;
+    lw_buf *b = &in->meta;
+    int64_t id;
+    int rc;
+    lw_buf_reset(b);
+    lw_buf_reset(&in->tmp);
+    if ((rc = store__put_uvarint(b, p->n_sample_types)))
+        return rc;
+    for (size_t t = 0; t < p->n_sample_types; t++) {
+        int64_t idx[2] = {p->sample_types[t].type, p->sample_types[t].unit};
+        for (int k = 0; k < 2; k++)
+            if ((rc = pstring(in, idx[k], &id)) || (rc = store__put_uvarint(b, (uint64_t)id)))
+                return rc;
+        if ((rc = lw_buf_printf(&in->tmp, "%s%s/%s", t ? "," : "",
+                                p->strings[p->sample_types[t].type],
+                                p->strings[p->sample_types[t].unit])))
+            return rc;
+    }
+    int64_t fields[] = {p->period_type.type, p->period_type.unit, p->default_sample_type,
+                        p->drop_frames, p->keep_frames};
+    for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++)
+        if ((rc = pstring(in, fields[k], &id)) || (rc = store__put_uvarint(b, (uint64_t)id)))
+            return rc;
+    if ((rc = store__put_uvarint(b, p->n_comments)))
+        return rc;
+    for (size_t k = 0; k < p->n_comments; k++)
+        if ((rc = pstring(in, p->comments[k], &id)) || (rc = store__put_uvarint(b, (uint64_t)id)))
+            return rc;
+    return 0;
+}
+
+int store__meta_strings(const void *blob, size_t len, int (*fn)(void *, int64_t), void *arg)
+{
+    const unsigned char *d = blob;
+    size_t pos = 0;
+    uint64_t n, v;
+    int rc;
+    if (store__get_uvarint(d, len, &pos, &n) || n > len)
+        return -EINVAL;
+    size_t count = 2 * n + 5;
+    for (size_t i = 0; i < count; i++) {
+        if (store__get_uvarint(d, len, &pos, &v))
+            return -EINVAL;
+        if (v && (rc = fn(arg, (int64_t)v)))
+            return rc;
+    }
+    if (store__get_uvarint(d, len, &pos, &n) || n > len)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (store__get_uvarint(d, len, &pos, &v))
+            return -EINVAL;
+        if (v && (rc = fn(arg, (int64_t)v)))
+            return rc;
+    }
+    return 0;
+}
+
+/* Find or insert a content-addressed blob row (sample set or meta). */
+static int find_or_insert_blob(ingest *in, enum store__sql find, enum store__sql insert,
+                               uint64_t h, const void *blob, size_t len, int64_t n_samples,
+                               const char *sample_types, int64_t *out)
+{
+    store *s = in->s;
+    int64_t id = 0;
+    sqlite3_stmt *st = store__stmt(&s->w, find);
+    if (!st)
+        return sqlerr(in, SQLITE_ERROR, "blob lookup");
+    sqlite3_bind_int64(st, 1, (int64_t)h);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((size_t)sqlite3_column_bytes(st, 1) == len &&
+            memcmp(sqlite3_column_blob(st, 1), blob, len) == 0) {
+            id = sqlite3_column_int64(st, 0);
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return sqlerr(in, src, "blob lookup");
+    if (!id) {
+        st = store__stmt(&s->w, insert);
+        if (!st)
+            return sqlerr(in, SQLITE_ERROR, "blob insert");
+        sqlite3_bind_int64(st, 1, (int64_t)h);
+        if (sample_types)
+            sqlite3_bind_text(st, 2, sample_types, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_int64(st, 2, n_samples);
+        sqlite3_bind_blob(st, 3, blob, (int)len, SQLITE_STATIC);
+        src = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE)
+            return sqlerr(in, src, "blob insert");
+        id = sqlite3_last_insert_rowid(s->w.db);
+    }
+    *out = id;
+    return 0;
+}
+
+static int type_index(const pprof_profile *p, const char *name)
+{
+    for (size_t t = 0; t < p->n_sample_types; t++) {
+        int64_t idx = p->sample_types[t].type;
+        if (idx >= 0 && (size_t)idx < p->n_strings && p->strings[idx] &&
+            !strcmp(p->strings[idx], name))
+            return (int)t;
+    }
+    return -1;
+}
+
+static int series_put(ingest *in, int64_t target_id, int signal, int64_t time_ns, int64_t value)
+{
+    sqlite3_stmt *st = store__stmt(&in->s->w, SQL_SERIES_INSERT);
+    if (!st)
+        return sqlerr(in, SQLITE_ERROR, "series insert");
+    sqlite3_bind_int64(st, 1, target_id);
+    sqlite3_bind_int(st, 2, signal);
+    sqlite3_bind_int64(st, 3, time_ns);
+    sqlite3_bind_int64(st, 4, value);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    return src == SQLITE_DONE ? 0 : sqlerr(in, src, "series insert");
+}
+
+static int write_series(ingest *in, int64_t target_id, const char *type, int64_t time_ns)
+{
+    const pprof_profile *p = in->p;
+    int rc = 0;
+    if (!strcmp(type, "goroutine") && p->n_sample_types > 0) {
+        int t = type_index(p, "goroutine");
+        rc = series_put(in, target_id, STORE_SIG_GOROUTINES, time_ns, in->totals[t < 0 ? 0 : t]);
+    } else if (!strcmp(type, "heap") || !strcmp(type, "allocs")) {
+        static const struct {
+            const char *name;
+            int signal;
+        } map[] = {
+            {"inuse_space", STORE_SIG_HEAP_INUSE_BYTES},
+            {"inuse_objects", STORE_SIG_HEAP_INUSE_OBJECTS},
+            {"alloc_space", STORE_SIG_HEAP_ALLOC_BYTES},
+            {"alloc_objects", STORE_SIG_HEAP_ALLOC_OBJECTS},
+        };
+        for (size_t k = 0; k < sizeof(map) / sizeof(map[0]) && !rc; k++) {
+            int t = type_index(p, map[k].name);
+            if (t >= 0)
+                rc = series_put(in, target_id, map[k].signal, time_ns, in->totals[t]);
+        }
+    }
+    return rc;
+}
+
+static int ingest_init(ingest *in, store *s, const pprof_profile *p, char *err, size_t err_len)
+{
+    memset(in, 0, sizeof(*in));
+    in->s = s;
+    in->p = p;
+    in->err = err;
+    in->err_len = err_len;
+    lw_buf_init(&in->frames, STACK_MAX_BYTES);
+    lw_buf_init(&in->stack, STACK_MAX_BYTES);
+    lw_buf_init(&in->set, SET_MAX_BYTES);
+    lw_buf_init(&in->packed, SET_MAX_BYTES);
+    lw_buf_init(&in->meta, (size_t)1 << 20);
+    lw_buf_init(&in->tmp, (size_t)1 << 20);
+    store__idset_init(&in->fn_index);
+    store__idset_init(&in->loc_index);
+    in->str_ids = malloc((p->n_strings ? p->n_strings : 1) * sizeof(int64_t));
+    in->fn_ids = calloc(p->n_functions ? p->n_functions : 1, sizeof(int64_t));
+    in->loc_off = calloc(p->n_locations ? p->n_locations : 1, sizeof(size_t));
+    in->loc_len = malloc((p->n_locations ? p->n_locations : 1) * sizeof(size_t));
+    in->stack_ids = malloc((p->n_samples ? p->n_samples : 1) * sizeof(int64_t));
+    in->totals = calloc(p->n_sample_types ? p->n_sample_types : 1, sizeof(int64_t));
+    if (!in->str_ids || !in->fn_ids || !in->loc_off || !in->loc_len || !in->stack_ids ||
+        !in->totals)
+        return -ENOMEM;
+    for (size_t i = 0; i < p->n_strings; i++)
+        in->str_ids[i] = -1;
+    for (size_t i = 0; i < p->n_locations; i++)
+        in->loc_len[i] = SIZE_MAX;
+    int rc;
+    for (size_t i = 0; i < p->n_functions; i++)
+        if ((rc = store__idset_put(&in->fn_index, (int64_t)p->functions[i].id, (int64_t)i)))
+            return rc;
+    for (size_t i = 0; i < p->n_locations; i++)
+        if ((rc = store__idset_put(&in->loc_index, (int64_t)p->locations[i].id, (int64_t)i)))
+            return rc;
+    return 0;
+}
+
+static void ingest_cleanup(ingest *in)
+{
+    lw_buf_cleanup(&in->frames);
+    lw_buf_cleanup(&in->stack);
+    lw_buf_cleanup(&in->set);
+    lw_buf_cleanup(&in->packed);
+    lw_buf_cleanup(&in->meta);
+    lw_buf_cleanup(&in->tmp);
+    store__idset_free(&in->fn_index);
+    store__idset_free(&in->loc_index);
+    free(in->str_ids);
+    free(in->fn_ids);
+    free(in->loc_off);
+    free(in->loc_len);
+    free(in->stack_ids);
+    free(in->totals);
+}
+
+static int step_simple(ingest *in, enum store__sql which, const char *what)
+{
+    sqlite3_stmt *st = store__stmt(&in->s->w, which);
+    if (!st)
+        return sqlerr(in, SQLITE_ERROR, what);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    return src == SQLITE_DONE ? 0 : sqlerr(in, src, what);
+}
+
+int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t time_ns,
+                 const pprof_profile *p, int64_t *id_out, char *err, size_t err_len)
+{
+    ingest in;
+    bool began = false;
+    int rc;
+    if (err && err_len)
+        err[0] = '\0';
+    if (!s || !profile_type || !p || target_id <= 0 || !*profile_type ||
+        strlen(profile_type) >= sizeof(((store_profile_info *)0)->profile_type)) {
+        if (err && err_len)
+            snprintf(err, err_len, "invalid arguments");
+        return -EINVAL;
+    }
+    if (!s->w.db) {
+        if (err && err_len)
+            snprintf(err, err_len, "database opened read-only");
+        return -EROFS;
+    }
+    pthread_mutex_lock(&s->w.mu);
+    rc = ingest_init(&in, s, p, err, err_len);
+    if (rc)
+        goto out;
+    rc = step_simple(&in, SQL_BEGIN, "begin");
+    if (rc)
+        goto out;
+    began = true;
+
+    for (size_t i = 0; i < p->n_samples; i++) {
+        if (p->samples[i].n_locations && !p->samples[i].location_ids) {
+            rc = -EINVAL;
+            goto out;
+        }
+        if ((rc = sample_stack(&in, &p->samples[i], &in.stack_ids[i])))
+            goto out;
+    }
+
+    int64_t set_id, meta_id;
+    if ((rc = encode_set(&in)) || (rc = store__pack(in.set.data ? in.set.data : "", in.set.len,
+                                                    &in.packed)))
+        goto out;
+    rc = find_or_insert_blob(&in, SQL_SET_FIND, SQL_SET_INSERT,
+                             store__hash(in.set.data ? in.set.data : "", in.set.len),
+                             in.packed.data, in.packed.len, (int64_t)p->n_samples, NULL, &set_id);
+    if (rc)
+        goto out;
+    if ((rc = encode_meta(&in)))
+        goto out;
+    rc = find_or_insert_blob(&in, SQL_META_FIND, SQL_META_INSERT,
+                             store__hash(in.meta.data, in.meta.len), in.meta.data, in.meta.len, 0,
+                             in.tmp.data ? in.tmp.data : "", &meta_id);
+    if (rc)
+        goto out;
+
+    lw_buf_reset(&in.tmp);
+    for (size_t t = 0; t < p->n_sample_types; t++)
+        if ((rc = store__put_svarint(&in.tmp, in.totals[t])))
+            goto out;
+    sqlite3_stmt *st = store__stmt(&s->w, SQL_PROFILE_INSERT);
+    if (!st) {
+        rc = sqlerr(&in, SQLITE_ERROR, "profile insert");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, target_id);
+    sqlite3_bind_text(st, 2, profile_type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, time_ns);
+    sqlite3_bind_int64(st, 4, (int64_t)((uint64_t)p->time_nanos - (uint64_t)time_ns));
+    sqlite3_bind_int64(st, 5, p->duration_nanos);
+    sqlite3_bind_int64(st, 6, p->period);
+    sqlite3_bind_int64(st, 7, meta_id);
+    sqlite3_bind_int64(st, 8, set_id);
+    sqlite3_bind_blob(st, 9, in.tmp.data ? in.tmp.data : "", (int)in.tmp.len, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        rc = sqlerr(&in, src, "profile insert");
+        goto out;
+    }
+    int64_t profile_id = sqlite3_last_insert_rowid(s->w.db);
+    if ((rc = write_series(&in, target_id, profile_type, time_ns)))
+        goto out;
+    if ((rc = step_simple(&in, SQL_COMMIT, "commit")))
+        goto out;
+    began = false;
+    if (id_out)
+        *id_out = profile_id;
+
+out:
+    if (rc) {
+        if (began && !sqlite3_get_autocommit(s->w.db))
+            (void)step_simple(&in, SQL_ROLLBACK, "rollback");
+        /* Ids cached during the failed transaction no longer exist. */
+        store__caches_clear(s);
+        if (rc == -ENOSPC)
+            ierr(&in, "database or disk is full");
+        else if (rc == -ENOMEM)
+            ierr(&in, "out of memory");
+        else
+            ierr(&in, "storing profile failed (%s)", strerror(-rc));
+    }
+    ingest_cleanup(&in);
+    pthread_mutex_unlock(&s->w.mu);
+    return rc;
+}

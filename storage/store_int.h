@@ -1,0 +1,198 @@
+/* store_int.h — internals shared by the storage/ sources; not a public contract.
+ *
+ * A store handle owns two SQLite connections to the same WAL database: the
+ * writer (ingest, targets, retention, state writes) behind wmu, and the
+ * reader (every query) behind rmu, so a slow API read never holds the
+ * writer. Prepared statements are cached per connection in slots indexed by
+ * enum store__sql. The writer also keeps in-memory caches mapping content
+ * (a string, a function key, a stack's frame blob) to its row id; they are
+ * only touched under wmu and are cleared whenever rows may have vanished
+ * (a rolled-back transaction, garbage collection).
+ */
+#ifndef LW_STORE_INT_H
+#define LW_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lw_buf.h"
+#include "store.h"
+
+/* "LWDB": written into the SQLite header at creation; a file without it is
+ * not ours and is never written to. */
+#define STORE_APPLICATION_ID 0x4C574442
+#define STORE_SCHEMA_VERSION 1
+
+/* Series signals, stored as small integers in series.signal. */
+enum store__signal {
+    STORE_SIG_GOROUTINES = 1,
+    STORE_SIG_HEAP_INUSE_BYTES = 2,
+    STORE_SIG_HEAP_INUSE_OBJECTS = 3,
+    STORE_SIG_HEAP_ALLOC_BYTES = 4,
+    STORE_SIG_HEAP_ALLOC_OBJECTS = 5,
+};
+
+/* Every SQL statement the store runs more than once. */
+enum store__sql {
+    SQL_BEGIN,
+    SQL_COMMIT,
+    SQL_ROLLBACK,
+    SQL_STRING_FIND,
+    SQL_STRING_INSERT,
+    SQL_STRING_GET,
+    SQL_FUNCTION_FIND,
+    SQL_FUNCTION_INSERT,
+    SQL_FUNCTION_GET,
+    SQL_STACK_FIND,
+    SQL_STACK_INSERT,
+    SQL_STACK_GET,
+    SQL_SET_FIND,
+    SQL_SET_INSERT,
+    SQL_META_FIND,
+    SQL_META_INSERT,
+    SQL_PROFILE_INSERT,
+    SQL_PROFILE_LOAD,
+    SQL_PROFILE_INFO,
+    SQL_PROFILE_AT,
+    SQL_PROFILE_SET,
+    SQL_PROFILES_LIST_ASC,
+    SQL_PROFILES_LIST_DESC,
+    SQL_SERIES_INSERT,
+    SQL_SERIES_GET,
+    SQL_TARGET_FIND,
+    SQL_TARGET_INSERT,
+    SQL_TARGETS_LIST,
+    SQL_STATE_PUT,
+    SQL_STATE_GET,
+    SQL_STATE_DELETE,
+    SQL_STATE_LIST,
+    SQL_PROFILES_COUNT,
+    SQL_COUNT_
+};
+
+/* Content → row id cache (open addressing; keys are byte strings kept in
+ * one arena). Bounded: when full it is simply cleared. */
+typedef struct store__cache_entry {
+    uint64_t hash;
+    int64_t id; /* 0 = empty slot */
+    uint32_t len;
+    size_t off; /* key bytes at arena + off */
+} store__cache_entry;
+
+typedef struct store__cache {
+    store__cache_entry *slots;
+    size_t n_slots; /* power of two */
+    size_t n_used;
+    char *arena;
+    size_t arena_len;
+    size_t arena_cap;
+    size_t max_entries;    /* clear when exceeded */
+    size_t max_arena_bytes; /* clear when exceeded */
+} store__cache;
+
+typedef struct store__conn {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    sqlite3_stmt *stmts[SQL_COUNT_];
+} store__conn;
+
+struct store {
+    char *path;
+    char *lock_path;
+    int lock_fd; /* -1 when read-only */
+    bool read_only;
+    store__conn w; /* writer; w.db NULL when read-only */
+    store__conn r; /* reader */
+    store__cache strings;
+    store__cache functions;
+    store__cache stacks;
+    int64_t deleted_since_gc; /* profiles deleted since the last full GC */
+};
+
+/* ---- helpers (store.c) ---- */
+
+/* The cached prepared statement `which` of connection c (prepared on first
+ * use), reset and with bindings cleared; NULL on error (c->db's errmsg). */
+sqlite3_stmt *store__stmt(store__conn *c, enum store__sql which);
+
+/* An SQLite result code as a negative errno. */
+int store__errno(int sqlite_rc);
+
+/* Fill info from a row whose first 8 columns are PROFILE_COLS (store.c). */
+void store__info_from_row(sqlite3_stmt *st, store_profile_info *info);
+
+/* Run one statement to completion, ignoring rows. 0 or negative errno. */
+int store__exec(sqlite3 *db, const char *sql) LW_WUR;
+
+/* The same for statements whose failure changes nothing for the caller
+ * (rollback after an error, checkpoints, vacuum). */
+void store__exec_best_effort(sqlite3 *db, const char *sql);
+
+/* 64-bit hash of n bytes (not cryptographic; collisions are checked). */
+uint64_t store__hash(const void *data, size_t n);
+
+/* Varints (unsigned LEB128) and zigzag for signed values. */
+int store__put_uvarint(lw_buf *b, uint64_t v) LW_WUR;
+int store__put_svarint(lw_buf *b, int64_t v) LW_WUR;
+/* Read one varint at *pos of data[0..len); -EINVAL when truncated. */
+int store__get_uvarint(const unsigned char *data, size_t len, size_t *pos, uint64_t *v) LW_WUR;
+int store__get_svarint(const unsigned char *data, size_t len, size_t *pos, int64_t *v) LW_WUR;
+
+/* Compressed blobs: a format byte (0 raw, 1 zlib), the uncompressed length
+ * as a varint, then the payload. */
+int store__pack(const void *raw, size_t len, lw_buf *out) LW_WUR;
+int store__unpack(const void *blob, size_t len, lw_buf *out) LW_WUR;
+
+/* ---- caches (store_cache.c) ---- */
+void store__cache_init(store__cache *c, size_t max_entries, size_t max_arena_bytes);
+void store__cache_clear(store__cache *c);
+void store__cache_free(store__cache *c);
+/* The id stored for this key, or 0. */
+int64_t store__cache_get(const store__cache *c, uint64_t hash, const void *key, size_t len);
+/* Remember key → id (id > 0). Failure to allocate just leaves it uncached. */
+void store__cache_put(store__cache *c, uint64_t hash, const void *key, size_t len, int64_t id);
+void store__caches_clear(store *s);
+
+/* ---- int64 set (store_cache.c), used by GC and loading ---- */
+typedef struct store__idset {
+    int64_t *keys;   /* 0 = empty */
+    int64_t *values; /* parallel to keys */
+    size_t n_slots;
+    size_t n_used;
+} store__idset;
+
+void store__idset_init(store__idset *set);
+void store__idset_free(store__idset *set);
+/* Add key (> 0) with value; replaces an existing value. 0 or -ENOMEM. */
+int store__idset_put(store__idset *set, int64_t key, int64_t value) LW_WUR;
+/* True when key is present; *value (may be NULL) gets its value. */
+bool store__idset_get(const store__idset *set, int64_t key, int64_t *value);
+
+/* ---- sample sets (store_ingest.c / store_load.c) ---- */
+
+/* A decoded sample set; columns point into the owned raw buffer. */
+typedef struct store__set_reader {
+    lw_buf raw;
+    size_t n_samples;
+    size_t n_types;
+    int64_t *stack_ids; /* n_samples */
+    int64_t *values;    /* n_samples * n_types, sample-major */
+    size_t *label_off;  /* n_samples + 1 offsets into labels */
+    int64_t *labels;    /* 4 per label: key, str, num, unit (string ids) */
+} store__set_reader;
+
+/* Decode a stored (packed) sample set. 0, -EINVAL (corrupt) or -ENOMEM. */
+int store__set_decode(const void *blob, size_t len, store__set_reader *out) LW_WUR;
+void store__set_free(store__set_reader *r);
+
+/* Decode a profile_meta blob's string ids: every string id it references is
+ * passed to fn. */
+int store__meta_strings(const void *blob, size_t len, int (*fn)(void *, int64_t), void *arg) LW_WUR;
+
+/* ---- GC (store_retention.c) ---- */
+int store__gc_full(store *s) LW_WUR;
+
+#endif

@@ -1,0 +1,571 @@
+/* store_load.c — read stored profiles back: rebuild a pprof profile, sum
+ * values per stack, describe stacks and pick their meaningful top frame.
+ *
+ * Every query here runs on the reader connection under its own mutex, so it
+ * never waits for the writer beyond SQLite's WAL snapshot rules. A rebuilt
+ * profile has one location per distinct (function, line) frame, without
+ * mappings or addresses: inlined frames become frames of their own, which
+ * gives the same normalized stacks (pprof.h) and the same flat/cum figures.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct span {
+    size_t off;
+    size_t len;
+} span;
+
+typedef struct loader {
+    store *s;
+    pprof_profile *p;
+    store__idset strs;   /* DB string id → profile string index */
+    store__idset fns;    /* DB function id → profile function id */
+    store__idset stacks; /* DB stack id → index into spans */
+    span *spans;
+    size_t n_spans, cap_spans;
+    uint64_t *locs; /* location ids of every loaded stack, concatenated */
+    size_t n_locs, cap_locs;
+} loader;
+
+static int text_col(sqlite3_stmt *st, int col, const char **out)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    if (!t && sqlite3_column_type(st, col) != SQLITE_NULL)
+        return -ENOMEM;
+    *out = t ? (const char *)t : "";
+    return 0;
+}
+
+/* The profile string index of DB string id (0 is ""). */
+static int load_string(loader *l, int64_t id, int64_t *out)
+{
+    int64_t idx;
+    if (id == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (store__idset_get(&l->strs, id, &idx)) {
+        *out = idx;
+        return 0;
+    }
+    sqlite3_stmt *st = store__stmt(&l->s->r, SQL_STRING_GET);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st);
+    int rc;
+    if (src == SQLITE_ROW) {
+        const char *v;
+        rc = text_col(st, 0, &v);
+        if (!rc) {
+            idx = pprof_intern(l->p, v);
+            rc = idx < 0 ? (int)idx : 0;
+        }
+    } else {
+        rc = src == SQLITE_DONE ? -EIO : store__errno(src);
+    }
+    sqlite3_reset(st);
+    if (!rc)
+        rc = store__idset_put(&l->strs, id, idx);
+    if (!rc)
+        *out = idx;
+    return rc;
+}
+
+static int load_function(loader *l, int64_t id, uint64_t *out)
+{
+    int64_t v;
+    if (store__idset_get(&l->fns, id, &v)) {
+        *out = (uint64_t)v;
+        return 0;
+    }
+    sqlite3_stmt *st = store__stmt(&l->s->r, SQL_FUNCTION_GET);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st);
+    int rc = 0;
+    uint64_t fid = 0;
+    if (src == SQLITE_ROW) {
+        const char *name, *sys, *file;
+        rc = text_col(st, 0, &name);
+        if (!rc)
+            rc = text_col(st, 1, &sys);
+        if (!rc)
+            rc = text_col(st, 2, &file);
+        if (!rc) {
+            fid = pprof_add_function(l->p, name, sys, file, sqlite3_column_int64(st, 3));
+            rc = fid ? 0 : -ENOMEM;
+        }
+    } else {
+        rc = src == SQLITE_DONE ? -EIO : store__errno(src);
+    }
+    sqlite3_reset(st);
+    if (!rc)
+        rc = store__idset_put(&l->fns, id, (int64_t)fid);
+    if (!rc)
+        *out = fid;
+    return rc;
+}
+
+static int push_loc(loader *l, uint64_t loc)
+{
+    if (l->n_locs == l->cap_locs) {
+        size_t cap = l->cap_locs ? l->cap_locs * 2 : 1024;
+        uint64_t *tmp = realloc(l->locs, cap * sizeof(*tmp));
+        if (!tmp)
+            return -ENOMEM;
+        l->locs = tmp;
+        l->cap_locs = cap;
+    }
+    l->locs[l->n_locs++] = loc;
+    return 0;
+}
+
+/* Copy the frame blob of stack id into *frames (malloc'ed). */
+static int stack_frames(store__conn *c, int64_t id, unsigned char **frames, size_t *len)
+{
+    sqlite3_stmt *st = store__stmt(c, SQL_STACK_GET);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st);
+    int rc = 0;
+    *frames = NULL;
+    *len = 0;
+    if (src == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        const void *b = sqlite3_column_blob(st, 0);
+        *frames = malloc(n ? n : 1);
+        if (!*frames)
+            rc = -ENOMEM;
+        else if (n)
+            memcpy(*frames, b, n);
+        *len = n;
+    } else {
+        rc = src == SQLITE_DONE ? -ENOENT : store__errno(src);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int load_stack(loader *l, int64_t id, span *out)
+{
+    int64_t idx;
+    if (store__idset_get(&l->stacks, id, &idx)) {
+        *out = l->spans[idx];
+        return 0;
+    }
+    unsigned char *frames;
+    size_t len, pos = 0;
+    int rc = stack_frames(&l->s->r, id, &frames, &len);
+    if (rc)
+        return rc == -ENOENT ? -EIO : rc;
+    span sp = {.off = l->n_locs, .len = 0};
+    while (pos < len) {
+        uint64_t fid;
+        int64_t line;
+        if (store__get_uvarint(frames, len, &pos, &fid) ||
+            store__get_svarint(frames, len, &pos, &line)) {
+            rc = -EIO;
+            goto out;
+        }
+        uint64_t pfid;
+        if ((rc = load_function(l, (int64_t)fid, &pfid)))
+            goto out;
+        pprof_line pl = {.function_id = pfid, .line = line, .column = 0};
+        uint64_t loc = pprof_add_location(l->p, 0, 0, &pl, 1);
+        if (!loc) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if ((rc = push_loc(l, loc)))
+            goto out;
+        sp.len++;
+    }
+    if (l->n_spans == l->cap_spans) {
+        size_t cap = l->cap_spans ? l->cap_spans * 2 : 256;
+        span *tmp = realloc(l->spans, cap * sizeof(*tmp));
+        if (!tmp) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        l->spans = tmp;
+        l->cap_spans = cap;
+    }
+    l->spans[l->n_spans] = sp;
+    rc = store__idset_put(&l->stacks, id, (int64_t)l->n_spans);
+    if (rc)
+        goto out;
+    l->n_spans++;
+    *out = sp;
+out:
+    free(frames);
+    return rc;
+}
+
+static int load_meta(loader *l, const unsigned char *d, size_t len)
+{
+    size_t pos = 0;
+    uint64_t n, v[2];
+    int64_t idx[2];
+    int rc;
+    if (store__get_uvarint(d, len, &pos, &n) || n > len)
+        return -EIO;
+    for (uint64_t t = 0; t < n; t++) {
+        for (int k = 0; k < 2; k++)
+            if (store__get_uvarint(d, len, &pos, &v[k]) ||
+                (rc = load_string(l, (int64_t)v[k], &idx[k])) < 0)
+                return -EIO;
+        if ((rc = pprof_add_sample_type(l->p, l->p->strings[idx[0]], l->p->strings[idx[1]])))
+            return rc;
+    }
+    int64_t f[5];
+    for (int k = 0; k < 5; k++) {
+        uint64_t u;
+        if (store__get_uvarint(d, len, &pos, &u) || load_string(l, (int64_t)u, &f[k]))
+            return -EIO;
+    }
+    l->p->period_type.type = f[0];
+    l->p->period_type.unit = f[1];
+    l->p->default_sample_type = f[2];
+    l->p->drop_frames = f[3];
+    l->p->keep_frames = f[4];
+    if (store__get_uvarint(d, len, &pos, &n) || n > len)
+        return -EIO;
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t u;
+        int64_t ci;
+        if (store__get_uvarint(d, len, &pos, &u) || load_string(l, (int64_t)u, &ci))
+            return -EIO;
+        if ((rc = pprof_add_comment(l->p, l->p->strings[ci])))
+            return rc;
+    }
+    return pos == len ? 0 : -EIO;
+}
+
+int store_profile_load(store *s, int64_t id, pprof_profile **out, store_profile_info *info)
+{
+    loader l;
+    store__set_reader r;
+    pprof_label *labels = NULL;
+    size_t labels_cap = 0;
+    int rc;
+    bool have_set = false;
+    if (!s || !out)
+        return -EINVAL;
+    *out = NULL;
+    memset(&l, 0, sizeof(l));
+    memset(&r, 0, sizeof(r));
+    store__idset_init(&l.strs);
+    store__idset_init(&l.fns);
+    store__idset_init(&l.stacks);
+    l.s = s;
+    l.p = pprof_new();
+    if (!l.p)
+        return -ENOMEM;
+
+    pthread_mutex_lock(&s->r.mu);
+    /* One read transaction, so the profile and the rows it refers to come
+     * from the same snapshot even if retention runs meanwhile. */
+    rc = store__exec(s->r.db, "BEGIN");
+    if (rc)
+        goto unlock;
+    sqlite3_stmt *st = store__stmt(&s->r, SQL_PROFILE_LOAD);
+    if (!st) {
+        rc = -EIO;
+        goto end;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? -ENOENT : store__errno(src);
+        sqlite3_reset(st);
+        goto end;
+    }
+    store_profile_info tmp_info;
+    store__info_from_row(st, &tmp_info);
+    int64_t delta = sqlite3_column_int64(st, 8);
+    l.p->period = sqlite3_column_int64(st, 9);
+    l.p->time_nanos = (int64_t)((uint64_t)tmp_info.time_ns + (uint64_t)delta);
+    l.p->duration_nanos = tmp_info.duration_ns;
+    /* Copy the blobs: loading strings reuses the connection. */
+    size_t meta_len = (size_t)sqlite3_column_bytes(st, 10);
+    unsigned char *meta = malloc(meta_len ? meta_len : 1);
+    if (!meta) {
+        rc = -ENOMEM;
+        sqlite3_reset(st);
+        goto end;
+    }
+    if (meta_len)
+        memcpy(meta, sqlite3_column_blob(st, 10), meta_len);
+    rc = store__set_decode(sqlite3_column_blob(st, 11), (size_t)sqlite3_column_bytes(st, 11), &r);
+    sqlite3_reset(st);
+    if (rc) {
+        free(meta);
+        rc = rc == -ENOMEM ? rc : -EIO;
+        goto end;
+    }
+    have_set = true;
+    rc = load_meta(&l, meta, meta_len);
+    free(meta);
+    if (rc)
+        goto end;
+    if (r.n_types != l.p->n_sample_types) {
+        rc = -EIO;
+        goto end;
+    }
+    for (size_t i = 0; i < r.n_samples; i++) {
+        span sp;
+        if ((rc = load_stack(&l, r.stack_ids[i], &sp)))
+            goto end;
+        size_t nl = r.label_off[i + 1] - r.label_off[i];
+        if (nl > labels_cap) {
+            pprof_label *tmp = realloc(labels, nl * sizeof(*labels));
+            if (!tmp) {
+                rc = -ENOMEM;
+                goto end;
+            }
+            labels = tmp;
+            labels_cap = nl;
+        }
+        for (size_t j = 0; j < nl; j++) {
+            const int64_t *src_l = &r.labels[(r.label_off[i] + j) * 4];
+            pprof_label *pl = &labels[j];
+            memset(pl, 0, sizeof(*pl));
+            if ((rc = load_string(&l, src_l[0], &pl->key)) ||
+                (rc = load_string(&l, src_l[1], &pl->str)) ||
+                (rc = load_string(&l, src_l[3], &pl->num_unit)))
+                goto end;
+            pl->num = src_l[2];
+        }
+        rc = pprof_add_sample(l.p, l.locs + sp.off, sp.len, r.values + i * r.n_types, labels, nl);
+        if (rc)
+            goto end;
+    }
+    if (info)
+        *info = tmp_info;
+end:
+    store__exec_best_effort(s->r.db, "COMMIT");
+unlock:
+    pthread_mutex_unlock(&s->r.mu);
+    if (have_set)
+        store__set_free(&r);
+    free(labels);
+    free(l.spans);
+    free(l.locs);
+    store__idset_free(&l.strs);
+    store__idset_free(&l.fns);
+    store__idset_free(&l.stacks);
+    if (rc) {
+        pprof_free(l.p);
+        return rc;
+    }
+    *out = l.p;
+    return 0;
+}
+
+typedef struct agg {
+    store_stack_value *arr;
+    size_t n, cap;
+    store__idset index; /* stack id → index in arr */
+} agg;
+
+int store_profile_stacks(store *s, int64_t profile_id, int sample_index, store_stack_value **out,
+                         size_t *n_out)
+{
+    store__set_reader r;
+    agg a;
+    bool have_set = false;
+    int rc;
+    if (!s || !out || !n_out || sample_index < 0)
+        return -EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    memset(&a, 0, sizeof(a));
+    store__idset_init(&a.index);
+    pthread_mutex_lock(&s->r.mu);
+    sqlite3_stmt *st = store__stmt(&s->r, SQL_PROFILE_SET);
+    if (!st) {
+        rc = -EIO;
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, profile_id);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? -ENOENT : store__errno(src);
+        sqlite3_reset(st);
+        goto out;
+    }
+    rc = store__set_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &r);
+    sqlite3_reset(st);
+    if (rc) {
+        rc = rc == -ENOMEM ? rc : -EIO;
+        goto out;
+    }
+    have_set = true;
+    if ((size_t)sample_index >= r.n_types) {
+        rc = -EINVAL;
+        goto out;
+    }
+    for (size_t i = 0; i < r.n_samples; i++) {
+        int64_t idx, v = r.values[i * r.n_types + (size_t)sample_index];
+        if (store__idset_get(&a.index, r.stack_ids[i], &idx)) {
+            a.arr[idx].value += v;
+            continue;
+        }
+        if (a.n == a.cap) {
+            size_t cap = a.cap ? a.cap * 2 : 64;
+            store_stack_value *tmp = realloc(a.arr, cap * sizeof(*tmp));
+            if (!tmp) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            a.arr = tmp;
+            a.cap = cap;
+        }
+        if ((rc = store__idset_put(&a.index, r.stack_ids[i], (int64_t)a.n)))
+            goto out;
+        a.arr[a.n++] = (store_stack_value){.stack_id = r.stack_ids[i], .value = v};
+    }
+out:
+    pthread_mutex_unlock(&s->r.mu);
+    if (have_set)
+        store__set_free(&r);
+    store__idset_free(&a.index);
+    if (rc) {
+        free(a.arr);
+        return rc;
+    }
+    *out = a.arr;
+    *n_out = a.n;
+    return 0;
+}
+
+/* Calls fn(arg, function, file, line) for each frame of a stack, leaf first,
+ * until fn returns non-zero (1 = stop, negative = error). Reader lock held
+ * by the caller. */
+static int each_frame(store *s, int64_t stack_id,
+                      int (*fn)(void *, const char *, const char *, int64_t), void *arg)
+{
+    unsigned char *frames;
+    size_t len, pos = 0;
+    int rc = stack_frames(&s->r, stack_id, &frames, &len);
+    if (rc)
+        return rc;
+    while (pos < len && !rc) {
+        uint64_t fid;
+        int64_t line;
+        if (store__get_uvarint(frames, len, &pos, &fid) ||
+            store__get_svarint(frames, len, &pos, &line)) {
+            rc = -EIO;
+            break;
+        }
+        sqlite3_stmt *st = store__stmt(&s->r, SQL_FUNCTION_GET);
+        if (!st) {
+            rc = -EIO;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, (int64_t)fid);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            const char *name, *file;
+            rc = text_col(st, 0, &name);
+            if (!rc)
+                rc = text_col(st, 2, &file);
+            if (!rc)
+                rc = fn(arg, name, file, line);
+        } else {
+            rc = src == SQLITE_DONE ? -EIO : store__errno(src);
+        }
+        sqlite3_reset(st);
+    }
+    free(frames);
+    return rc < 0 ? rc : 0;
+}
+
+static int describe_frame(void *arg, const char *name, const char *file, int64_t line)
+{
+    lw_buf *out = arg;
+    return lw_buf_printf(out, "%s%s (%s:%" PRId64 ")", out->len ? "\n" : "", name,
+                         file[0] ? file : "?", line);
+}
+
+int store_stack_describe(store *s, int64_t stack_id, lw_buf *out)
+{
+    if (!s || !out)
+        return -EINVAL;
+    pthread_mutex_lock(&s->r.mu);
+    int rc = each_frame(s, stack_id, describe_frame, out);
+    pthread_mutex_unlock(&s->r.mu);
+    return rc;
+}
+
+/* Frames that say where the runtime, the allocator or our agent are, not
+ * where the program is: Go's runtime (and its linkname shims such as
+ * sync.runtime_Semacquire), libc's allocator and thread start-up, the
+ * leakwatch agent. */
+static bool boring_frame(const char *name)
+{
+    static const char *const prefixes[] = {
+        "runtime.", "runtime/",    "malloc",      "calloc",         "realloc",   "free",
+        "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc", "__libc_",
+        "__GI_",    "_int_",       "lw_agent",    "agent_",         "start_thread", "clone",
+        "__clone",  "pthread_",    "_Znwm",       "_Znam",          "operator new",
+        "__interceptor_", "_start", "__start",
+    };
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
+            return true;
+    return strstr(name, ".runtime_") != NULL;
+}
+
+typedef struct top_ctx {
+    char *function;
+    size_t function_len;
+    char *location;
+    size_t location_len;
+    bool have_leaf;
+    bool found;
+} top_ctx;
+
+static void top_set(top_ctx *t, const char *name, const char *file, int64_t line)
+{
+    snprintf(t->function, t->function_len, "%s", name);
+    snprintf(t->location, t->location_len, "%s:%" PRId64, file[0] ? file : "?", line);
+}
+
+static int top_frame(void *arg, const char *name, const char *file, int64_t line)
+{
+    top_ctx *t = arg;
+    if (!t->have_leaf) {
+        top_set(t, name, file, line);
+        t->have_leaf = true;
+    }
+    if (boring_frame(name))
+        return 0;
+    top_set(t, name, file, line);
+    t->found = true;
+    return 1;
+}
+
+int store_stack_top_frame(store *s, int64_t stack_id, char *function, size_t function_len,
+                          char *location, size_t location_len)
+{
+    if (!s || !function || !function_len || !location || !location_len)
+        return -EINVAL;
+    top_ctx t = {function, function_len, location, location_len, false, false};
+    function[0] = '\0';
+    location[0] = '\0';
+    pthread_mutex_lock(&s->r.mu);
+    int rc = each_frame(s, stack_id, top_frame, &t);
+    pthread_mutex_unlock(&s->r.mu);
+    if (!rc && !t.have_leaf)
+        rc = -ENOENT;
+    return rc;
+}

@@ -1,0 +1,316 @@
+/* store_retention.c — delete old profiles, collect the shared rows nobody
+ * uses any more, and give the space back to the file system.
+ *
+ * Profiles point at their sample set and meta row by foreign key, so those
+ * are swept with one indexed query after every deletion. Stacks, functions
+ * and strings are referenced from inside blobs, which SQLite cannot see:
+ * they are collected by mark and sweep (decode every remaining sample set
+ * and stack). That costs time proportional to the database, so it runs only
+ * when enough has been deleted since the last collection (a tenth of what
+ * remains) or when the size limit is being enforced. Until then unreferenced
+ * stacks merely wait; nothing refers to a deleted row.
+ *
+ * The database is created with auto_vacuum=INCREMENTAL; after deleting,
+ * `PRAGMA incremental_vacuum` moves free pages to the end and truncates, and
+ * a TRUNCATE checkpoint empties the WAL, so the files really shrink.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+typedef struct idlist {
+    int64_t *ids;
+    size_t n, cap;
+} idlist;
+
+static int idlist_push(idlist *l, int64_t id)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        int64_t *tmp = realloc(l->ids, cap * sizeof(*tmp));
+        if (!tmp)
+            return -ENOMEM;
+        l->ids = tmp;
+        l->cap = cap;
+    }
+    l->ids[l->n++] = id;
+    return 0;
+}
+
+static int mark(void *arg, int64_t id)
+{
+    return id ? store__idset_put(arg, id, 1) : 0;
+}
+
+static int delete_ids(sqlite3 *db, const char *sql, const idlist *dead)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    for (size_t i = 0; i < dead->n && src == SQLITE_OK; i++) {
+        sqlite3_bind_int64(st, 1, dead->ids[i]);
+        src = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (src == SQLITE_DONE)
+            src = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return store__errno(src);
+}
+
+/* Mark and sweep stacks, functions and strings. Runs inside the caller's
+ * write transaction, writer lock held. */
+int store__gc_full(store *s)
+{
+    sqlite3 *db = s->w.db;
+    store__idset live_stacks, live_fns, live_strs;
+    idlist dead = {0};
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src;
+    store__idset_init(&live_stacks);
+    store__idset_init(&live_fns);
+    store__idset_init(&live_strs);
+
+    /* Roots: sample sets (stacks, label strings) and meta rows (strings). */
+    src = sqlite3_prepare_v2(db, "SELECT data FROM sample_sets", -1, &st, NULL);
+    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        store__set_reader r;
+        rc = store__set_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &r);
+        if (rc)
+            break;
+        for (size_t i = 0; i < r.n_samples && !rc; i++)
+            rc = mark(&live_stacks, r.stack_ids[i]);
+        size_t n_labels = r.label_off[r.n_samples];
+        for (size_t j = 0; j < n_labels && !rc; j++) {
+            rc = mark(&live_strs, r.labels[j * 4]);
+            if (!rc)
+                rc = mark(&live_strs, r.labels[j * 4 + 1]);
+            if (!rc)
+                rc = mark(&live_strs, r.labels[j * 4 + 3]);
+        }
+        store__set_free(&r);
+        src = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc || (src != SQLITE_DONE && src != SQLITE_OK))
+        goto out_err;
+    src = sqlite3_prepare_v2(db, "SELECT data FROM profile_meta", -1, &st, NULL);
+    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = store__meta_strings(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+                                 mark, &live_strs);
+        src = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc || (src != SQLITE_DONE && src != SQLITE_OK))
+        goto out_err;
+
+    /* Stacks: keep the marked ones and mark their functions. */
+    src = sqlite3_prepare_v2(db, "SELECT id, frames FROM stacks", -1, &st, NULL);
+    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        src = SQLITE_OK;
+        if (!store__idset_get(&live_stacks, id, NULL)) {
+            rc = idlist_push(&dead, id);
+            continue;
+        }
+        const unsigned char *f = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1), pos = 0;
+        while (pos < len && !rc) {
+            uint64_t fid;
+            int64_t line;
+            if (store__get_uvarint(f, len, &pos, &fid) || store__get_svarint(f, len, &pos, &line))
+                rc = -EIO;
+            else
+                rc = mark(&live_fns, (int64_t)fid);
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc || (src != SQLITE_DONE && src != SQLITE_OK))
+        goto out_err;
+    if ((rc = delete_ids(db, "DELETE FROM stacks WHERE id = ?1", &dead)))
+        goto out;
+    dead.n = 0;
+
+    /* Functions: keep the marked ones and mark their strings. */
+    src = sqlite3_prepare_v2(db, "SELECT id, name, system_name, file FROM functions", -1, &st,
+                             NULL);
+    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        src = SQLITE_OK;
+        if (!store__idset_get(&live_fns, id, NULL)) {
+            rc = idlist_push(&dead, id);
+            continue;
+        }
+        for (int k = 1; k <= 3 && !rc; k++)
+            rc = mark(&live_strs, sqlite3_column_int64(st, k));
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc || (src != SQLITE_DONE && src != SQLITE_OK))
+        goto out_err;
+    if ((rc = delete_ids(db, "DELETE FROM functions WHERE id = ?1", &dead)))
+        goto out;
+    dead.n = 0;
+
+    src = sqlite3_prepare_v2(db, "SELECT id FROM strings", -1, &st, NULL);
+    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        src = SQLITE_OK;
+        if (!store__idset_get(&live_strs, id, NULL))
+            rc = idlist_push(&dead, id);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc || (src != SQLITE_DONE && src != SQLITE_OK))
+        goto out_err;
+    if ((rc = delete_ids(db, "DELETE FROM strings WHERE id = ?1", &dead)))
+        goto out;
+    s->deleted_since_gc = 0;
+    goto out;
+
+out_err:
+    if (!rc)
+        rc = store__errno(src) ? store__errno(src) : -EIO;
+out:
+    /* Cached ids may name deleted rows now (or rows of a transaction the
+     * caller will roll back). */
+    store__caches_clear(s);
+    free(dead.ids);
+    store__idset_free(&live_stacks);
+    store__idset_free(&live_fns);
+    store__idset_free(&live_strs);
+    return rc;
+}
+
+static int exec_count(sqlite3 *db, const char *sql, int64_t a, int64_t *changes)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, a);
+        src = sqlite3_step(st);
+        if (src == SQLITE_DONE || src == SQLITE_ROW)
+            src = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (src == SQLITE_OK && changes)
+        *changes = sqlite3_changes64(db);
+    return store__errno(src);
+}
+
+static int query_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            src = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return store__errno(src) ? store__errno(src) : (src == SQLITE_OK ? 0 : -EIO);
+}
+
+/* Drop sample sets and meta rows no profile refers to. */
+static int sweep_blobs(sqlite3 *db)
+{
+    int rc = store__exec(db, "DELETE FROM sample_sets WHERE NOT EXISTS "
+                             "(SELECT 1 FROM profiles WHERE sample_set_id = sample_sets.id)");
+    if (!rc)
+        rc = store__exec(db, "DELETE FROM profile_meta WHERE id NOT IN "
+                             "(SELECT DISTINCT meta_id FROM profiles)");
+    return rc;
+}
+
+/* Run one deletion step (SQL with ?1) plus the sweeps in a transaction. */
+static int delete_step(store *s, const char *profiles_sql, int64_t arg, bool force_gc,
+                       int64_t *n_deleted)
+{
+    sqlite3 *db = s->w.db;
+    int64_t n = 0, remaining = 0;
+    int rc = store__exec(db, "BEGIN IMMEDIATE");
+    if (rc)
+        return rc;
+    rc = exec_count(db, profiles_sql, arg, &n);
+    if (!rc)
+        rc = query_int(db, "SELECT count(*) FROM profiles", &remaining);
+    /* Series points older than every remaining profile go with them. */
+    if (!rc && n > 0)
+        rc = exec_count(db,
+                        "DELETE FROM series WHERE time_ns < "
+                        "coalesce((SELECT min(time_ns) FROM profiles), ?1)",
+                        INT64_MAX, NULL);
+    if (!rc && n > 0)
+        rc = sweep_blobs(db);
+    if (!rc && n > 0) {
+        s->deleted_since_gc += n;
+        if (force_gc || s->deleted_since_gc * 10 >= remaining)
+            rc = store__gc_full(s);
+    }
+    if (!rc)
+        rc = store__exec(db, "COMMIT");
+    if (rc) {
+        if (!sqlite3_get_autocommit(db))
+            store__exec_best_effort(db, "ROLLBACK");
+        store__caches_clear(s);
+        return rc;
+    }
+    *n_deleted += n;
+    if (n > 0) {
+        store__exec_best_effort(db, "PRAGMA incremental_vacuum");
+        store__exec_best_effort(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+    return 0;
+}
+
+int store_retention_apply(store *s, int64_t max_age_ns, int64_t max_bytes, int64_t now_ns,
+                          int64_t *n_deleted)
+{
+    int64_t total = 0;
+    int rc = 0;
+    if (!s || max_age_ns < 0 || max_bytes < 0)
+        return -EINVAL;
+    if (!s->w.db)
+        return -EROFS;
+    pthread_mutex_lock(&s->w.mu);
+    if (max_age_ns > 0) {
+        rc = delete_step(s, "DELETE FROM profiles WHERE time_ns < ?1", now_ns - max_age_ns, false,
+                         &total);
+        /* Series of targets whose profiles are all younger still age out. */
+        if (!rc)
+            rc = exec_count(s->w.db, "DELETE FROM series WHERE time_ns < ?1",
+                            now_ns - max_age_ns, NULL);
+    }
+    /* Size: the pages in use (free pages are returned by the vacuum; the
+     * WAL is emptied by each checkpoint). Delete the oldest profiles in
+     * proportion to the excess, aiming at 90% of the limit, and repeat:
+     * shared rows make the space a profile frees hard to predict. */
+    for (int iter = 0; !rc && max_bytes > 0 && iter < 64; iter++) {
+        int64_t pages = 0, free_pages = 0, page_size = 0, count = 0;
+        if ((rc = query_int(s->w.db, "PRAGMA page_count", &pages)) ||
+            (rc = query_int(s->w.db, "PRAGMA freelist_count", &free_pages)) ||
+            (rc = query_int(s->w.db, "PRAGMA page_size", &page_size)) ||
+            (rc = query_int(s->w.db, "SELECT count(*) FROM profiles", &count)))
+            break;
+        int64_t used = (pages - free_pages) * page_size;
+        if (used <= max_bytes || count == 0)
+            break;
+        int64_t target = max_bytes / 10 * 9;
+        int64_t k = (int64_t)((double)count * (double)(used - target) / (double)used) + 1;
+        if (k > count)
+            k = count;
+        rc = delete_step(s,
+                         "DELETE FROM profiles WHERE id IN "
+                         "(SELECT id FROM profiles ORDER BY time_ns, id LIMIT ?1)",
+                         k, true, &total);
+    }
+    pthread_mutex_unlock(&s->w.mu);
+    if (n_deleted)
+        *n_deleted = total;
+    return rc;
+}

@@ -1,0 +1,245 @@
+/* lwstore_tool.c — a small command-line window into a leakwatch database,
+ * used by the storage integration tests and for measurements.
+ *
+ *   lwstore-tool ingest DB FILE TYPE [N]   store FILE (a .pb.gz) N times (default 1),
+ *                                          one second apart; prints the ids, the
+ *                                          database growth and the ingest rate
+ *   lwstore-tool dump DB ID OUT            rebuild profile ID as a .pb.gz file
+ *   lwstore-tool stats DB                  profiles, size, integrity (one JSON line)
+ *   lwstore-tool top DB ID                 stacks of profile ID with their top frames
+ *   lwstore-tool retain DB MAX_AGE_S MAX_BYTES   apply retention at "now"
+ *
+ * Exit status: 0 success, 1 failure (with a message on stderr), 2 usage.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store.h"
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int read_file(const char *path, lw_buf *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while (!rc && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = lw_buf_append(out, chunk, n);
+    if (!rc && ferror(f))
+        rc = -EIO;
+    fclose(f);
+    return rc;
+}
+
+static int cmd_ingest(int argc, char **argv)
+{
+    const char *db = argv[2], *file = argv[3], *type = argv[4];
+    long n = argc > 5 ? strtol(argv[5], NULL, 10) : 1;
+    char err[STORE_ERR_LEN] = "";
+    store *s = NULL;
+    pprof_profile *p = NULL;
+    lw_buf raw;
+    int rc;
+    lw_buf_init(&raw, PPROF_DEFAULT_MAX_COMPRESSED_BYTES);
+    if (n < 1)
+        n = 1;
+    if ((rc = read_file(file, &raw))) {
+        fprintf(stderr, "%s: %s\n", file, strerror(-rc));
+        goto out;
+    }
+    if ((rc = store_open(db, NULL, &s, err, sizeof(err)))) {
+        fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    store_label labels[] = {{"job", "lwstore-tool"}, {"instance", file}};
+    int64_t target, before = 0, after = 0;
+    if ((rc = store_target_upsert(s, labels, 2, &target))) {
+        fprintf(stderr, "target: %s\n", strerror(-rc));
+        goto out;
+    }
+    if ((rc = store_size_bytes(s, &before)))
+        goto out;
+    int64_t t0 = now_ns();
+    double decode_s = 0, store_s = 0;
+    for (long i = 0; i < n; i++) {
+        double a = mono_s();
+        if ((rc = pprof_decode(raw.data, raw.len, NULL, &p, err, sizeof(err)))) {
+            fprintf(stderr, "%s: %s\n", file, err);
+            goto out;
+        }
+        double b = mono_s();
+        int64_t id;
+        if ((rc = store_ingest(s, target, type, t0 + (int64_t)i * 1000000000, p, &id, err,
+                               sizeof(err)))) {
+            fprintf(stderr, "ingest: %s\n", err);
+            goto out;
+        }
+        decode_s += b - a;
+        store_s += mono_s() - b;
+        pprof_free(p);
+        p = NULL;
+        if (n <= 10)
+            printf("%" PRId64 "\n", id);
+    }
+    store_close(s);
+    s = NULL;
+    if ((rc = store_open(db, NULL, &s, err, sizeof(err))) || (rc = store_size_bytes(s, &after)))
+        goto out;
+    fprintf(stderr,
+            "ingested %ld x %zu bytes: db grew %" PRId64 " bytes (%.1f bytes/profile, %.2f%% of "
+            "input); decode %.1f MB/s, store %.1f MB/s, decode+store %.1f MB/s (of .pb.gz "
+            "bytes)\n",
+            n, raw.len, after - before, (double)(after - before) / (double)n,
+            100.0 * (double)(after - before) / ((double)n * (double)raw.len),
+            (double)raw.len * (double)n / decode_s / 1e6,
+            (double)raw.len * (double)n / store_s / 1e6,
+            (double)raw.len * (double)n / (decode_s + store_s) / 1e6);
+out:
+    pprof_free(p);
+    store_close(s);
+    lw_buf_cleanup(&raw);
+    return rc ? 1 : 0;
+}
+
+static int cmd_dump(char **argv)
+{
+    store_options opt = {.read_only = true};
+    char err[STORE_ERR_LEN] = "";
+    store *s = NULL;
+    pprof_profile *p = NULL;
+    lw_buf out;
+    int rc;
+    lw_buf_init(&out, (size_t)1 << 30);
+    if ((rc = store_open(argv[2], &opt, &s, err, sizeof(err)))) {
+        fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    if ((rc = store_profile_load(s, strtoll(argv[3], NULL, 10), &p, NULL))) {
+        fprintf(stderr, "load %s: %s\n", argv[3], strerror(-rc));
+        goto out;
+    }
+    if ((rc = pprof_encode(p, true, &out))) {
+        fprintf(stderr, "encode: %s\n", strerror(-rc));
+        goto out;
+    }
+    FILE *f = fopen(argv[4], "wb");
+    if (!f || fwrite(out.data, 1, out.len, f) != out.len) {
+        rc = -EIO;
+        fprintf(stderr, "%s: write failed\n", argv[4]);
+    }
+    if (f && fclose(f) != 0)
+        rc = -EIO;
+out:
+    pprof_free(p);
+    store_close(s);
+    lw_buf_cleanup(&out);
+    return rc ? 1 : 0;
+}
+
+static int cmd_stats(char **argv)
+{
+    store_options opt = {.read_only = true};
+    char err[STORE_ERR_LEN] = "";
+    store *s = NULL;
+    int64_t count = 0, size = 0;
+    int rc;
+    if ((rc = store_open(argv[2], &opt, &s, err, sizeof(err)))) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    rc = store_profiles_count(s, &count);
+    if (!rc)
+        rc = store_size_bytes(s, &size);
+    int irc = rc ? rc : store_integrity_check(s, err, sizeof(err));
+    if (!rc)
+        printf("{\"profiles\":%" PRId64 ",\"size_bytes\":%" PRId64 ",\"integrity\":\"%s\"}\n",
+               count, size, irc ? err : "ok");
+    store_close(s);
+    return rc || irc ? 1 : 0;
+}
+
+static int cmd_top(char **argv)
+{
+    store_options opt = {.read_only = true};
+    char err[STORE_ERR_LEN] = "";
+    store *s = NULL;
+    store_stack_value *v = NULL;
+    size_t n = 0;
+    int rc;
+    if ((rc = store_open(argv[2], &opt, &s, err, sizeof(err)))) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    int64_t id = strtoll(argv[3], NULL, 10);
+    store_profile_info info;
+    rc = store_profile_info_get(s, id, &info);
+    if (!rc)
+        rc = store_profile_stacks(s, id, info.n_sample_types - 1, &v, &n);
+    for (size_t i = 0; !rc && i < n; i++) {
+        char fn[256], loc[512];
+        rc = store_stack_top_frame(s, v[i].stack_id, fn, sizeof(fn), loc, sizeof(loc));
+        if (!rc)
+            printf("%" PRId64 "\t%" PRId64 "\t%s\t%s\n", v[i].stack_id, v[i].value, fn, loc);
+    }
+    if (rc)
+        fprintf(stderr, "top %s: %s\n", argv[3], strerror(-rc));
+    free(v);
+    store_close(s);
+    return rc ? 1 : 0;
+}
+
+static int cmd_retain(char **argv)
+{
+    char err[STORE_ERR_LEN] = "";
+    store *s = NULL;
+    int64_t deleted = 0;
+    int rc;
+    if ((rc = store_open(argv[2], NULL, &s, err, sizeof(err)))) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    rc = store_retention_apply(s, strtoll(argv[3], NULL, 10) * 1000000000, strtoll(argv[4], NULL, 10),
+                               now_ns(), &deleted);
+    if (rc)
+        fprintf(stderr, "retention: %s\n", strerror(-rc));
+    else
+        printf("%" PRId64 "\n", deleted);
+    store_close(s);
+    return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 5 && !strcmp(argv[1], "ingest"))
+        return cmd_ingest(argc, argv);
+    if (argc == 5 && !strcmp(argv[1], "dump"))
+        return cmd_dump(argv);
+    if (argc == 3 && !strcmp(argv[1], "stats"))
+        return cmd_stats(argv);
+    if (argc == 4 && !strcmp(argv[1], "top"))
+        return cmd_top(argv);
+    if (argc == 5 && !strcmp(argv[1], "retain"))
+        return cmd_retain(argv);
+    fprintf(stderr, "usage: lwstore-tool ingest DB FILE TYPE [N] | dump DB ID OUT | stats DB | "
+                    "top DB ID | retain DB MAX_AGE_S MAX_BYTES\n");
+    return 2;
+}

@@ -1,0 +1,2 @@
+# Tests of storage/ (SQLite profile store) and its lwstore-tool.
+lw_unit_test(test_store SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_store.c LIBS lwstore)

@@ -1,0 +1,1094 @@
+/* test_store.c — unit tests of storage/ on real SQLite files.
+ *
+ * Profiles are built with the pprof builder API (goroutine-like, heap-like
+ * and random ones), stored, rebuilt and compared: totals, stack hashes as a
+ * multiset with their values, labels, metadata. Then the database itself:
+ * dedup growth, retention by age and size (the file shrinks), the lock, a
+ * foreign or corrupt file left byte-identical, a full database
+ * (max_page_count) that recovers, daemon state, series, listings, top
+ * frames, and a threaded ingest-while-reading run. Files live in a fresh
+ * directory under build/test-work, removed at the end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "store.h"
+
+#define SEC 1000000000LL
+#define T0 (1700000000LL * SEC)
+
+static char g_dir[512];
+static int g_seq;
+
+static void db_path(char *out, size_t len)
+{
+    snprintf(out, len, "%s/db%d/leakwatch.db", g_dir, ++g_seq);
+}
+
+static int64_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+/* ---- profile builders ---------------------------------------------------- */
+
+static uint64_t fn(pprof_profile *p, const char *name, const char *file)
+{
+    uint64_t id = pprof_add_function(p, name, name, file, 1);
+    assert_true(id > 0);
+    return id;
+}
+
+static uint64_t loc1(pprof_profile *p, uint64_t f, int64_t line)
+{
+    pprof_line l = {.function_id = f, .line = line};
+    uint64_t id = pprof_add_location(p, 0, 0x1000 + (uint64_t)line, &l, 1);
+    assert_true(id > 0);
+    return id;
+}
+
+/* A goroutine profile: n_blocked goroutines parked in main.blockedForever
+ * (with a pprof label), two in a ticker loop (an inlined frame), one main. */
+static pprof_profile *goroutine_profile(int64_t n_blocked)
+{
+    pprof_profile *p = pprof_new();
+    assert_non_null(p);
+    assert_int_equal(pprof_add_sample_type(p, "goroutine", "count"), 0);
+    assert_int_equal(pprof_set_period(p, "goroutine", "count", 1), 0);
+    assert_int_equal(pprof_add_comment(p, "test profile"), 0);
+    p->time_nanos = T0 + 123;
+    uint64_t gopark = fn(p, "runtime.gopark", "/usr/lib/go/src/runtime/proc.go");
+    uint64_t chanrecv = fn(p, "runtime.chanrecv1", "/usr/lib/go/src/runtime/chan.go");
+    uint64_t blocked = fn(p, "main.blockedForever", "/src/gosvc/main.go");
+    uint64_t tick = fn(p, "main.tickLoop", "/src/gosvc/main.go");
+    uint64_t inl = fn(p, "time.(*Ticker).C", "/usr/lib/go/src/time/tick.go");
+    uint64_t mainf = fn(p, "main.main", "/src/gosvc/main.go");
+    uint64_t goexit = fn(p, "runtime.goexit", "/usr/lib/go/src/runtime/asm_amd64.s");
+
+    uint64_t l_gopark = loc1(p, gopark, 363);
+    uint64_t l_chan = loc1(p, chanrecv, 442);
+    uint64_t l_blocked = loc1(p, blocked, 40);
+    uint64_t l_goexit = loc1(p, goexit, 1594);
+    pprof_line inlined[2] = {{.function_id = inl, .line = 12}, {.function_id = tick, .line = 55}};
+    uint64_t l_tick = pprof_add_location(p, 0, 0x2000, inlined, 2);
+    assert_true(l_tick > 0);
+    uint64_t l_main = loc1(p, mainf, 80);
+
+    uint64_t s1[] = {l_gopark, l_chan, l_blocked, l_goexit};
+    uint64_t s2[] = {l_gopark, l_tick, l_goexit};
+    uint64_t s3[] = {l_gopark, l_main};
+    pprof_label lab = {.key = pprof_intern(p, "handler"), .str = pprof_intern(p, "/leak")};
+    assert_true(lab.key > 0 && lab.str > 0);
+    int64_t v1 = n_blocked, v2 = 2, v3 = 1;
+    assert_int_equal(pprof_add_sample(p, s1, 4, &v1, &lab, 1), 0);
+    assert_int_equal(pprof_add_sample(p, s2, 3, &v2, NULL, 0), 0);
+    assert_int_equal(pprof_add_sample(p, s3, 2, &v3, NULL, 0), 0);
+    return p;
+}
+
+/* A heap profile with the four Go sample types and numeric "bytes" labels. */
+static pprof_profile *heap_profile(int64_t scale)
+{
+    pprof_profile *p = pprof_new();
+    assert_non_null(p);
+    const char *types[4][2] = {{"alloc_objects", "count"}, {"alloc_space", "bytes"},
+                               {"inuse_objects", "count"}, {"inuse_space", "bytes"}};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pprof_add_sample_type(p, types[i][0], types[i][1]), 0);
+    assert_int_equal(pprof_set_period(p, "space", "bytes", 524288), 0);
+    assert_int_equal(pprof_set_default_sample_type(p, "alloc_space"), 0);
+    p->time_nanos = T0;
+    uint64_t malloc_f = fn(p, "runtime.mallocgc", "/usr/lib/go/src/runtime/malloc.go");
+    uint64_t newobj = fn(p, "runtime.newobject", "/usr/lib/go/src/runtime/malloc.go");
+    uint64_t leak = fn(p, "main.leakSubstring", "/src/gosvc/main.go");
+    uint64_t other = fn(p, "main.churn", "/src/gosvc/main.go");
+    uint64_t a = loc1(p, malloc_f, 1000), b = loc1(p, newobj, 1200), c = loc1(p, leak, 70),
+             d = loc1(p, other, 90);
+    uint64_t s1[] = {a, b, c}, s2[] = {a, d};
+    pprof_label lab = {.key = pprof_intern(p, "bytes"), .num = 1048576};
+    int64_t v1[4] = {10 * scale, 10 * scale * 1048576, 5 * scale, 5 * scale * 1048576};
+    int64_t v2[4] = {1000, 64000, 3, 192};
+    assert_int_equal(pprof_add_sample(p, s1, 3, v1, &lab, 1), 0);
+    lab.num = 64;
+    assert_int_equal(pprof_add_sample(p, s2, 2, v2, &lab, 1), 0);
+    return p;
+}
+
+static uint64_t rnd(uint64_t *st)
+{
+    *st ^= *st << 13;
+    *st ^= *st >> 7;
+    *st ^= *st << 17;
+    return *st;
+}
+
+/* A random heap-like profile: n_samples samples over n_funcs functions,
+ * distinct for each seed. */
+static pprof_profile *random_profile(uint64_t seed, size_t n_samples, size_t n_funcs)
+{
+    uint64_t st = seed * 0x9E3779B97F4A7C15ULL + 1;
+    pprof_profile *p = pprof_new();
+    assert_non_null(p);
+    assert_int_equal(pprof_add_sample_type(p, "inuse_objects", "count"), 0);
+    assert_int_equal(pprof_add_sample_type(p, "inuse_space", "bytes"), 0);
+    p->time_nanos = T0;
+    uint64_t *locs = malloc(n_funcs * sizeof(*locs));
+    assert_non_null(locs);
+    for (size_t i = 0; i < n_funcs; i++) {
+        char name[64], file[64];
+        snprintf(name, sizeof(name), "pkg%" PRIu64 ".func%zu", seed % 7, i);
+        snprintf(file, sizeof(file), "/src/pkg%" PRIu64 "/file%zu.go", seed % 7, i % 13);
+        locs[i] = loc1(p, fn(p, name, file), (int64_t)(rnd(&st) % 5000) + 1);
+    }
+    for (size_t i = 0; i < n_samples; i++) {
+        uint64_t stack[16];
+        size_t depth = 2 + rnd(&st) % 14;
+        for (size_t k = 0; k < depth; k++)
+            stack[k] = locs[rnd(&st) % n_funcs];
+        int64_t v[2] = {(int64_t)(rnd(&st) % 1000), (int64_t)(rnd(&st) % 100000000)};
+        assert_int_equal(pprof_add_sample(p, stack, depth, v, NULL, 0), 0);
+    }
+    free(locs);
+    return p;
+}
+
+/* ---- comparison ------------------------------------------------------------ */
+
+typedef struct hv {
+    uint64_t hash;
+    int64_t v[4];
+} hv;
+
+static int hv_cmp(const void *a, const void *b)
+{
+    const hv *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    return memcmp(x->v, y->v, sizeof(x->v));
+}
+
+static hv *stack_multiset(const pprof_profile *p)
+{
+    hv *arr = calloc(p->n_samples + 1, sizeof(hv));
+    assert_non_null(arr);
+    for (size_t i = 0; i < p->n_samples; i++) {
+        arr[i].hash = pprof_stack_hash(p, &p->samples[i]);
+        for (size_t t = 0; t < p->n_sample_types && t < 4; t++)
+            arr[i].v[t] = p->samples[i].values[t];
+    }
+    qsort(arr, p->n_samples, sizeof(hv), hv_cmp);
+    return arr;
+}
+
+static const char *str(const pprof_profile *p, int64_t i)
+{
+    return p->strings[i];
+}
+
+static void assert_same_profile(const pprof_profile *a, const pprof_profile *b)
+{
+    assert_int_equal(a->n_sample_types, b->n_sample_types);
+    for (size_t t = 0; t < a->n_sample_types; t++) {
+        assert_string_equal(str(a, a->sample_types[t].type), str(b, b->sample_types[t].type));
+        assert_string_equal(str(a, a->sample_types[t].unit), str(b, b->sample_types[t].unit));
+    }
+    assert_string_equal(str(a, a->period_type.type), str(b, b->period_type.type));
+    assert_string_equal(str(a, a->period_type.unit), str(b, b->period_type.unit));
+    assert_int_equal(a->period, b->period);
+    assert_int_equal(a->time_nanos, b->time_nanos);
+    assert_int_equal(a->duration_nanos, b->duration_nanos);
+    assert_string_equal(str(a, a->default_sample_type), str(b, b->default_sample_type));
+    assert_int_equal(a->n_comments, b->n_comments);
+    for (size_t k = 0; k < a->n_comments; k++)
+        assert_string_equal(str(a, a->comments[k]), str(b, b->comments[k]));
+    int64_t ta[8] = {0}, tb[8] = {0};
+    pprof_totals(a, ta);
+    pprof_totals(b, tb);
+    for (size_t t = 0; t < a->n_sample_types; t++) {
+        printf("  total[%zu]: original %" PRId64 ", rebuilt %" PRId64 "\n", t, ta[t], tb[t]);
+        assert_int_equal(ta[t], tb[t]);
+    }
+    assert_int_equal(a->n_samples, b->n_samples);
+    hv *ha = stack_multiset(a), *hb = stack_multiset(b);
+    for (size_t i = 0; i < a->n_samples; i++) {
+        assert_int_equal(ha[i].hash, hb[i].hash);
+        assert_memory_equal(ha[i].v, hb[i].v, sizeof(ha[i].v));
+    }
+    printf("  %zu samples: stack hashes and values match as multisets\n", a->n_samples);
+    free(ha);
+    free(hb);
+    /* Labels, sample by sample (the order of samples is kept). */
+    for (size_t i = 0; i < a->n_samples; i++) {
+        assert_int_equal(a->samples[i].n_labels, b->samples[i].n_labels);
+        for (size_t j = 0; j < a->samples[i].n_labels; j++) {
+            const pprof_label *x = &a->samples[i].labels[j], *y = &b->samples[i].labels[j];
+            assert_string_equal(str(a, x->key), str(b, y->key));
+            assert_string_equal(str(a, x->str), str(b, y->str));
+            assert_int_equal(x->num, y->num);
+            assert_string_equal(str(a, x->num_unit), str(b, y->num_unit));
+        }
+    }
+}
+
+/* ---- fixtures --------------------------------------------------------------- */
+
+static store *open_ok(const char *path, const store_options *opt)
+{
+    char err[STORE_ERR_LEN] = "";
+    store *s = NULL;
+    int rc = store_open(path, opt, &s, err, sizeof(err));
+    if (rc)
+        fail_msg("store_open(%s): %d %s", path, rc, err);
+    return s;
+}
+
+static int64_t target(store *s, const char *job, const char *instance)
+{
+    store_label l[] = {{"job", job}, {"instance", instance}, {"env", "test"}};
+    int64_t id = 0;
+    assert_int_equal(store_target_upsert(s, l, 3, &id), 0);
+    assert_true(id > 0);
+    return id;
+}
+
+static int64_t ingest_ok(store *s, int64_t tid, const char *type, int64_t t, const pprof_profile *p)
+{
+    char err[STORE_ERR_LEN] = "";
+    int64_t id = 0;
+    int rc = store_ingest(s, tid, type, t, p, &id, err, sizeof(err));
+    if (rc)
+        fail_msg("store_ingest: %d %s", rc, err);
+    return id;
+}
+
+static int64_t count_rows(const char *path, const char *table)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char sql[128];
+    int64_t n = -1;
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static void check_integrity(store *s)
+{
+    char err[STORE_ERR_LEN] = "";
+    int rc = store_integrity_check(s, err, sizeof(err));
+    if (rc)
+        fail_msg("integrity_check: %s", err);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_roundtrip(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    pprof_profile *g = goroutine_profile(100);
+    pprof_profile *h = heap_profile(3);
+    h->duration_nanos = 5 * SEC;
+    int64_t gid = ingest_ok(s, tid, "goroutine", T0 + SEC, g);
+    int64_t hid = ingest_ok(s, tid, "heap", T0 + SEC, h);
+
+    pprof_profile *out = NULL;
+    store_profile_info info;
+    assert_int_equal(store_profile_load(s, gid, &out, &info), 0);
+    printf("goroutine profile %" PRId64 ":\n", gid);
+    assert_same_profile(g, out);
+    assert_int_equal(info.id, gid);
+    assert_int_equal(info.target_id, tid);
+    assert_string_equal(info.profile_type, "goroutine");
+    assert_int_equal(info.time_ns, T0 + SEC);
+    assert_int_equal(info.n_samples, 3);
+    assert_int_equal(info.n_sample_types, 1);
+    assert_int_equal(info.totals[0], 103);
+    assert_string_equal(info.sample_types, "goroutine/count");
+    pprof_free(out);
+
+    assert_int_equal(store_profile_load(s, hid, &out, &info), 0);
+    printf("heap profile %" PRId64 ":\n", hid);
+    assert_same_profile(h, out);
+    assert_string_equal(info.sample_types,
+                        "alloc_objects/count,alloc_space/bytes,inuse_objects/count,inuse_space/bytes");
+    assert_int_equal(info.duration_ns, 5 * SEC);
+    pprof_free(out);
+
+    /* Random, larger profiles (many shared stacks). */
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        pprof_profile *r = random_profile(seed, 2000, 300);
+        int64_t rid = ingest_ok(s, tid, "heap", T0 + 10 * SEC + (int64_t)seed, r);
+        assert_int_equal(store_profile_load(s, rid, &out, NULL), 0);
+        printf("random profile seed %" PRIu64 ":\n", seed);
+        assert_same_profile(r, out);
+        pprof_free(out);
+        pprof_free(r);
+    }
+    assert_int_equal(store_profile_load(s, 999999, &out, NULL), -ENOENT);
+    assert_null(out);
+    check_integrity(s);
+    store_close(s);
+
+    /* Everything survives a reopen, also read-only. */
+    store_options ro = {.read_only = true};
+    s = open_ok(path, &ro);
+    assert_int_equal(store_profile_load(s, gid, &out, NULL), 0);
+    assert_same_profile(g, out);
+    pprof_free(out);
+    char err[STORE_ERR_LEN];
+    assert_int_equal(store_ingest(s, tid, "heap", T0, h, NULL, err, sizeof(err)), -EROFS);
+    store_close(s);
+    pprof_free(g);
+    pprof_free(h);
+}
+
+static void test_unsymbolized(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "c", "127.0.0.1:2");
+    pprof_profile *p = pprof_new();
+    assert_int_equal(pprof_add_sample_type(p, "inuse_space", "bytes"), 0);
+    pprof_mapping m = {.memory_start = 0x400000, .memory_limit = 0x500000,
+                       .filename = pprof_intern(p, "/usr/bin/svc"), .build_id = 0};
+    uint64_t mid = pprof_add_mapping(p, &m);
+    assert_true(mid > 0);
+    uint64_t l1 = pprof_add_location(p, mid, 0x401234, NULL, 0);
+    uint64_t l2 = pprof_add_location(p, mid, 0x405678, NULL, 0);
+    assert_true(l1 && l2);
+    uint64_t st[] = {l1, l2};
+    int64_t v = 4096;
+    assert_int_equal(pprof_add_sample(p, st, 2, &v, NULL, 0), 0);
+    int64_t id = ingest_ok(s, tid, "heap", T0, p);
+    store_stack_value *sv = NULL;
+    size_t n = 0;
+    assert_int_equal(store_profile_stacks(s, id, 0, &sv, &n), 0);
+    assert_int_equal(n, 1);
+    lw_buf d;
+    lw_buf_init(&d, 4096);
+    assert_int_equal(store_stack_describe(s, sv[0].stack_id, &d), 0);
+    printf("unsymbolized stack:\n%s\n", d.data);
+    assert_non_null(strstr(d.data, "svc+0x1234 (/usr/bin/svc:0)"));
+    assert_non_null(strstr(d.data, "svc+0x5678"));
+    lw_buf_cleanup(&d);
+    free(sv);
+    pprof_profile *out = NULL;
+    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
+    int64_t tot = 0;
+    pprof_totals(out, &tot);
+    assert_int_equal(tot, 4096);
+    pprof_free(out);
+    pprof_free(p);
+    store_close(s);
+}
+
+static void test_dedup(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    store_close(s);
+    int64_t size0 = file_size(path);
+    pprof_profile *p = random_profile(42, 500, 200);
+
+    s = open_ok(path, NULL);
+    ingest_ok(s, tid, "heap", T0, p);
+    store_close(s); /* checkpoints: the main file holds everything */
+    int64_t size1 = file_size(path);
+    s = open_ok(path, NULL);
+    for (int i = 1; i < 100; i++)
+        ingest_ok(s, tid, "heap", T0 + i * SEC, p);
+    store_close(s);
+    int64_t size100 = file_size(path);
+    printf("empty %" PRId64 " B, after 1 profile %" PRId64 " B (+%" PRId64 "), after 100 %" PRId64
+           " B (+%" PRId64 "); want growth(100) < 10 x growth(1)\n",
+           size0, size1, size1 - size0, size100, size100 - size0);
+    assert_true(size100 - size0 < 10 * (size1 - size0));
+    int64_t n_sets = count_rows(path, "sample_sets"), n_stacks = count_rows(path, "stacks");
+    printf("sample_sets %" PRId64 ", stacks %" PRId64 " (profile has %zu samples)\n", n_sets,
+           n_stacks, p->n_samples);
+    assert_int_equal(n_sets, 1);
+    assert_true(n_stacks <= (int64_t)p->n_samples);
+    assert_int_equal(count_rows(path, "profiles"), 100);
+    pprof_free(p);
+}
+
+static void test_retention_age(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    for (int i = 0; i < 40; i++) {
+        pprof_profile *p = random_profile((uint64_t)i + 100, 400, 150);
+        ingest_ok(s, tid, "heap", T0 + i * SEC, p);
+        pprof_free(p);
+        pprof_profile *g = goroutine_profile(i + 1);
+        ingest_ok(s, tid, "goroutine", T0 + i * SEC, g);
+        pprof_free(g);
+    }
+    int64_t before = 0, after = 0, deleted = 0, count = 0;
+    assert_int_equal(store_retention_apply(s, 0, 0, T0 + 100 * SEC, &deleted), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(store_size_bytes(s, &before), 0);
+    /* Keep profiles younger than 20 s at T0+39 s: times 20..39. */
+    assert_int_equal(store_retention_apply(s, 19 * SEC, 0, T0 + 39 * SEC, &deleted), 0);
+    assert_int_equal(store_profiles_count(s, &count), 0);
+    printf("age retention: deleted %" PRId64 ", %" PRId64 " left\n", deleted, count);
+    assert_int_equal(deleted, 40);
+    assert_int_equal(count, 40);
+    store_profile_query q = {.profile_type = "heap"};
+    store_profile_info *list = NULL;
+    size_t n = 0;
+    assert_int_equal(store_profiles_list(s, &q, &list, &n), 0);
+    assert_int_equal(n, 20);
+    assert_int_equal(list[0].time_ns, T0 + 20 * SEC);
+    free(list);
+    store_point *pts = NULL;
+    assert_int_equal(store_series_get(s, tid, "goroutines", 0, INT64_MAX, &pts, &n), 0);
+    assert_int_equal(n, 20);
+    assert_int_equal(pts[0].time_ns, T0 + 20 * SEC);
+    free(pts);
+    check_integrity(s);
+    /* Everything older than now + 1 s: all gone, the file shrinks. */
+    assert_int_equal(store_retention_apply(s, SEC, 0, T0 + 1000 * SEC, &deleted), 0);
+    assert_int_equal(deleted, 40);
+    assert_int_equal(store_size_bytes(s, &after), 0);
+    printf("size before %" PRId64 " B, after deleting everything %" PRId64 " B\n", before, after);
+    assert_true(after < before / 4);
+    assert_int_equal(count_rows(path, "stacks"), 0);
+    assert_int_equal(count_rows(path, "strings"), 0);
+    assert_int_equal(count_rows(path, "functions"), 0);
+    assert_int_equal(count_rows(path, "sample_sets"), 0);
+    check_integrity(s);
+    /* The store is still usable and rebuilds stacks after the GC. */
+    pprof_profile *g = goroutine_profile(7);
+    int64_t id = ingest_ok(s, tid, "goroutine", T0 + 2000 * SEC, g);
+    pprof_profile *out = NULL;
+    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
+    assert_same_profile(g, out);
+    pprof_free(out);
+    pprof_free(g);
+    store_close(s);
+}
+
+static void test_retention_gc_partial(void **state)
+{
+    (void)state;
+    /* Rows still used by remaining profiles survive a GC. */
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    pprof_profile *a = random_profile(7, 300, 100), *b = random_profile(8, 300, 100);
+    ingest_ok(s, tid, "heap", T0, a);
+    int64_t bid = ingest_ok(s, tid, "heap", T0 + 10 * SEC, b);
+    int64_t deleted = 0;
+    assert_int_equal(store_retention_apply(s, 5 * SEC, 0, T0 + 12 * SEC, &deleted), 0);
+    assert_int_equal(deleted, 1);
+    pprof_profile *out = NULL;
+    assert_int_equal(store_profile_load(s, bid, &out, NULL), 0);
+    assert_same_profile(b, out);
+    pprof_free(out);
+    /* Ingest a again: its stacks were collected and must be re-created. */
+    int64_t aid = ingest_ok(s, tid, "heap", T0 + 20 * SEC, a);
+    assert_int_equal(store_profile_load(s, aid, &out, NULL), 0);
+    assert_same_profile(a, out);
+    pprof_free(out);
+    check_integrity(s);
+    pprof_free(a);
+    pprof_free(b);
+    store_close(s);
+}
+
+static void test_retention_size(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    int64_t size = 0;
+    int i = 0;
+    while (size < 3 << 20) {
+        pprof_profile *p = random_profile((uint64_t)i + 1000, 1500, 400);
+        ingest_ok(s, tid, "heap", T0 + i * SEC, p);
+        pprof_free(p);
+        i++;
+        if (i % 5 == 0)
+            assert_int_equal(store_size_bytes(s, &size), 0);
+    }
+    int64_t deleted = 0, count = 0, after = 0;
+    const int64_t limit = 1 << 20;
+    assert_int_equal(store_retention_apply(s, 0, limit, T0 + i * SEC, &deleted), 0);
+    assert_int_equal(store_profiles_count(s, &count), 0);
+    assert_int_equal(store_size_bytes(s, &after), 0);
+    printf("size retention: %d profiles, %" PRId64 " B -> deleted %" PRId64 ", %" PRId64
+           " left, %" PRId64 " B (limit %" PRId64 ")\n",
+           i, size, deleted, count, after, limit);
+    assert_true(after <= limit);
+    assert_true(count > 0);
+    assert_int_equal(count + deleted, i);
+    /* The newest profile is kept. */
+    store_profile_info info;
+    assert_int_equal(store_profile_at(s, tid, "heap", INT64_MAX, &info), 0);
+    assert_int_equal(info.time_ns, T0 + (i - 1) * SEC);
+    check_integrity(s);
+    store_close(s);
+}
+
+static void test_lock(void **state)
+{
+    (void)state;
+    char path[600], err[STORE_ERR_LEN] = "";
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL), *s2 = NULL;
+    int rc = store_open(path, NULL, &s2, err, sizeof(err));
+    printf("second open: %d \"%s\"\n", rc, err);
+    assert_int_equal(rc, -EBUSY);
+    assert_null(s2);
+    char want[128];
+    snprintf(want, sizeof(want), "is in use by another leakwatchd (pid %ld)", (long)getpid());
+    assert_non_null(strstr(err, want));
+    assert_non_null(strstr(err, path));
+    /* A read-only open (CLI) is allowed next to the writer. */
+    store_options ro = {.read_only = true};
+    s2 = open_ok(path, &ro);
+    store_close(s2);
+    store_close(s);
+    s = open_ok(path, NULL);
+    store_close(s);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static unsigned char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *d = malloc((size_t)n + 1);
+    assert_non_null(d);
+    assert_int_equal(fread(d, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return d;
+}
+
+static void assert_refused_untouched(const char *path, const char *want_msg)
+{
+    size_t len0, len1;
+    unsigned char *before = read_all(path, &len0);
+    char err[STORE_ERR_LEN] = "", side[700];
+    store *s = NULL;
+    int rc = store_open(path, NULL, &s, err, sizeof(err));
+    printf("open %s: %d \"%s\"\n", path, rc, err);
+    assert_int_equal(rc, -EINVAL);
+    assert_null(s);
+    assert_non_null(strstr(err, want_msg));
+    store_options ro = {.read_only = true};
+    assert_int_equal(store_open(path, &ro, &s, err, sizeof(err)), -EINVAL);
+    unsigned char *after = read_all(path, &len1);
+    assert_int_equal(len0, len1);
+    assert_memory_equal(before, after, len0);
+    printf("  %zu bytes identical after the refusal\n", len0);
+    const char *suffixes[] = {"-wal", "-shm", "-journal", ".lock"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(side, sizeof(side), "%s%s", path, suffixes[i]);
+        if (access(side, F_OK) == 0)
+            fail_msg("%s was created", side);
+    }
+    free(before);
+    free(after);
+}
+
+static void test_foreign_files(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s", path);
+    *strrchr(dir, '/') = '\0';
+    assert_int_equal(mkdir(dir, 0755), 0);
+
+    /* Random bytes. */
+    unsigned char junk[8192];
+    uint64_t st = 12345;
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (unsigned char)rnd(&st);
+    write_file(path, junk, sizeof(junk));
+    assert_refused_untouched(path, "not an SQLite file");
+    unlink(path);
+
+    /* A foreign SQLite database (in WAL mode, checkpointed). */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "PRAGMA journal_mode=DELETE; CREATE TABLE t(x); "
+                                  "INSERT INTO t VALUES (1), (2);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_refused_untouched(path, "application_id");
+    unlink(path);
+
+    /* A leakwatch database with its pages destroyed after the header. */
+    store *s = open_ok(path, NULL);
+    store_close(s);
+    size_t len;
+    unsigned char *d = read_all(path, &len);
+    for (size_t i = 100; i < len; i++)
+        d[i] = (unsigned char)rnd(&st);
+    write_file(path, d, len);
+    free(d);
+    assert_refused_untouched(path, "refusing to touch it");
+}
+
+static void test_disk_full(void **state)
+{
+    (void)state;
+    char path[600], err[STORE_ERR_LEN];
+    db_path(path, sizeof(path));
+    store_options opt = {.max_page_count = 150}; /* 600 KB */
+    store *s = open_ok(path, &opt);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    int ok = 0, rc = 0;
+    for (int i = 0; i < 200; i++) {
+        pprof_profile *p = random_profile((uint64_t)i + 5000, 800, 300);
+        err[0] = '\0';
+        rc = store_ingest(s, tid, "heap", T0 + i * SEC, p, NULL, err, sizeof(err));
+        pprof_free(p);
+        if (rc)
+            break;
+        ok++;
+    }
+    printf("full after %d profiles: %d \"%s\"\n", ok, rc, err);
+    assert_int_equal(rc, -ENOSPC);
+    assert_true(ok > 0);
+    int64_t count = 0;
+    assert_int_equal(store_profiles_count(s, &count), 0);
+    assert_int_equal(count, ok); /* nothing partial */
+    check_integrity(s);
+    /* Reads keep working while full. */
+    store_profile_info info;
+    assert_int_equal(store_profile_at(s, tid, "heap", INT64_MAX, &info), 0);
+    assert_int_equal(info.time_ns, T0 + (ok - 1) * SEC);
+    /* Free space: drop the older half; ingest resumes. */
+    int64_t deleted = 0;
+    assert_int_equal(store_retention_apply(s, 0, 0, 0, &deleted), 0);
+    assert_int_equal(store_retention_apply(s, SEC * (1000 - ok / 2), 0, T0 + 1000 * SEC, &deleted), 0);
+    printf("retention freed %" PRId64 " profiles\n", deleted);
+    assert_true(deleted > 0);
+    pprof_profile *p = random_profile(99999, 800, 300);
+    rc = store_ingest(s, tid, "heap", T0 + 2000 * SEC, p, NULL, err, sizeof(err));
+    printf("ingest after retention: %d\n", rc);
+    assert_int_equal(rc, 0);
+    pprof_free(p);
+    check_integrity(s);
+    store_close(s);
+}
+
+static void test_state(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    char *v = NULL;
+    assert_int_equal(store_state_get(s, "alert/a", &v), -ENOENT);
+    assert_int_equal(store_state_put(s, "alert/a", "{\"state\":\"pending\"}"), 0);
+    assert_int_equal(store_state_put(s, "alert/b", "{\"state\":\"firing\"}"), 0);
+    assert_int_equal(store_state_put(s, "other", "1"), 0);
+    assert_int_equal(store_state_put(s, "alert/a", "{\"state\":\"firing\"}"), 0);
+    assert_int_equal(store_state_get(s, "alert/a", &v), 0);
+    assert_string_equal(v, "{\"state\":\"firing\"}");
+    free(v);
+    char **keys = NULL, **values = NULL;
+    size_t n = 0;
+    assert_int_equal(store_state_list(s, "alert/", &keys, &values, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(keys[0], "alert/a");
+    assert_string_equal(keys[1], "alert/b");
+    assert_string_equal(values[1], "{\"state\":\"firing\"}");
+    for (size_t i = 0; i < n; i++) {
+        free(keys[i]);
+        free(values[i]);
+    }
+    free(keys);
+    free(values);
+    assert_int_equal(store_state_delete(s, "alert/a"), 0);
+    assert_int_equal(store_state_delete(s, "alert/a"), 0);
+    assert_int_equal(store_state_get(s, "alert/a", &v), -ENOENT);
+    store_close(s);
+    s = open_ok(path, NULL);
+    assert_int_equal(store_state_get(s, "alert/b", &v), 0);
+    free(v);
+    assert_int_equal(store_state_list(s, NULL, &keys, &values, &n), 0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        free(keys[i]);
+        free(values[i]);
+    }
+    free(keys);
+    free(values);
+    store_close(s);
+}
+
+static void test_series_and_lists(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t t1 = target(s, "svc", "127.0.0.1:1");
+    int64_t t2 = target(s, "other", "127.0.0.1:2");
+    store_label same[] = {{"env", "test"}, {"instance", "127.0.0.1:1"}, {"job", "svc"}};
+    int64_t again = 0;
+    assert_int_equal(store_target_upsert(s, same, 3, &again), 0);
+    assert_int_equal(again, t1);
+    store_label nojob[] = {{"instance", "x"}};
+    assert_int_equal(store_target_upsert(s, nojob, 1, &again), -EINVAL);
+    for (int i = 0; i < 10; i++) {
+        pprof_profile *g = goroutine_profile(10 * i);
+        ingest_ok(s, t1, "goroutine", T0 + i * 10 * SEC, g);
+        ingest_ok(s, t2, "goroutine", T0 + i * 10 * SEC + 1, g);
+        pprof_free(g);
+        pprof_profile *h = heap_profile(i + 1);
+        ingest_ok(s, t1, "heap", T0 + i * 10 * SEC, h);
+        pprof_free(h);
+    }
+    store_point *pts = NULL;
+    size_t n = 0;
+    assert_int_equal(store_series_get(s, t1, "goroutines", T0, T0 + 45 * SEC, &pts, &n), 0);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++) {
+        printf("goroutines[%zu] = %.0f at +%" PRId64 "s\n", i, pts[i].value,
+               (int64_t)((pts[i].time_ns - T0) / SEC));
+        assert_int_equal(pts[i].time_ns, T0 + (int64_t)i * 10 * SEC);
+        assert_true(pts[i].value == 10.0 * (double)i + 3);
+    }
+    free(pts);
+    const char *sigs[] = {"heap_inuse_bytes", "heap_inuse_objects", "heap_alloc_bytes",
+                          "heap_alloc_objects"};
+    double want[] = {5.0 * 1048576 + 192, 5 + 3, 10.0 * 1048576 + 64000, 10 + 1000};
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(store_series_get(s, t1, sigs[k], 0, INT64_MAX, &pts, &n), 0);
+        assert_int_equal(n, 10);
+        printf("%s[0] = %.0f (want %.0f)\n", sigs[k], pts[0].value, want[k]);
+        assert_true(pts[0].value == want[k]);
+        free(pts);
+    }
+    assert_int_equal(store_series_get(s, t1, "nonsense", 0, INT64_MAX, &pts, &n), -EINVAL);
+
+    store_profile_info info;
+    assert_int_equal(store_profile_at(s, t1, "goroutine", T0 + 35 * SEC, &info), 0);
+    assert_int_equal(info.time_ns, T0 + 30 * SEC);
+    assert_int_equal(store_profile_at(s, t1, "goroutine", T0 + 30 * SEC, &info), 0);
+    assert_int_equal(info.time_ns, T0 + 30 * SEC);
+    assert_int_equal(store_profile_at(s, t1, "goroutine", T0 - 1, &info), -ENOENT);
+    assert_int_equal(store_profile_at(s, t2, "heap", INT64_MAX, &info), -ENOENT);
+
+    store_profile_info *list = NULL;
+    store_profile_query q = {.job = "svc"};
+    assert_int_equal(store_profiles_list(s, &q, &list, &n), 0);
+    assert_int_equal(n, 20);
+    for (size_t i = 1; i < n; i++)
+        assert_true(list[i].time_ns >= list[i - 1].time_ns);
+    free(list);
+    q = (store_profile_query){.instance = "127.0.0.1:2", .profile_type = "goroutine"};
+    assert_int_equal(store_profiles_list(s, &q, &list, &n), 0);
+    assert_int_equal(n, 10);
+    free(list);
+    q = (store_profile_query){.target_id = t1, .profile_type = "heap", .from_ns = T0 + 20 * SEC,
+                              .to_ns = T0 + 50 * SEC};
+    assert_int_equal(store_profiles_list(s, &q, &list, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(list[0].time_ns, T0 + 20 * SEC);
+    assert_int_equal(list[3].time_ns, T0 + 50 * SEC);
+    free(list);
+    q = (store_profile_query){.profile_type = "goroutine", .limit = 3};
+    assert_int_equal(store_profiles_list(s, &q, &list, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(list[0].time_ns, T0 + 90 * SEC + 1); /* newest first */
+    assert_int_equal(list[0].target_id, t2);
+    assert_true(list[1].time_ns <= list[0].time_ns && list[2].time_ns <= list[1].time_ns);
+    free(list);
+    assert_int_equal(store_profiles_list(s, NULL, &list, &n), 0);
+    assert_int_equal(n, 30);
+    free(list);
+
+    store_target *targets = NULL;
+    assert_int_equal(store_targets_list(s, &targets, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(targets[0].job, "svc");
+    assert_string_equal(targets[0].instance, "127.0.0.1:1");
+    assert_string_equal(targets[0].labels_json,
+                        "{\"env\":\"test\",\"instance\":\"127.0.0.1:1\",\"job\":\"svc\"}");
+    store_targets_free(targets, n);
+    store_close(s);
+}
+
+static void test_stacks_and_top_frames(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    pprof_profile *g = goroutine_profile(50);
+    /* A second sample with the blocked stack but another label: summed. */
+    int64_t v = 5;
+    uint64_t ids[4];
+    memcpy(ids, g->samples[0].location_ids, sizeof(ids));
+    assert_int_equal(pprof_add_sample(g, ids, 4, &v, NULL, 0), 0);
+    int64_t id = ingest_ok(s, tid, "goroutine", T0, g);
+    store_stack_value *sv = NULL;
+    size_t n = 0;
+    assert_int_equal(store_profile_stacks(s, id, 1, &sv, &n), -EINVAL);
+    assert_null(sv);
+    assert_int_equal(store_profile_stacks(s, id, 0, &sv, &n), 0);
+    assert_int_equal(n, 3);
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        char fname[128], loc[256];
+        assert_int_equal(store_stack_top_frame(s, sv[i].stack_id, fname, sizeof(fname), loc,
+                                               sizeof(loc)),
+                         0);
+        lw_buf d;
+        lw_buf_init(&d, 1 << 16);
+        assert_int_equal(store_stack_describe(s, sv[i].stack_id, &d), 0);
+        printf("stack %" PRId64 " value %" PRId64 " top %s (%s):\n%s\n", sv[i].stack_id,
+               sv[i].value, fname, loc, d.data);
+        if (sv[i].value == 55) {
+            assert_string_equal(fname, "main.blockedForever");
+            assert_string_equal(loc, "/src/gosvc/main.go:40");
+            assert_string_equal(d.data, "runtime.gopark (/usr/lib/go/src/runtime/proc.go:363)\n"
+                                        "runtime.chanrecv1 (/usr/lib/go/src/runtime/chan.go:442)\n"
+                                        "main.blockedForever (/src/gosvc/main.go:40)\n"
+                                        "runtime.goexit (/usr/lib/go/src/runtime/asm_amd64.s:1594)");
+            found++;
+        }
+        if (sv[i].value == 2) {
+            /* The inlined frame is the first meaningful one. */
+            assert_string_equal(fname, "time.(*Ticker).C");
+            found++;
+        }
+        lw_buf_cleanup(&d);
+    }
+    assert_int_equal(found, 2);
+    free(sv);
+    char fname[64], loc[64];
+    assert_int_equal(store_stack_top_frame(s, 987654, fname, sizeof(fname), loc, sizeof(loc)),
+                     -ENOENT);
+
+    /* C allocator and agent frames are skipped too. */
+    pprof_profile *c = pprof_new();
+    assert_int_equal(pprof_add_sample_type(c, "inuse_space", "bytes"), 0);
+    const char *names[] = {"malloc", "lw_agent_malloc_hook", "__libc_malloc", "leaky_handler",
+                           "start_thread", "clone"};
+    uint64_t cl[6];
+    for (int i = 0; i < 6; i++)
+        cl[i] = loc1(c, fn(c, names[i], "x.c"), i + 1);
+    v = 100;
+    assert_int_equal(pprof_add_sample(c, cl, 6, &v, NULL, 0), 0);
+    id = ingest_ok(s, tid, "heap", T0, c);
+    assert_int_equal(store_profile_stacks(s, id, 0, &sv, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_stack_top_frame(s, sv[0].stack_id, fname, sizeof(fname), loc,
+                                           sizeof(loc)),
+                     0);
+    printf("C stack top frame: %s (%s)\n", fname, loc);
+    assert_string_equal(fname, "leaky_handler");
+    assert_string_equal(loc, "x.c:4");
+    free(sv);
+    pprof_free(c);
+    pprof_free(g);
+    store_close(s);
+}
+
+/* ---- threads ----------------------------------------------------------------- */
+
+typedef struct thr {
+    store *s;
+    int64_t tid;
+    volatile int done;
+    int errors;
+    int reads;
+} thr;
+
+static void *writer_main(void *arg)
+{
+    thr *t = arg;
+    char err[STORE_ERR_LEN];
+    for (int i = 0; i < 60; i++) {
+        pprof_profile *p = random_profile((uint64_t)(i % 10) + 300, 300, 120);
+        if (store_ingest(t->s, t->tid, "heap", T0 + i * SEC, p, NULL, err, sizeof(err)))
+            t->errors++;
+        pprof_free(p);
+        if (i % 20 == 19) {
+            int64_t d;
+            if (store_retention_apply(t->s, 10 * SEC, 0, T0 + i * SEC, &d))
+                t->errors++;
+        }
+    }
+    __atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+    thr *t = arg;
+    while (!__atomic_load_n(&t->done, __ATOMIC_ACQUIRE)) {
+        store_profile_info *list = NULL;
+        size_t n = 0;
+        store_profile_query q = {.limit = 5};
+        if (store_profiles_list(t->s, &q, &list, &n)) {
+            __atomic_add_fetch(&t->errors, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            pprof_profile *p = NULL;
+            /* A profile may vanish by retention between list and load. */
+            int rc = store_profile_load(t->s, list[i].id, &p, NULL);
+            if (rc && rc != -ENOENT)
+                __atomic_add_fetch(&t->errors, 1, __ATOMIC_RELAXED);
+            if (!rc) {
+                int64_t tot[2];
+                pprof_totals(p, tot);
+                if (tot[0] != list[i].totals[0])
+                    __atomic_add_fetch(&t->errors, 1, __ATOMIC_RELAXED);
+            }
+            pprof_free(p);
+        }
+        free(list);
+        store_point *pts = NULL;
+        if (store_series_get(t->s, t->tid, "heap_inuse_bytes", 0, INT64_MAX, &pts, &n))
+            __atomic_add_fetch(&t->errors, 1, __ATOMIC_RELAXED);
+        free(pts);
+        __atomic_add_fetch(&t->reads, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    thr t = {0};
+    t.s = open_ok(path, NULL);
+    t.tid = target(t.s, "svc", "127.0.0.1:1");
+    pthread_t w, r1, r2;
+    assert_int_equal(pthread_create(&w, NULL, writer_main, &t), 0);
+    assert_int_equal(pthread_create(&r1, NULL, reader_main, &t), 0);
+    assert_int_equal(pthread_create(&r2, NULL, reader_main, &t), 0);
+    pthread_join(w, NULL);
+    pthread_join(r1, NULL);
+    pthread_join(r2, NULL);
+    printf("threads: %d read rounds, %d errors\n", t.reads, t.errors);
+    assert_int_equal(t.errors, 0);
+    check_integrity(t.s);
+    store_close(t.s);
+}
+
+static void test_bad_args(void **state)
+{
+    (void)state;
+    char path[600], err[STORE_ERR_LEN];
+    db_path(path, sizeof(path));
+    store *s = NULL;
+    assert_int_equal(store_open("", NULL, &s, err, sizeof(err)), -EINVAL);
+    store_options ro = {.read_only = true};
+    assert_int_equal(store_open(path, &ro, &s, err, sizeof(err)), -ENOENT);
+    store_close(NULL);
+    s = open_ok(path, NULL);
+    pprof_profile *g = goroutine_profile(1);
+    assert_int_equal(store_ingest(s, 1, "a-very-long-profile-type-name-over-32", T0, g, NULL, err,
+                                  sizeof(err)),
+                     -EINVAL);
+    assert_int_equal(store_ingest(s, 0, "goroutine", T0, g, NULL, err, sizeof(err)), -EINVAL);
+    /* A target id that does not exist violates the foreign key. */
+    int rc = store_ingest(s, 4242, "goroutine", T0, g, NULL, err, sizeof(err));
+    printf("unknown target: %d \"%s\"\n", rc, err);
+    assert_true(rc < 0);
+    int64_t count = -1;
+    assert_int_equal(store_profiles_count(s, &count), 0);
+    assert_int_equal(count, 0);
+    pprof_free(g);
+    store_close(s);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof(g_dir), "%s/test-work", LW_BINARY_DIR);
+    mkdir(g_dir, 0755);
+    snprintf(g_dir, sizeof(g_dir), "%s/test-work/store-XXXXXX", LW_BINARY_DIR);
+    return mkdtemp(g_dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_unsymbolized),
+        cmocka_unit_test(test_dedup),
+        cmocka_unit_test(test_retention_age),
+        cmocka_unit_test(test_retention_gc_partial),
+        cmocka_unit_test(test_retention_size),
+        cmocka_unit_test(test_lock),
+        cmocka_unit_test(test_foreign_files),
+        cmocka_unit_test(test_disk_full),
+        cmocka_unit_test(test_state),
+        cmocka_unit_test(test_series_and_lists),
+        cmocka_unit_test(test_stacks_and_top_frames),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_bad_args),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
