@@ -1541,6 +1541,8 @@ static const flag_def flag_defs[] = {
      "delete profiles older than this (0 = keep)"},
     {"storage.retention.size", F_SIZE, OFF(retention_size_bytes), 0, "0",
      "keep the database under this size, e.g. 512MB, 1GiB (0 = no limit)"},
+    {"storage.retention.interval", F_DURATION, OFF(retention_interval_ns), 0, "1m",
+     "how often retention is enforced"},
     {"web.listen-address", F_STRING, OFF(web_listen_address), 0, LW_DEFAULT_LISTEN_ADDRESS,
      "address of the HTTP API and /metrics"},
     {"web.config.file", F_STRING, OFF(web_config_file), 0, "",
@@ -1572,6 +1574,7 @@ static void flags_defaults(lw_flags *f)
     memset(f, 0, sizeof(*f));
     f->storage_path = LW_DEFAULT_STORAGE_PATH;
     f->retention_time_ns = LW_DEFAULT_RETENTION_NS;
+    f->retention_interval_ns = 60 * LW_NS_PER_SEC;
     f->web_listen_address = LW_DEFAULT_LISTEN_ADDRESS;
     f->detection_for_ns = -1;
     f->detection_min_samples = -1;
@@ -1610,7 +1613,7 @@ static int set_flag(lw_flags *f, const flag_def *d, const char *v, char *err, si
         int64_t ns;
         if (lw_parse_duration(v, &ns) != 0)
             return flag_fail(err, err_len, -EINVAL, "--%s: invalid duration \"%s\"", d->name, v);
-        if (ns == 0 && (d->offset == OFF(scrape_interval_ns) || d->offset == OFF(scrape_timeout_ns) ||
+        if (ns == 0 && (d->offset == OFF(scrape_interval_ns) || d->offset == OFF(retention_interval_ns) || d->offset == OFF(scrape_timeout_ns) ||
                         d->offset == OFF(detection_window_ns)))
             return flag_fail(err, err_len, -EINVAL, "--%s: must be greater than 0", d->name);
         *(int64_t *)(base + d->offset) = ns;

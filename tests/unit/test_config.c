@@ -423,6 +423,7 @@ static void flags_parse(void **state)
     assert_string_equal(f.storage_path, "./data/leakwatch.db");
     assert_int_equal(f.retention_time_ns, 7 * 86400 * S);
     assert_int_equal(f.retention_size_bytes, 0);
+    assert_int_equal(f.retention_interval_ns, 60 * S);
     assert_string_equal(f.web_listen_address, "127.0.0.1:9475");
     assert_string_equal(f.log_level, "info");
     assert_string_equal(f.log_format, "logfmt");
@@ -498,6 +499,7 @@ static void flags_errors(void **state)
     printf("%s", usage.data);
     static const char *const names[] = {"--config.file", "--config.check", "--storage.path",
                                         "--storage.retention.time", "--storage.retention.size",
+                                        "--storage.retention.interval",
                                         "--web.listen-address", "--web.config.file", "--target",
                                         "--scrape.interval", "--scrape.timeout",
                                         "--alertmanager.url", "--detection.window",

@@ -1,0 +1,1264 @@
+/* scrape.c — the scrape manager: targets, schedule, libcurl multi transfers,
+ * decoding, storing, health, /api/v1/targets and /metrics data (see coll.h).
+ *
+ * Ownership: the collector owns its targets (array of pointers, so that
+ * libcurl's CURLOPT_PRIVATE pointers to a profile's state stay valid while
+ * the arrays are rebuilt on reload); each target owns its label strings and
+ * its profile states; each profile state owns one reusable easy handle and
+ * its response buffer (released after every scrape so idle targets cost
+ * little memory).
+ *
+ * Locking: only the loop thread changes anything, and it does so under
+ * c->mu; other threads only read under c->mu. The loop thread reads without
+ * the lock (it is the only writer). Hooks are called with the lock released.
+ */
+#include "coll.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <zlib.h>
+
+#include "file_sd.h"
+#include "lw_log.h"
+#include "pprof.h"
+
+#define ERR_LEN 384
+#define FSD_CHECK_DEFAULT_NS LW_NS_PER_SEC
+#define MAX_REDIRECTS 5
+#define MAX_SECRET_FILE_BYTES 65536
+
+typedef struct target target;
+
+typedef struct prof_state {
+    target *t;
+    char name[32];
+    char *url;
+    int64_t timeout_ns;
+    CURL *easy; /* created on first use, reused */
+    bool in_flight;
+    struct curl_slist *headers;
+    lw_buf body;
+    char status_line[160]; /* last "HTTP/1.1 500 Internal Server Error" seen */
+    bool content_gzip;     /* Content-Encoding: gzip */
+    bool too_big;          /* body cap hit */
+    char curl_err[CURL_ERROR_SIZE];
+    int64_t start_mono_ns;
+    int64_t start_wall_ns;
+    /* Health, under c->mu. */
+    bool has_result;
+    bool up;
+    int64_t last_scrape_ns; /* wall time the last finished scrape started */
+    int64_t last_duration_ns;
+    char last_error[ERR_LEN];
+    uint64_t n_ok;
+    uint64_t n_err;
+} prof_state;
+
+struct target {
+    char *key; /* identity: URL base + sorted labels */
+    char *job;
+    char *instance;
+    store_label *labels; /* sorted by name; strings owned */
+    size_t n_labels;
+    char *base_url; /* scheme://address + path prefix */
+    char *address;
+    const lw_scrape_config *sc;
+    int64_t interval_ns;
+    uint64_t hash;
+    int64_t next_mono_ns;
+    int64_t store_id; /* 0 until registered in the store */
+    prof_state **profiles;
+    size_t n_profiles;
+    /* Last values seen, under c->mu. */
+    bool has_goroutines, has_heap;
+    double goroutines, heap_inuse_bytes, heap_inuse_objects;
+    bool claimed; /* reconcile mark */
+};
+
+struct coll {
+    pthread_mutex_t mu;
+    CURLM *multi;
+    store *store;
+    coll_hooks hooks;
+    coll_options opt;
+    const lw_config *cfg;
+    target **targets;
+    size_t n_targets;
+    coll__fsd **fsds; /* one per (scrape config, file_sd config), in config order */
+    size_t n_fsds;
+    int64_t next_fsd_check_ns;
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * LW_NS_PER_SEC + ts.tv_nsec;
+}
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * LW_NS_PER_SEC + ts.tv_nsec;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* "64 MiB", "512 KiB", "1000 bytes". */
+static const char *fmt_bytes(size_t n, char *buf, size_t len)
+{
+    if (n && n % ((size_t)1 << 20) == 0)
+        snprintf(buf, len, "%zu MiB", n >> 20);
+    else if (n && n % 1024 == 0)
+        snprintf(buf, len, "%zu KiB", n >> 10);
+    else
+        snprintf(buf, len, "%zu bytes", n);
+    return buf;
+}
+
+static void fmt_rfc3339(int64_t ns, char *buf, size_t len)
+{
+    time_t sec = (time_t)(ns / LW_NS_PER_SEC);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)((ns % LW_NS_PER_SEC) / 1000000));
+}
+
+/* ---- targets ------------------------------------------------------------ */
+
+static void prof_free(coll *c, prof_state *ps)
+{
+    if (!ps)
+        return;
+    if (ps->easy) {
+        if (ps->in_flight)
+            curl_multi_remove_handle(c->multi, ps->easy);
+        curl_easy_cleanup(ps->easy);
+    }
+    curl_slist_free_all(ps->headers);
+    lw_buf_cleanup(&ps->body);
+    free(ps->url);
+    free(ps);
+}
+
+static void target_free(coll *c, target *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_profiles; i++)
+        prof_free(c, t->profiles[i]);
+    free(t->profiles);
+    for (size_t i = 0; i < t->n_labels; i++) {
+        free((char *)t->labels[i].name);
+        free((char *)t->labels[i].value);
+    }
+    free(t->labels);
+    free(t->key);
+    free(t->base_url);
+    free(t->address);
+    free(t);
+}
+
+/* A label list under construction. */
+typedef struct label_set {
+    store_label *l;
+    size_t n;
+    size_t cap;
+    const char *scheme;
+    const char *prefix;
+} label_set;
+
+static int ls_set(label_set *s, const char *name, const char *value, bool override)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->l[i].name, name) == 0) {
+            if (!override)
+                return 0;
+            char *v = strdup(value);
+            if (!v)
+                return -ENOMEM;
+            free((char *)s->l[i].value);
+            s->l[i].value = v;
+            return 0;
+        }
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        store_label *nl = realloc(s->l, cap * sizeof(*nl));
+        if (!nl)
+            return -ENOMEM;
+        s->l = nl;
+        s->cap = cap;
+    }
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return -ENOMEM;
+    }
+    s->l[s->n].name = n;
+    s->l[s->n++].value = v;
+    return 0;
+}
+
+static void ls_free(label_set *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free((char *)s->l[i].name);
+        free((char *)s->l[i].value);
+    }
+    free(s->l);
+    memset(s, 0, sizeof(*s));
+}
+
+static int cmp_label(const void *a, const void *b)
+{
+    return strcmp(((const store_label *)a)->name, ((const store_label *)b)->name);
+}
+
+static const char *ls_get(const label_set *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->l[i].name, name) == 0)
+            return s->l[i].value;
+    return NULL;
+}
+
+/* Build a new (unscheduled) target for one address of a group. */
+static int target_build(const lw_config *cfg, const lw_scrape_config *sc, const lw_target_group *g,
+                        const char *address, target **out)
+{
+    int rc = -ENOMEM;
+    label_set s = {0};
+    lw_buf key;
+    lw_buf_init(&key, 1 << 20);
+    target *t = calloc(1, sizeof(*t));
+    if (!t)
+        goto fail;
+    s.scheme = sc->scheme;
+    s.prefix = sc->path_prefix;
+    if ((rc = ls_set(&s, "job", sc->job_name, true)) != 0 ||
+        (rc = ls_set(&s, "instance", address, true)) != 0)
+        goto fail;
+    for (size_t i = 0; i < g->n_labels; i++) {
+        const lw_kv *kv = &g->labels[i];
+        if (strcmp(kv->name, "__scheme__") == 0)
+            s.scheme = kv->value;
+        else if (strcmp(kv->name, "__path_prefix__") == 0)
+            s.prefix = kv->value;
+        else if (strncmp(kv->name, "__", 2) != 0 && (rc = ls_set(&s, kv->name, kv->value, true)) != 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < cfg->n_external_labels; i++)
+        if ((rc = ls_set(&s, cfg->external_labels[i].name, cfg->external_labels[i].value, false)) != 0)
+            goto fail;
+    if (strcmp(s.scheme, "http") != 0 && strcmp(s.scheme, "https") != 0)
+        s.scheme = sc->scheme;
+    qsort(s.l, s.n, sizeof(*s.l), cmp_label);
+    rc = lw_buf_printf(&key, "%s://%s%s", s.scheme, address, s.prefix);
+    if (rc)
+        goto fail;
+    if (!(t->base_url = strdup(key.data)) || !(t->address = strdup(address))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < s.n && !rc; i++)
+        rc = lw_buf_printf(&key, "|%s=%s", s.l[i].name, s.l[i].value);
+    if (rc || !(t->key = lw_buf_detach(&key, NULL))) {
+        rc = rc ? rc : -ENOMEM;
+        goto fail;
+    }
+    t->labels = s.l;
+    t->n_labels = s.n;
+    t->job = (char *)ls_get(&s, "job");
+    t->instance = (char *)ls_get(&s, "instance");
+    t->hash = fnv1a(t->key);
+    t->sc = sc;
+    *out = t;
+    lw_buf_cleanup(&key);
+    return 0;
+fail:
+    ls_free(&s);
+    lw_buf_cleanup(&key);
+    if (t) {
+        t->labels = NULL;
+        t->n_labels = 0;
+        free(t->key);
+        free(t->base_url);
+        free(t->address);
+        free(t);
+    }
+    return rc;
+}
+
+/* The URL of one profile of t. */
+static char *profile_url(const target *t, const lw_profile_config *pc)
+{
+    lw_buf u;
+    lw_buf_init(&u, 1 << 16);
+    int rc = lw_buf_printf(&u, "%s%s", t->base_url, pc->path);
+    char sep = strchr(pc->path, '?') ? '&' : '?';
+    for (size_t i = 0; i < t->sc->n_params && !rc; i++) {
+        char *n = curl_easy_escape(NULL, t->sc->params[i].name, 0);
+        char *v = curl_easy_escape(NULL, t->sc->params[i].value, 0);
+        rc = n && v ? lw_buf_printf(&u, "%c%s=%s", sep, n, v) : -ENOMEM;
+        sep = '&';
+        curl_free(n);
+        curl_free(v);
+    }
+    if (!rc && pc->delta)
+        rc = lw_buf_printf(&u, "%cseconds=%" PRId64, sep, pc->seconds);
+    if (rc) {
+        lw_buf_cleanup(&u);
+        return NULL;
+    }
+    return lw_buf_detach(&u, NULL);
+}
+
+static int64_t first_slot(int64_t now, int64_t interval, uint64_t hash)
+{
+    int64_t offset = (int64_t)(hash % (uint64_t)interval);
+    int64_t base = now - now % interval + offset;
+    if (base < now)
+        base += interval;
+    return base;
+}
+
+/* (Re)derive t's settings from its scrape config: interval, profiles. Old
+ * profile states with the same name are kept (with their counters and any
+ * request in flight); others are cancelled. Called under c->mu. */
+static int target_configure(coll *c, target *t, const lw_scrape_config *sc, int64_t now)
+{
+    size_t n_enabled = 0;
+    for (size_t i = 0; i < sc->n_profiles; i++)
+        n_enabled += sc->profiles[i].enabled;
+    prof_state **np = calloc(n_enabled ? n_enabled : 1, sizeof(*np));
+    if (!np)
+        return -ENOMEM;
+    t->sc = sc;
+    size_t k = 0;
+    for (size_t i = 0; i < sc->n_profiles; i++) {
+        const lw_profile_config *pc = &sc->profiles[i];
+        if (!pc->enabled)
+            continue;
+        prof_state *ps = NULL;
+        for (size_t j = 0; j < t->n_profiles; j++) {
+            if (t->profiles[j] && strcmp(t->profiles[j]->name, pc->name) == 0) {
+                ps = t->profiles[j];
+                t->profiles[j] = NULL;
+            }
+        }
+        char *url = profile_url(t, pc);
+        if (!ps && url)
+            ps = calloc(1, sizeof(*ps));
+        if (!ps || !url) {
+            free(url);
+            prof_free(c, ps);
+            for (size_t j = 0; j < k; j++)
+                prof_free(c, np[j]);
+            free(np);
+            return -ENOMEM;
+        }
+        ps->t = t;
+        snprintf(ps->name, sizeof(ps->name), "%s", pc->name);
+        free(ps->url);
+        ps->url = url;
+        ps->timeout_ns = sc->scrape_timeout_ns + (pc->delta ? pc->seconds * LW_NS_PER_SEC : 0);
+        np[k++] = ps;
+    }
+    for (size_t j = 0; j < t->n_profiles; j++)
+        prof_free(c, t->profiles[j]);
+    free(t->profiles);
+    t->profiles = np;
+    t->n_profiles = k;
+    if (t->interval_ns != sc->scrape_interval_ns) {
+        t->interval_ns = sc->scrape_interval_ns;
+        t->next_mono_ns = first_slot(now, t->interval_ns, t->hash);
+    }
+    return 0;
+}
+
+/* ---- reconcile ---------------------------------------------------------------- */
+
+typedef struct cand_list {
+    target **v;
+    size_t n;
+    size_t cap;
+    int rc;
+    const lw_config *cfg;
+    const lw_scrape_config *sc;
+} cand_list;
+
+static void add_group(void *arg, const lw_target_group *g)
+{
+    cand_list *cl = arg;
+    for (size_t i = 0; i < g->n_targets && !cl->rc; i++) {
+        target *t;
+        int rc = target_build(cl->cfg, cl->sc, g, g->targets[i], &t);
+        if (rc) {
+            cl->rc = rc;
+            return;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < cl->n && !dup; j++)
+            dup = strcmp(cl->v[j]->key, t->key) == 0;
+        if (dup) {
+            target_free(NULL, t);
+            continue;
+        }
+        if (cl->n == cl->cap) {
+            size_t cap = cl->cap ? cl->cap * 2 : 16;
+            target **nv = realloc(cl->v, cap * sizeof(*nv));
+            if (!nv) {
+                target_free(NULL, t);
+                cl->rc = -ENOMEM;
+                return;
+            }
+            cl->v = nv;
+            cl->cap = cap;
+        }
+        cl->v[cl->n++] = t;
+    }
+}
+
+/* Rebuild the target list from cfg and the file_sd watchers' groups. */
+static int reconcile(coll *c, const lw_config *cfg)
+{
+    cand_list cl = {.cfg = cfg};
+    size_t fi = 0;
+    for (size_t i = 0; i < cfg->n_scrape_configs && !cl.rc; i++) {
+        cl.sc = &cfg->scrape_configs[i];
+        for (size_t g = 0; g < cl.sc->n_static_configs && !cl.rc; g++)
+            add_group(&cl, &cl.sc->static_configs[g]);
+        for (size_t f = 0; f < cl.sc->n_file_sd_configs && !cl.rc; f++)
+            coll__fsd_foreach(c->fsds[fi++], add_group, &cl);
+    }
+    if (cl.rc) {
+        for (size_t i = 0; i < cl.n; i++)
+            target_free(NULL, cl.v[i]);
+        free(cl.v);
+        return cl.rc;
+    }
+    int64_t now = mono_ns();
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->n_targets; i++)
+        c->targets[i]->claimed = false;
+    int rc = 0;
+    size_t n_new = 0, n_kept = 0;
+    for (size_t i = 0; i < cl.n; i++) {
+        target *old = NULL;
+        const lw_scrape_config *nsc = cl.v[i]->sc;
+        for (size_t j = 0; j < c->n_targets && !old; j++)
+            if (!c->targets[j]->claimed && strcmp(c->targets[j]->key, cl.v[i]->key) == 0)
+                old = c->targets[j];
+        if (old) {
+            old->claimed = true;
+            target_free(c, cl.v[i]);
+            cl.v[i] = old;
+            n_kept++;
+        } else {
+            n_new++;
+        }
+        int r = target_configure(c, cl.v[i], nsc, now);
+        if (r && !rc)
+            rc = r;
+    }
+    /* Swap, then drop the targets that left. */
+    target **old_targets = c->targets;
+    size_t n_old = c->n_targets;
+    c->targets = cl.v;
+    c->n_targets = cl.n;
+    c->cfg = cfg;
+    pthread_mutex_unlock(&c->mu);
+    for (size_t j = 0; j < n_old; j++) {
+        target *t = old_targets[j];
+        if (t->claimed)
+            continue;
+        lw_log(LW_LOG_INFO, "target removed", "job", t->job, "instance", t->instance, NULL);
+        if (t->store_id && c->hooks.on_target_removed)
+            c->hooks.on_target_removed(c->hooks.ctx, t->store_id);
+        target_free(c, t);
+    }
+    free(old_targets);
+    char a[32], b[32];
+    snprintf(a, sizeof(a), "%zu", cl.n);
+    snprintf(b, sizeof(b), "%zu", n_new);
+    lw_log(LW_LOG_INFO, "targets updated", "targets", a, "new", b, NULL);
+    return rc;
+}
+
+static void fsds_free(coll__fsd **f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        coll__fsd_free(f[i]);
+    free(f);
+}
+
+/* New file_sd watchers for cfg, files read once. */
+static int fsds_new(const lw_config *cfg, coll__fsd ***out, size_t *n_out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_scrape_configs; i++)
+        n += cfg->scrape_configs[i].n_file_sd_configs;
+    coll__fsd **f = calloc(n ? n : 1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    size_t k = 0;
+    int64_t now = mono_ns();
+    for (size_t i = 0; i < cfg->n_scrape_configs; i++) {
+        const lw_scrape_config *sc = &cfg->scrape_configs[i];
+        for (size_t j = 0; j < sc->n_file_sd_configs; j++) {
+            int rc = coll__fsd_new(&sc->file_sd_configs[j], sc->job_name, sc->scheme, &f[k]);
+            if (rc) {
+                fsds_free(f, k);
+                return rc;
+            }
+            (void)coll__fsd_poll(f[k++], now);
+        }
+    }
+    *out = f;
+    *n_out = n;
+    return 0;
+}
+
+/* ---- transfers ------------------------------------------------------------------ */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    prof_state *ps = arg;
+    size_t n = size * nmemb;
+    int rc = lw_buf_append(&ps->body, data, n);
+    if (rc == -E2BIG) {
+        ps->too_big = true;
+        return 0;
+    }
+    return rc ? 0 : n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+    prof_state *ps = arg;
+    size_t n = size * nmemb;
+    if (n > 5 && strncmp(data, "HTTP/", 5) == 0) {
+        size_t len = n;
+        while (len && (data[len - 1] == '\r' || data[len - 1] == '\n'))
+            len--;
+        if (len >= sizeof(ps->status_line))
+            len = sizeof(ps->status_line) - 1;
+        memcpy(ps->status_line, data, len);
+        ps->status_line[len] = '\0';
+        ps->content_gzip = false;
+        lw_buf_reset(&ps->body);
+    } else if (n > 17 && strncasecmp(data, "content-encoding:", 17) == 0) {
+        char v[64];
+        size_t len = n - 17 < sizeof(v) - 1 ? n - 17 : sizeof(v) - 1;
+        memcpy(v, data + 17, len);
+        v[len] = '\0';
+        ps->content_gzip = strstr(v, "gzip") != NULL;
+    }
+    return n;
+}
+
+/* Read a small secret file, trimmed of trailing whitespace. NULL on error. */
+static char *read_secret(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, MAX_SECRET_FILE_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, MAX_SECRET_FILE_BYTES, f) : 0;
+    fclose(f);
+    if (!buf)
+        return NULL;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return buf;
+}
+
+static void set_result(coll *c, prof_state *ps, bool ok, const char *err, int64_t duration_ns)
+{
+    pthread_mutex_lock(&c->mu);
+    bool was_up = ps->up, had = ps->has_result;
+    bool same_err = !ok && had && strcmp(ps->last_error, err) == 0;
+    ps->has_result = true;
+    ps->up = ok;
+    ps->last_scrape_ns = ps->start_wall_ns;
+    ps->last_duration_ns = duration_ns;
+    snprintf(ps->last_error, sizeof(ps->last_error), "%s", ok ? "" : err);
+    if (ok)
+        ps->n_ok++;
+    else
+        ps->n_err++;
+    pthread_mutex_unlock(&c->mu);
+    const target *t = ps->t;
+    if (!ok && !same_err)
+        lw_log(LW_LOG_WARN, "scrape failed", "job", t->job, "instance", t->instance, "profile",
+               ps->name, "url", ps->url, "err", err, NULL);
+    else if (ok && had && !was_up)
+        lw_log(LW_LOG_INFO, "scrape recovered", "job", t->job, "instance", t->instance, "profile",
+               ps->name, NULL);
+    else if (lw_log_enabled(LW_LOG_DEBUG)) {
+        char d[32];
+        snprintf(d, sizeof(d), "%.3f", (double)duration_ns / 1e9);
+        lw_log(LW_LOG_DEBUG, ok ? "scrape ok" : "scrape failed", "job", t->job, "instance",
+               t->instance, "profile", ps->name, "duration_seconds", d, "err", ok ? "" : err, NULL);
+    }
+}
+
+static int start_scrape(coll *c, prof_state *ps)
+{
+    const target *t = ps->t;
+    const lw_scrape_config *sc = t->sc;
+    char *secret = NULL;
+    if (!ps->easy && !(ps->easy = curl_easy_init()))
+        return -ENOMEM;
+    CURL *e = ps->easy;
+    curl_easy_reset(e);
+    curl_slist_free_all(ps->headers);
+    ps->headers = NULL;
+    lw_buf_cleanup(&ps->body);
+    lw_buf_init(&ps->body, c->opt.max_body_bytes);
+    ps->status_line[0] = '\0';
+    ps->curl_err[0] = '\0';
+    ps->content_gzip = false;
+    ps->too_big = false;
+
+    struct curl_slist *h = curl_slist_append(NULL, "Accept-Encoding: gzip");
+    if (h)
+        h = curl_slist_append(h, "Accept: application/octet-stream, */*;q=0.5");
+    if (sc->authorization.set && h) {
+        const char *cred = sc->authorization.credentials;
+        if (sc->authorization.credentials_file)
+            cred = secret = read_secret(sc->authorization.credentials_file);
+        if (cred) {
+            char line[MAX_SECRET_FILE_BYTES + 128];
+            snprintf(line, sizeof(line), "Authorization: %s %s", sc->authorization.type, cred);
+            struct curl_slist *h2 = curl_slist_append(h, line);
+            if (!h2) {
+                curl_slist_free_all(h);
+                h = NULL;
+            } else {
+                h = h2;
+            }
+        }
+        free(secret);
+        secret = NULL;
+    }
+    if (!h)
+        return -ENOMEM;
+    ps->headers = h;
+
+    long timeout_ms = (long)(ps->timeout_ns / 1000000);
+    curl_easy_setopt(e, CURLOPT_URL, ps->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, ps);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, ps);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, ps);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ps->curl_err);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, ps->headers);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "leakwatch/" LW_VERSION);
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->opt.max_body_bytes);
+    if (sc->basic_auth.set) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, sc->basic_auth.username);
+        if (sc->basic_auth.password_file) {
+            secret = read_secret(sc->basic_auth.password_file);
+            curl_easy_setopt(e, CURLOPT_PASSWORD, secret ? secret : "");
+            free(secret);
+        } else {
+            curl_easy_setopt(e, CURLOPT_PASSWORD, sc->basic_auth.password ? sc->basic_auth.password : "");
+        }
+    }
+    if (sc->tls.ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, sc->tls.ca_file);
+    if (sc->tls.cert_file) {
+        curl_easy_setopt(e, CURLOPT_SSLCERT, sc->tls.cert_file);
+        curl_easy_setopt(e, CURLOPT_SSLKEY, sc->tls.key_file);
+    }
+    if (sc->tls.insecure_skip_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    ps->start_mono_ns = mono_ns();
+    ps->start_wall_ns = wall_ns();
+    CURLMcode mrc = curl_multi_add_handle(c->multi, e);
+    if (mrc != CURLM_OK) {
+        lw_log(LW_LOG_ERROR, "cannot start scrape", "url", ps->url, "err", curl_multi_strerror(mrc),
+               NULL);
+        return -EIO;
+    }
+    ps->in_flight = true;
+    return 0;
+}
+
+/* Describe a failed transfer precisely. */
+static void transfer_error(coll *c, prof_state *ps, CURLcode code, char *out, size_t len)
+{
+    char b[32];
+    long os_errno = 0;
+    switch (code) {
+    case CURLE_COULDNT_CONNECT:
+        curl_easy_getinfo(ps->easy, CURLINFO_OS_ERRNO, &os_errno);
+        if (os_errno == ECONNREFUSED)
+            snprintf(out, len, "connection refused");
+        else
+            snprintf(out, len, "connection failed: %s", ps->curl_err[0] ? ps->curl_err : strerror((int)os_errno));
+        return;
+    case CURLE_OPERATION_TIMEDOUT:
+        snprintf(out, len, "timeout after %s", lw_format_duration(ps->timeout_ns, b, sizeof(b)));
+        return;
+    case CURLE_FILESIZE_EXCEEDED:
+        snprintf(out, len, "response exceeds %s", fmt_bytes(c->opt.max_body_bytes, b, sizeof(b)));
+        return;
+    case CURLE_WRITE_ERROR:
+        if (ps->too_big) {
+            snprintf(out, len, "response exceeds %s", fmt_bytes(c->opt.max_body_bytes, b, sizeof(b)));
+            return;
+        }
+        snprintf(out, len, "out of memory reading the response");
+        return;
+    case CURLE_TOO_MANY_REDIRECTS:
+        snprintf(out, len, "too many redirects (more than %d)", MAX_REDIRECTS);
+        return;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        snprintf(out, len, "cannot resolve host: %s", ps->curl_err[0] ? ps->curl_err : "unknown");
+        return;
+    case CURLE_GOT_NOTHING:
+        snprintf(out, len, "empty reply from server");
+        return;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+        snprintf(out, len, "TLS: %s", ps->curl_err[0] ? ps->curl_err : curl_easy_strerror(code));
+        return;
+    default:
+        snprintf(out, len, "%s", ps->curl_err[0] ? ps->curl_err : curl_easy_strerror(code));
+        return;
+    }
+}
+
+/* Undo Content-Encoding: gzip into out (capped). 0, -E2BIG or -EINVAL. */
+static int gunzip(const lw_buf *in, lw_buf *out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    if (inflateInit2(&z, 15 + 32) != Z_OK)
+        return -ENOMEM;
+    z.next_in = (Bytef *)in->data;
+    z.avail_in = (uInt)in->len;
+    int rc = 0;
+    unsigned char chunk[65536];
+    for (;;) {
+        z.next_out = chunk;
+        z.avail_out = sizeof(chunk);
+        int zr = inflate(&z, Z_NO_FLUSH);
+        size_t got = sizeof(chunk) - z.avail_out;
+        if (got && (rc = lw_buf_append(out, chunk, got)) != 0)
+            break;
+        if (zr == Z_STREAM_END)
+            break;
+        if (zr != Z_OK || (z.avail_in == 0 && got == 0)) {
+            rc = -EINVAL;
+            break;
+        }
+    }
+    inflateEnd(&z);
+    return rc;
+}
+
+static void totals_of(coll *c, target *t, const char *type, const pprof_profile *p)
+{
+    int64_t totals[16];
+    if (p->n_sample_types == 0 || p->n_sample_types > 16)
+        return;
+    pprof_totals(p, totals);
+    pthread_mutex_lock(&c->mu);
+    if (strcmp(type, "goroutine") == 0) {
+        t->goroutines = (double)totals[p->n_sample_types - 1];
+        t->has_goroutines = true;
+    } else if (strcmp(type, "heap") == 0) {
+        int ib = pprof_sample_type_index(p, "inuse_space");
+        int io = pprof_sample_type_index(p, "inuse_objects");
+        if (ib >= 0 && io >= 0) {
+            t->heap_inuse_bytes = (double)totals[ib];
+            t->heap_inuse_objects = (double)totals[io];
+            t->has_heap = true;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void finish(coll *c, prof_state *ps, CURLcode code)
+{
+    target *t = ps->t;
+    int64_t duration = mono_ns() - ps->start_mono_ns;
+    char err[ERR_LEN] = "";
+    pprof_profile *p = NULL;
+    int64_t profile_id = 0;
+    lw_buf plain;
+    lw_buf_init(&plain, c->opt.max_decompressed_bytes);
+    curl_multi_remove_handle(c->multi, ps->easy);
+    ps->in_flight = false;
+
+    if (code != CURLE_OK) {
+        transfer_error(c, ps, code, err, sizeof(err));
+        goto done;
+    }
+    long status = 0;
+    curl_easy_getinfo(ps->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200) {
+        const char *reason = "";
+        /* "HTTP/1.1 500 Internal Server Error" -> "Internal Server Error" */
+        const char *sp = strchr(ps->status_line, ' ');
+        if (sp && (sp = strchr(sp + 1, ' ')) != NULL)
+            reason = sp + 1;
+        snprintf(err, sizeof(err), "HTTP %ld%s%s", status, *reason ? " " : "", reason);
+        goto done;
+    }
+    const lw_buf *body = &ps->body;
+    if (ps->content_gzip) {
+        int rc = gunzip(&ps->body, &plain);
+        if (rc) {
+            char b[32];
+            if (rc == -E2BIG)
+                snprintf(err, sizeof(err), "response exceeds %s decompressed",
+                         fmt_bytes(c->opt.max_decompressed_bytes, b, sizeof(b)));
+            else
+                snprintf(err, sizeof(err), "not a pprof profile: bad gzip content encoding");
+            goto done;
+        }
+        body = &plain;
+    }
+    if (body->len == 0) {
+        snprintf(err, sizeof(err), "not a pprof profile: empty response");
+        goto done;
+    }
+    pprof_limits lim = {.max_compressed_bytes = c->opt.max_decompressed_bytes,
+                        .max_decompressed_bytes = c->opt.max_decompressed_bytes};
+    char derr[PPROF_ERR_LEN] = "";
+    int rc = pprof_decode(body->data, body->len, &lim, &p, derr, sizeof(derr));
+    if (rc) {
+        snprintf(err, sizeof(err), "%s%s", rc == -E2BIG ? "profile too large: " : "not a pprof profile: ",
+                 derr[0] ? derr : strerror(-rc));
+        goto done;
+    }
+    lw_buf_cleanup(&ps->body);
+    lw_buf_cleanup(&plain);
+    if (!t->store_id) {
+        rc = store_target_upsert(c->store, t->labels, t->n_labels, &t->store_id);
+        if (rc) {
+            snprintf(err, sizeof(err), "storage: cannot register target: %s", strerror(-rc));
+            t->store_id = 0;
+            goto done;
+        }
+    }
+    char serr[STORE_ERR_LEN] = "";
+    rc = store_ingest(c->store, t->store_id, ps->name, ps->start_wall_ns, p, &profile_id, serr,
+                      sizeof(serr));
+    if (rc) {
+        snprintf(err, sizeof(err), "storage: %s", serr[0] ? serr : strerror(-rc));
+        goto done;
+    }
+    totals_of(c, t, ps->name, p);
+
+done:
+    pprof_free(p);
+    lw_buf_cleanup(&ps->body);
+    lw_buf_cleanup(&plain);
+    curl_slist_free_all(ps->headers);
+    ps->headers = NULL;
+    set_result(c, ps, !err[0], err, duration);
+    if (!err[0] && c->hooks.on_ingest)
+        c->hooks.on_ingest(c->hooks.ctx, t->store_id, t->labels, t->n_labels, ps->name, profile_id,
+                           ps->start_wall_ns);
+}
+
+static void drain(coll *c)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        char *priv = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+        if (priv)
+            finish(c, (prof_state *)priv, m->data.result);
+    }
+}
+
+static void start_due(coll *c, int64_t now)
+{
+    for (size_t i = 0; i < c->n_targets; i++) {
+        target *t = c->targets[i];
+        if (now < t->next_mono_ns)
+            continue;
+        for (size_t j = 0; j < t->n_profiles; j++) {
+            prof_state *ps = t->profiles[j];
+            if (ps->in_flight) {
+                lw_log(LW_LOG_DEBUG, "previous scrape still running, skipping", "job", t->job,
+                       "instance", t->instance, "profile", ps->name, NULL);
+                continue;
+            }
+            int rc = start_scrape(c, ps);
+            if (rc) {
+                ps->start_wall_ns = wall_ns();
+                set_result(c, ps, false, rc == -ENOMEM ? "out of memory" : "cannot start request", 0);
+            }
+        }
+        t->next_mono_ns += t->interval_ns;
+        if (t->next_mono_ns <= now)
+            t->next_mono_ns = first_slot(now + 1, t->interval_ns, t->hash);
+    }
+}
+
+/* ---- public API ------------------------------------------------------------------ */
+
+int coll_new(const lw_config *cfg, store *s, const coll_hooks *hooks, const coll_options *opt,
+             coll **out, char *err, size_t err_len)
+{
+    *out = NULL;
+    coll *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, err_len, "out of memory");
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    c->store = s;
+    if (hooks)
+        c->hooks = *hooks;
+    if (opt)
+        c->opt = *opt;
+    if (!c->opt.max_body_bytes)
+        c->opt.max_body_bytes = COLL_MAX_BODY_BYTES;
+    if (!c->opt.max_decompressed_bytes)
+        c->opt.max_decompressed_bytes = PPROF_DEFAULT_MAX_DECOMPRESSED_BYTES;
+    if (!c->opt.file_sd_check_ns)
+        c->opt.file_sd_check_ns = FSD_CHECK_DEFAULT_NS;
+    int rc = -EIO;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(c->multi = curl_multi_init())) {
+        snprintf(err, err_len, "libcurl initialisation failed");
+        goto fail;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
+    if ((rc = fsds_new(cfg, &c->fsds, &c->n_fsds)) != 0 || (rc = reconcile(c, cfg)) != 0) {
+        snprintf(err, err_len, "cannot set up targets: %s", strerror(-rc));
+        goto fail;
+    }
+    c->next_fsd_check_ns = mono_ns() + c->opt.file_sd_check_ns;
+    *out = c;
+    return 0;
+fail:
+    coll_free(c);
+    return rc;
+}
+
+int coll_apply_config(coll *c, const lw_config *cfg, char *err, size_t err_len)
+{
+    coll__fsd **f;
+    size_t n;
+    int rc = fsds_new(cfg, &f, &n);
+    if (rc) {
+        snprintf(err, err_len, "cannot set up file_sd: %s", strerror(-rc));
+        return rc;
+    }
+    coll__fsd **old = c->fsds;
+    size_t n_old = c->n_fsds;
+    c->fsds = f;
+    c->n_fsds = n;
+    rc = reconcile(c, cfg);
+    if (rc) {
+        c->fsds = old;
+        c->n_fsds = n_old;
+        fsds_free(f, n);
+        snprintf(err, err_len, "cannot set up targets: %s", strerror(-rc));
+        return rc;
+    }
+    fsds_free(old, n_old);
+    return 0;
+}
+
+int coll_run_once(coll *c, int timeout_ms)
+{
+    int running = 0;
+    CURLMcode mrc = curl_multi_perform(c->multi, &running);
+    if (mrc != CURLM_OK)
+        goto fail;
+    drain(c);
+
+    int64_t now = mono_ns();
+    if (now >= c->next_fsd_check_ns) {
+        int changed = 0;
+        for (size_t i = 0; i < c->n_fsds; i++)
+            changed |= coll__fsd_poll(c->fsds[i], now);
+        c->next_fsd_check_ns = now + c->opt.file_sd_check_ns;
+        if (changed) {
+            int rc = reconcile(c, c->cfg);
+            if (rc)
+                lw_log(LW_LOG_ERROR, "file_sd: cannot update targets", "err", strerror(-rc), NULL);
+        }
+    }
+    start_due(c, now);
+    if ((mrc = curl_multi_perform(c->multi, &running)) != CURLM_OK)
+        goto fail;
+    drain(c);
+
+    now = mono_ns();
+    int64_t wait_ns = (int64_t)timeout_ms * 1000000;
+    if (c->next_fsd_check_ns - now < wait_ns)
+        wait_ns = c->next_fsd_check_ns - now;
+    for (size_t i = 0; i < c->n_targets; i++)
+        if (c->targets[i]->next_mono_ns - now < wait_ns)
+            wait_ns = c->targets[i]->next_mono_ns - now;
+    if (wait_ns < 0)
+        wait_ns = 0;
+    mrc = curl_multi_poll(c->multi, NULL, 0, (int)((wait_ns + 999999) / 1000000), NULL);
+    if (mrc != CURLM_OK)
+        goto fail;
+    if ((mrc = curl_multi_perform(c->multi, &running)) != CURLM_OK)
+        goto fail;
+    drain(c);
+    return 0;
+fail:
+    lw_log(LW_LOG_ERROR, "libcurl multi failed", "err", curl_multi_strerror(mrc), NULL);
+    return -EIO;
+}
+
+void coll_wakeup(coll *c)
+{
+    if (c && c->multi)
+        curl_multi_wakeup(c->multi);
+}
+
+void coll_free(coll *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_targets; i++)
+        target_free(c, c->targets[i]);
+    free(c->targets);
+    fsds_free(c->fsds, c->n_fsds);
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+size_t coll_n_targets(coll *c)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t n = c->n_targets;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+/* ---- outputs -------------------------------------------------------------------- */
+
+static int json_time(lw_buf *out, bool has, int64_t ns)
+{
+    if (!has)
+        return lw_buf_puts(out, "null");
+    char b[40];
+    fmt_rfc3339(ns, b, sizeof(b));
+    return lw_buf_json_str(out, b);
+}
+
+static const char *health_of(const prof_state *ps)
+{
+    return !ps->has_result ? "unknown" : ps->up ? "up" : "down";
+}
+
+static int target_json(const target *t, lw_buf *out)
+{
+    int rc = lw_buf_puts(out, "{\"labels\":{");
+    for (size_t i = 0; i < t->n_labels && !rc; i++) {
+        rc = (i ? lw_buf_puts(out, ",") : 0) || lw_buf_json_str(out, t->labels[i].name) ||
+             lw_buf_puts(out, ":") || lw_buf_json_str(out, t->labels[i].value);
+    }
+    const prof_state *latest = NULL, *failing = NULL;
+    bool all_up = t->n_profiles > 0, any_result = false;
+    for (size_t i = 0; i < t->n_profiles; i++) {
+        const prof_state *ps = t->profiles[i];
+        if (ps->has_result) {
+            any_result = true;
+            if (!latest || ps->last_scrape_ns > latest->last_scrape_ns)
+                latest = ps;
+        }
+        if (!ps->has_result || !ps->up)
+            all_up = false;
+        if (ps->has_result && !ps->up && !failing)
+            failing = ps;
+    }
+    const char *health = failing ? "down" : all_up ? "up" : "unknown";
+    (void)any_result;
+    char iv[32], to[32];
+    lw_format_duration(t->interval_ns, iv, sizeof(iv));
+    lw_format_duration(t->sc->scrape_timeout_ns, to, sizeof(to));
+    rc = rc || lw_buf_puts(out, "},\"scrapeUrl\":") || lw_buf_json_str(out, t->base_url) ||
+         lw_buf_printf(out, ",\"health\":\"%s\",\"lastScrape\":", health) ||
+         json_time(out, latest != NULL, latest ? latest->last_scrape_ns : 0) ||
+         lw_buf_printf(out, ",\"lastScrapeDuration\":%.6f,\"lastError\":",
+                       latest ? (double)latest->last_duration_ns / 1e9 : 0.0) ||
+         lw_buf_json_str(out, failing ? failing->last_error : "") ||
+         lw_buf_printf(out, ",\"scrapeInterval\":\"%s\",\"scrapeTimeout\":\"%s\",\"profiles\":[", iv, to);
+    for (size_t i = 0; i < t->n_profiles && !rc; i++) {
+        const prof_state *ps = t->profiles[i];
+        rc = (i ? lw_buf_puts(out, ",") : 0) || lw_buf_puts(out, "{\"type\":") ||
+             lw_buf_json_str(out, ps->name) || lw_buf_puts(out, ",\"url\":") ||
+             lw_buf_json_str(out, ps->url) ||
+             lw_buf_printf(out, ",\"health\":\"%s\",\"lastScrape\":", health_of(ps)) ||
+             json_time(out, ps->has_result, ps->last_scrape_ns) ||
+             lw_buf_printf(out, ",\"lastScrapeDuration\":%.6f,\"lastError\":",
+                           (double)ps->last_duration_ns / 1e9) ||
+             lw_buf_json_str(out, ps->last_error) ||
+             lw_buf_printf(out, ",\"scrapesOk\":%" PRIu64 ",\"scrapesError\":%" PRIu64 "}", ps->n_ok,
+                           ps->n_err);
+    }
+    rc = rc || lw_buf_puts(out, "]}");
+    return rc ? -E2BIG : 0;
+}
+
+int coll_targets_json(coll *c, lw_buf *out)
+{
+    size_t mark = out->len;
+    pthread_mutex_lock(&c->mu);
+    int rc = lw_buf_puts(out, "{\"activeTargets\":[");
+    for (size_t i = 0; i < c->n_targets && !rc; i++) {
+        if (i)
+            rc = lw_buf_puts(out, ",");
+        if (!rc)
+            rc = target_json(c->targets[i], out);
+    }
+    if (!rc)
+        rc = lw_buf_puts(out, "]}");
+    pthread_mutex_unlock(&c->mu);
+    if (rc) {
+        out->len = mark;
+        if (out->data)
+            out->data[mark] = '\0';
+        return -E2BIG;
+    }
+    return 0;
+}
+
+/* Label value escaped for the text format. */
+static int prom_value(lw_buf *out, const char *v)
+{
+    int rc = 0;
+    for (; *v && !rc; v++) {
+        if (*v == '\\')
+            rc = lw_buf_puts(out, "\\\\");
+        else if (*v == '"')
+            rc = lw_buf_puts(out, "\\\"");
+        else if (*v == '\n')
+            rc = lw_buf_puts(out, "\\n");
+        else
+            rc = lw_buf_append(out, v, 1);
+    }
+    return rc;
+}
+
+static int prom_series(lw_buf *out, const char *name, const target *t, const char *profile,
+                       const char *result, const char *value)
+{
+    int rc = lw_buf_printf(out, "%s{job=\"", name) || prom_value(out, t->job) ||
+             lw_buf_puts(out, "\",instance=\"") || prom_value(out, t->instance);
+    if (!rc && profile)
+        rc = lw_buf_puts(out, "\",profile=\"") || prom_value(out, profile);
+    if (!rc && result)
+        rc = lw_buf_printf(out, "\",result=\"%s", result);
+    return rc || lw_buf_printf(out, "\"} %s\n", value) ? -E2BIG : 0;
+}
+
+int coll_metrics_text(coll *c, lw_buf *out)
+{
+    char v[64];
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    rc = lw_buf_printf(out, "# HELP leakwatch_targets Number of active scrape targets.\n"
+                            "# TYPE leakwatch_targets gauge\nleakwatch_targets %zu\n",
+                       c->n_targets);
+    rc = rc || lw_buf_puts(out, "# HELP leakwatch_target_up 1 if the last scrape of every enabled "
+                                "profile of the target succeeded, else 0.\n"
+                                "# TYPE leakwatch_target_up gauge\n");
+    for (size_t i = 0; i < c->n_targets && !rc; i++) {
+        const target *t = c->targets[i];
+        bool up = t->n_profiles > 0;
+        for (size_t j = 0; j < t->n_profiles; j++)
+            up = up && t->profiles[j]->has_result && t->profiles[j]->up;
+        rc = prom_series(out, "leakwatch_target_up", t, NULL, NULL, up ? "1" : "0");
+    }
+    rc = rc || lw_buf_puts(out, "# HELP leakwatch_scrape_duration_seconds Duration of the last "
+                                "scrape of a profile.\n"
+                                "# TYPE leakwatch_scrape_duration_seconds gauge\n");
+    for (size_t i = 0; i < c->n_targets && !rc; i++) {
+        const target *t = c->targets[i];
+        for (size_t j = 0; j < t->n_profiles && !rc; j++) {
+            const prof_state *ps = t->profiles[j];
+            if (!ps->has_result)
+                continue;
+            snprintf(v, sizeof(v), "%.6f", (double)ps->last_duration_ns / 1e9);
+            rc = prom_series(out, "leakwatch_scrape_duration_seconds", t, ps->name, NULL, v);
+        }
+    }
+    rc = rc || lw_buf_puts(out, "# HELP leakwatch_scrapes_total Scrapes of a profile by result.\n"
+                                "# TYPE leakwatch_scrapes_total counter\n");
+    for (size_t i = 0; i < c->n_targets && !rc; i++) {
+        const target *t = c->targets[i];
+        for (size_t j = 0; j < t->n_profiles && !rc; j++) {
+            const prof_state *ps = t->profiles[j];
+            snprintf(v, sizeof(v), "%" PRIu64, ps->n_ok);
+            rc = prom_series(out, "leakwatch_scrapes_total", t, ps->name, "success", v);
+            snprintf(v, sizeof(v), "%" PRIu64, ps->n_err);
+            rc = rc || prom_series(out, "leakwatch_scrapes_total", t, ps->name, "error", v);
+        }
+    }
+    static const struct {
+        const char *name;
+        const char *help;
+    } gauges[] = {
+        {"leakwatch_goroutines", "Goroutines (threads for C services) in the last goroutine profile."},
+        {"leakwatch_heap_inuse_bytes", "In-use heap bytes in the last heap profile."},
+        {"leakwatch_heap_inuse_objects", "In-use heap objects in the last heap profile."},
+    };
+    for (size_t g = 0; g < 3 && !rc; g++) {
+        rc = lw_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", gauges[g].name, gauges[g].help,
+                           gauges[g].name);
+        for (size_t i = 0; i < c->n_targets && !rc; i++) {
+            const target *t = c->targets[i];
+            if (g == 0 ? !t->has_goroutines : !t->has_heap)
+                continue;
+            double val = g == 0 ? t->goroutines : g == 1 ? t->heap_inuse_bytes : t->heap_inuse_objects;
+            snprintf(v, sizeof(v), "%.17g", val);
+            rc = prom_series(out, gauges[g].name, t, NULL, NULL, v);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc ? -E2BIG : 0;
+}
