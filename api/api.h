@@ -45,7 +45,7 @@ typedef struct api_server api_server;
 
 /* Limits; a zero field takes the default in brackets. */
 typedef struct api_options {
-    unsigned max_connections;            /* concurrent connections [64] */
+    unsigned max_connections;            /* concurrent connections [256] */
     unsigned connection_timeout_seconds; /* idle time before a connection is closed [30] */
     unsigned request_timeout_seconds;    /* work budget of one merge/diff [30] */
     size_t max_response_bytes;           /* body of one answer [256 MiB] */

@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_MAX_CONNECTIONS 64
+#define DEFAULT_MAX_CONNECTIONS 256
 #define DEFAULT_CONNECTION_TIMEOUT_S 30
 #define DEFAULT_REQUEST_TIMEOUT_S 30
 #define DEFAULT_MAX_RESPONSE_BYTES ((size_t)256 << 20)
