@@ -62,9 +62,9 @@ void detect_config_default(detect_config *c)
     c->drawdown_frac = 0.5;
     c->top_stacks = 5;
     c->attribution_profiles = 10;
-    c->signals[DETECT_GOROUTINES] = (detect_threshold){true, 10, 0.05};
-    c->signals[DETECT_HEAP_INUSE_BYTES] = (detect_threshold){true, 1024.0 * 1024.0, 0.10};
-    c->signals[DETECT_HEAP_INUSE_OBJECTS] = (detect_threshold){true, 1000, 0.10};
+    c->signals[DETECT_GOROUTINES] = (detect_threshold){true, 10, 0.05, ""};
+    c->signals[DETECT_HEAP_INUSE_BYTES] = (detect_threshold){true, 1024.0 * 1024.0, 0.10, ""};
+    c->signals[DETECT_HEAP_INUSE_OBJECTS] = (detect_threshold){true, 1000, 0.10, ""};
 }
 
 /* Index where the analysed segment starts: just after the last restart. */

@@ -60,6 +60,8 @@ typedef struct detect_threshold {
     bool enabled;               /* evaluate this signal at all */
     double min_growth;          /* minimum absolute growth over the window, signal units */
     double min_relative_growth; /* minimum growth as a fraction of the level (0.05 = 5%) */
+    char severity[32];          /* alert severity label; "" = alerts_config.severity
+                                 * (GoroutineLeak uses goroutines', HeapLeak heap_inuse_bytes') */
 } detect_threshold;
 
 typedef struct detect_config {
