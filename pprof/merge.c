@@ -304,7 +304,7 @@ static int merge_sample(merger *m, const pprof_profile *in, const pprof_sample *
         pprof_sample *os = &o->samples[v];
         if (os->n_locations != s->n_locations || os->n_labels != s->n_labels)
             continue;
-        if (memcmp(os->location_ids, m->locs, s->n_locations * sizeof(uint64_t)) != 0)
+        if (s->n_locations && memcmp(os->location_ids, m->locs, s->n_locations * sizeof(uint64_t)) != 0)
             continue;
         bool eq = true;
         for (size_t j = 0; eq && j < s->n_labels; j++)
