@@ -470,36 +470,32 @@ static int dec_profile(dec *d, const unsigned char *data, size_t len)
     pprof_profile *p = d->p;
     struct pprof_internal *in = p->internal;
     size_t count[N_TOP_FIELDS] = {0};
-    size_t string_bytes = 0;
     rd r = {data, data + len};
     uint32_t f;
     int wt, t;
 
     /* Pass 1: count repeated fields so every vector is allocated once. */
+    const unsigned char *field_start = r.p;
+    int bad = 0;
     while ((t = rd_tag(&r, &f, &wt)) > 0) {
-        int bad;
         if (f == 13) {
             bad = count_repeated(&r, wt, &count[13]);
         } else if (f < N_TOP_FIELDS && wt == WT_LEN) {
             rd sub;
             bad = rd_len(&r, &sub);
             count[f]++;
-            string_bytes += f == 6 ? (size_t)(sub.end - sub.p) + 1 : 0;
         } else {
             bad = rd_skip(&r, wt);
         }
-        if (bad) {
-            pprof__errf(d->err, d->err_len, "protobuf: malformed profile at byte %zu of %zu",
-                        (size_t)(r.p - data), len);
-            return -EINVAL;
-        }
+        if (bad)
+            break;
+        field_start = r.p;
     }
-    if (t < 0) {
-        pprof__errf(d->err, d->err_len, "protobuf: malformed profile at byte %zu of %zu",
-                    (size_t)(r.p - data), len);
+    if (t < 0 || bad) {
+        pprof__errf(d->err, d->err_len, "protobuf: malformed profile (field at byte %zu of %zu)",
+                    (size_t)(field_start - data), len);
         return -EINVAL;
     }
-    (void)string_bytes;
     if (pprof__grow((void **)&p->sample_types, &in->cap_sample_types, count[1], sizeof(pprof_value_type)) ||
         pprof__grow((void **)&p->samples, &in->cap_samples, count[2], sizeof(pprof_sample)) ||
         pprof__grow((void **)&p->mappings, &in->cap_mappings, count[3], sizeof(pprof_mapping)) ||
@@ -590,9 +586,20 @@ static int check_str(vctx *v, int64_t idx, const char *what, size_t i, const cha
     return -EINVAL;
 }
 
+/* Check ids are non-zero and unique. Ids 1..n in order (what Go and most
+ * writers produce) need no table: *dense is set and m stays empty; otherwise
+ * m maps every id to its index. */
 static int check_ids(vctx *v, const void *arr, size_t n, size_t elem, const char *what,
-                     pprof__idmap *m)
+                     pprof__idmap *m, bool *dense)
 {
+    *dense = true;
+    for (size_t i = 0; i < n && *dense; i++) {
+        uint64_t id;
+        memcpy(&id, (const char *)arr + i * elem, sizeof(id));
+        *dense = id == i + 1;
+    }
+    if (*dense)
+        return 0;
     if (pprof__idmap_reserve(m, n)) {
         pprof__errf(v->err, v->err_len, "out of memory");
         return -ENOMEM;
@@ -619,13 +626,21 @@ static int check_ids(vctx *v, const void *arr, size_t n, size_t elem, const char
     return 0;
 }
 
+static inline bool id_exists(const pprof__idmap *m, bool dense, size_t n, uint64_t id)
+{
+    uint32_t idx;
+    if (dense)
+        return id >= 1 && id <= n;
+    return pprof__idmap_get(m, id, &idx);
+}
+
 /* maps: mapping, function, location id tables to fill (empty on entry). */
-static int validate(const pprof_profile *p, pprof__idmap maps[3], char *err, size_t err_len)
+static int validate(const pprof_profile *p, pprof__idmap maps[3], bool dense[3], char *err,
+                    size_t err_len)
 {
     vctx v = {p, err, err_len};
     vctx *vp = &v;
     int rc;
-    uint32_t idx;
     if (p->n_strings == 0) {
         pprof__errf(err, err_len, "string_table is empty (string_table[0] must be \"\")");
         return -EINVAL;
@@ -656,19 +671,22 @@ static int validate(const pprof_profile *p, pprof__idmap maps[3], char *err, siz
             (rc = check_str(vp, p->functions[i].system_name, "function", i, "system_name")) ||
             (rc = check_str(vp, p->functions[i].filename, "function", i, "filename")))
             return rc;
-    if ((rc = check_ids(vp, p->mappings, p->n_mappings, sizeof(*p->mappings), "mapping", &maps[0])) ||
-        (rc = check_ids(vp, p->functions, p->n_functions, sizeof(*p->functions), "function", &maps[1])) ||
-        (rc = check_ids(vp, p->locations, p->n_locations, sizeof(*p->locations), "location", &maps[2])))
+    if ((rc = check_ids(vp, p->mappings, p->n_mappings, sizeof(*p->mappings), "mapping", &maps[0],
+                        &dense[0])) ||
+        (rc = check_ids(vp, p->functions, p->n_functions, sizeof(*p->functions), "function",
+                        &maps[1], &dense[1])) ||
+        (rc = check_ids(vp, p->locations, p->n_locations, sizeof(*p->locations), "location",
+                        &maps[2], &dense[2])))
         return rc;
     for (size_t i = 0; i < p->n_locations; i++) {
         const pprof_location *l = &p->locations[i];
-        if (l->mapping_id && !pprof__idmap_get(&maps[0], l->mapping_id, &idx)) {
+        if (l->mapping_id && !id_exists(&maps[0], dense[0], p->n_mappings, l->mapping_id)) {
             pprof__errf(err, err_len, "location id %" PRIu64 ": mapping id %" PRIu64
                         " does not exist", l->id, l->mapping_id);
             return -EINVAL;
         }
         for (size_t j = 0; j < l->n_lines; j++) {
-            if (!pprof__idmap_get(&maps[1], l->lines[j].function_id, &idx)) {
+            if (!id_exists(&maps[1], dense[1], p->n_functions, l->lines[j].function_id)) {
                 pprof__errf(err, err_len, "location id %" PRIu64 ": line %zu: function id %" PRIu64
                             " does not exist", l->id, j, l->lines[j].function_id);
                 return -EINVAL;
@@ -683,7 +701,7 @@ static int validate(const pprof_profile *p, pprof__idmap maps[3], char *err, siz
             return -EINVAL;
         }
         for (size_t j = 0; j < s->n_locations; j++) {
-            if (!pprof__idmap_get(&maps[2], s->location_ids[j], &idx)) {
+            if (!id_exists(&maps[2], dense[2], p->n_locations, s->location_ids[j])) {
                 pprof__errf(err, err_len, "sample %zu: location id %" PRIu64 " does not exist", i,
                             s->location_ids[j]);
                 return -EINVAL;
@@ -701,8 +719,9 @@ static int validate(const pprof_profile *p, pprof__idmap maps[3], char *err, siz
 int pprof_validate(const pprof_profile *p, char *err, size_t err_len)
 {
     pprof__idmap maps[3];
+    bool dense[3];
     memset(maps, 0, sizeof(maps));
-    int rc = validate(p, maps, err, err_len);
+    int rc = validate(p, maps, dense, err, err_len);
     for (int i = 0; i < 3; i++)
         pprof__idmap_free(&maps[i]);
     return rc;
@@ -772,19 +791,27 @@ int pprof_decode(const void *data, size_t len, const pprof_limits *limits, pprof
         goto out;
     struct pprof_internal *in = p->internal;
     pprof__idmap maps[3] = {in->mapping_ids, in->function_ids, in->location_ids};
-    rc = validate(p, maps, err, err_len);
+    bool dense[3];
+    rc = validate(p, maps, dense, err, err_len);
     in->mapping_ids = maps[0];
     in->function_ids = maps[1];
     in->location_ids = maps[2];
     if (rc)
         goto out;
-    /* The validated tables index everything: adopt them. */
-    in->n_mappings_indexed = p->n_mappings;
-    in->n_functions_indexed = p->n_functions;
-    in->n_locations_indexed = p->n_locations;
-    in->max_mapping_id = max_key(&in->mapping_ids);
-    in->max_function_id = max_key(&in->function_ids);
-    in->max_location_id = max_key(&in->location_ids);
+    /* Adopt the tables validation built; dense ids need none until the
+     * builder API is used (lookups try index id-1 first). */
+    if (!dense[0]) {
+        in->n_mappings_indexed = p->n_mappings;
+        in->max_mapping_id = max_key(&in->mapping_ids);
+    }
+    if (!dense[1]) {
+        in->n_functions_indexed = p->n_functions;
+        in->max_function_id = max_key(&in->function_ids);
+    }
+    if (!dense[2]) {
+        in->n_locations_indexed = p->n_locations;
+        in->max_location_id = max_key(&in->location_ids);
+    }
     *out = p;
     p = NULL;
 out:

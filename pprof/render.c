@@ -166,17 +166,32 @@ static const char *percentage(int64_t value, int64_t total, char *buf, size_t le
 
 typedef struct frames {
     pprof_frame *f;
-    size_t cap;
+    bool *inlined; /* frame is inlined into its caller (not its location's last line) */
+    size_t cap, cap_inlined;
     size_t n;
 } frames;
 
 static int load_frames(const pprof_profile *p, const pprof_sample *s, frames *fr)
 {
     size_t depth = pprof_sample_depth(p, s);
-    if (pprof__grow((void **)&fr->f, &fr->cap, depth ? depth : 1, sizeof(pprof_frame)))
+    if (pprof__grow((void **)&fr->f, &fr->cap, depth ? depth : 1, sizeof(pprof_frame)) ||
+        pprof__grow((void **)&fr->inlined, &fr->cap_inlined, depth ? depth : 1, sizeof(bool)))
         return -ENOMEM;
     fr->n = pprof_sample_frames(p, s, fr->f, fr->cap);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_locations && k < fr->n; i++) {
+        ptrdiff_t li = pprof__find_location(p, s->location_ids[i]);
+        size_t n = li < 0 || p->locations[li].n_lines == 0 ? 1 : p->locations[li].n_lines;
+        for (size_t j = 0; j < n && k < fr->n; j++)
+            fr->inlined[k++] = j + 1 < n;
+    }
     return 0;
+}
+
+static void frames_free(frames *fr)
+{
+    free(fr->f);
+    free(fr->inlined);
 }
 
 /* The printed name of a frame: the function, else the address. */
@@ -224,7 +239,8 @@ typedef struct node {
     const char *name; /* NULL: unsymbolized, see hex */
     char hex[24];
     int64_t flat, cum;
-    size_t stamp; /* last sample (+1) that added to cum */
+    size_t stamp;                /* last sample (+1) that added to cum */
+    bool inline_in, noinline_in; /* seen called inlined / not inlined */
 } node;
 
 typedef struct nodes {
@@ -323,6 +339,12 @@ int pprof_render_top(const pprof_profile *p, int sample_index, size_t max_rows, 
             }
             if (j == 0)
                 ns.v[k].flat = pprof__add(ns.v[k].flat, v);
+            if (j + 1 < fr.n) {
+                if (fr.inlined[j])
+                    ns.v[k].inline_in = true;
+                else
+                    ns.v[k].noinline_in = true;
+            }
             if (ns.v[k].stamp != i + 1) {
                 ns.v[k].stamp = i + 1;
                 ns.v[k].cum = pprof__add(ns.v[k].cum, v);
@@ -358,11 +380,12 @@ int pprof_render_top(const pprof_profile *p, int sample_index, size_t max_rows, 
     for (size_t i = 0; i < rows && rc == 0; i++) {
         const node *nd = &ns.v[i];
         sum = pprof__add(sum, nd->flat);
-        rc = lw_buf_printf(out, "%10s %s %s %10s %s  %s\n", scaled_label(nd->flat, unit, to, a, sizeof(a)),
+        rc = lw_buf_printf(out, "%10s %s %s %10s %s  %s%s\n", scaled_label(nd->flat, unit, to, a, sizeof(a)),
                            percentage(nd->flat, total, d, sizeof(d)),
                            percentage(sum, total, e, sizeof(e)),
                            scaled_label(nd->cum, unit, to, b, sizeof(b)),
-                           percentage(nd->cum, total, f, sizeof(f)), node_name(nd));
+                           percentage(nd->cum, total, f, sizeof(f)), node_name(nd),
+                           !nd->inline_in ? "" : nd->noinline_in ? " (partial-inline)" : " (inline)");
     }
 out:
     if (rc && out->len > start) {
@@ -371,7 +394,7 @@ out:
     }
     free(ns.v);
     pprof__hmap_free(&ns.map);
-    free(fr.f);
+    frames_free(&fr);
     return rc;
 }
 
@@ -468,7 +491,7 @@ int pprof_render_folded(const pprof_profile *p, int sample_index, lw_buf *out)
     free(fs.v);
     lw_buf_cleanup(&fs.pool);
     pprof__hmap_free(&map);
-    free(fr.f);
+    frames_free(&fr);
     return rc;
 }
 
@@ -557,6 +580,6 @@ int pprof_render_json(const pprof_profile *p, lw_buf *out)
         out->data[start] = '\0';
     }
     free(totals);
-    free(fr.f);
+    frames_free(&fr);
     return rc;
 }

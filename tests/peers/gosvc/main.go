@@ -11,7 +11,8 @@
 // The functions that appear in profiles have fixed names (blockedForever,
 // leakGoroutines, makeBigString, leakSubstring, retainBuffers, burnCPU) and
 // are marked //go:noinline so they stay frames of their own; tests look for
-// them by name.
+// them by name. GET /spread?depth=D retains one object from each of 4^D
+// distinct stacks, for large realistic heap profiles (benchmarks).
 //
 // Go's heap profile describes the heap as of the last completed GC, so by
 // default a background loop churns and runs a GC every -churn-every
@@ -136,6 +137,64 @@ func releaseBuffers() {
 	retainedBytes = 0
 }
 
+// spreadSink keeps the objects allocated by spread.
+var spreadSink [][]byte
+
+// spread allocates one 64-byte object from each of 4^depth distinct call
+// stacks (every level calls one of spreadA..spreadD) and keeps them: it
+// makes large, realistic heap profiles for benchmarks (depth 8 gives 65536
+// stacks).
+//
+//go:noinline
+func spread(depth, path int) {
+	if depth == 0 {
+		b := make([]byte, 64)
+		mu.Lock()
+		spreadSink = append(spreadSink, b)
+		mu.Unlock()
+		return
+	}
+	for i := 0; i < 4; i++ {
+		switch i {
+		case 0:
+			spreadA(depth-1, path*4)
+		case 1:
+			spreadB(depth-1, path*4+1)
+		case 2:
+			spreadC(depth-1, path*4+2)
+		default:
+			spreadD(depth-1, path*4+3)
+		}
+	}
+}
+
+//go:noinline
+func spreadA(depth, path int) { spreadLeaf(depth, path) }
+
+//go:noinline
+func spreadB(depth, path int) { spreadLeaf(depth, path) }
+
+//go:noinline
+func spreadC(depth, path int) { spreadLeaf(depth, path) }
+
+//go:noinline
+func spreadD(depth, path int) { spreadLeaf(depth, path) }
+
+// spreadLeaf either recurses or allocates; separate so that every level
+// adds exactly one distinguishing frame (spreadA..D) plus this one.
+//
+//go:noinline
+func spreadLeaf(depth, path int) {
+	if depth == 0 {
+		b := make([]byte, 64)
+		mu.Lock()
+		spreadSink = append(spreadSink, b)
+		mu.Unlock()
+		return
+	}
+	spread(depth, path)
+}
+
 // churn allocates and frees memory and runs short-lived goroutines; it
 // leaks nothing.
 //
@@ -243,6 +302,20 @@ func handleChurn(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
+func handleSpread(w http.ResponseWriter, r *http.Request) {
+	depth, err := intParam(r, "depth", 6)
+	if err == nil && depth > 10 {
+		err = fmt.Errorf("depth: at most 10, got %d", depth)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	spread(depth, 0)
+	runtime.GC()
+	fmt.Fprintf(w, "%d\n", 1<<(2*depth))
+}
+
 func handleGC(w http.ResponseWriter, r *http.Request) {
 	runtime.GC()
 	fmt.Fprintln(w, "ok")
@@ -300,6 +373,7 @@ func main() {
 	http.HandleFunc("/release", handleRelease)
 	http.HandleFunc("/churn", handleChurn)
 	http.HandleFunc("/gc", handleGC)
+	http.HandleFunc("/spread", handleSpread)
 	log.Printf("gosvc: listening on %s (pid %d)", *addr, os.Getpid())
 	log.Fatal(http.ListenAndServe(*addr, nil))
 }
