@@ -187,6 +187,10 @@ def test_merge():
     check_eq(headers.get("X-Leakwatch-Merged-Profiles"), "3", "merged profile count header")
     out = lwtest.go_tool_pprof("-top", FX.base + "/api/v1/merge" + q(job="svc", instance=inst, type="goroutine", **rng))
     check_eq(top_total(out), float(want), "go tool pprof total of the merge URL")
+    # g2 and g3 both hold a sample with an empty stack (Go reports one); they must merge.
+    status, doc = get_json("/api/v1/merge" + q(job="svc", type="goroutine", format="json",
+                                               **{"from": FX.t0 + 1, "to": FX.t0 + 1201}))
+    check_eq(doc["data"]["totals"], [FX.totals[FX.ids["g2"]][0] + FX.totals[FX.ids["g3"]][0]], "merge of g2 and g3")
     # Across both jobs (no job): 4 goroutine profiles.
     status, doc = get_json("/api/v1/merge" + q(instance=inst, type="goroutine", format="json", **rng))
     check_eq(doc["data"]["totals"], [want + FX.totals[FX.ids["svc2_g1"]][0]], "merge across jobs")
