@@ -63,8 +63,8 @@ void detect_config_default(detect_config *c)
     c->top_stacks = 5;
     c->attribution_profiles = 10;
     c->signals[DETECT_GOROUTINES] = (detect_threshold){true, 10, 0.05, ""};
-    c->signals[DETECT_HEAP_INUSE_BYTES] = (detect_threshold){true, 1024.0 * 1024.0, 0.10, ""};
-    c->signals[DETECT_HEAP_INUSE_OBJECTS] = (detect_threshold){true, 1000, 0.10, ""};
+    c->signals[DETECT_HEAP_INUSE_BYTES] = (detect_threshold){true, 4.0 * 1024.0 * 1024.0, 0.05, ""};
+    c->signals[DETECT_HEAP_INUSE_OBJECTS] = (detect_threshold){true, 10000, 0.05, ""};
 }
 
 /* Index where the analysed segment starts: just after the last restart. */

@@ -66,7 +66,8 @@ typedef struct detect_threshold {
 
 typedef struct detect_config {
     int64_t window_ns;           /* sliding window, default 30 min */
-    size_t min_samples;          /* points needed in the window, default 10 */
+    size_t min_samples;          /* points needed in the window, default 10 (6 at least:
+                                  * the thirds need two points each) */
     double z_min;                /* Mann–Kendall Z needed, default 2.33 (one-sided 1%) */
     double restart_frac;         /* drop below this x recent median = restart, default 0.5 */
     double recent_k;             /* m3 - m2 in standard errors, default 1.64 */
@@ -108,9 +109,9 @@ typedef struct detect_verdict {
     detect_stack top[DETECT_MAX_TOP];
 } detect_verdict;
 
-/* Defaults as documented on detect_config; thresholds: goroutines +10 and
- * 5%, heap_inuse_bytes +1 MiB and 10%, heap_inuse_objects +1000 and 10%.
- * Cannot fail. */
+/* Defaults as documented on detect_config; thresholds (the same as the
+ * collector's config defaults): goroutines +10, heap_inuse_bytes +4 MiB,
+ * heap_inuse_objects +10000, each also >= 5% of the level. Cannot fail. */
 void detect_config_default(detect_config *c);
 
 /* "goroutines", "heap_inuse_bytes", "heap_inuse_objects"; NULL if out of range. */
