@@ -38,6 +38,7 @@
 
 extern LW_TLS int lw__tls_busy;     /* > 0 while the agent itself runs on this thread */
 extern LW_TLS int lw__tls_internal; /* 1 on agent-owned threads */
+extern LW_TLS int lw__tls_spawn_internal; /* 1: threads created now are agent-owned */
 
 typedef struct lw_stack {
     uint32_t n;                   /* frames used */

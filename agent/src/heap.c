@@ -39,6 +39,7 @@
 
 LW_TLS int lw__tls_busy;
 LW_TLS int lw__tls_internal;
+LW_TLS int lw__tls_spawn_internal;
 static LW_TLS int64_t tls_countdown; /* bytes left until the next sample */
 static LW_TLS uint64_t tls_rng;      /* xorshift state, 0 until seeded */
 static LW_TLS int tls_started;       /* countdown drawn at least once */
@@ -220,6 +221,30 @@ void lw__heap_set_rate(int64_t rate)
     if (rate < 0)
         rate = 0;
     atomic_store(&heap_rate, rate);
+    /* Other threads pick the rate up at their next sample (as in Go); the
+     * calling thread redraws now. */
+    tls_started = 0;
+    tls_countdown = 0;
+}
+
+static atomic_int env_loaded;
+
+/* LEAKWATCH_HEAP_RATE, read at the first sample: libraries' constructors
+ * allocate before ours runs. getenv does not allocate. */
+static void load_env_rate(void)
+{
+    if (atomic_exchange(&env_loaded, 1))
+        return;
+    const char *r = getenv("LEAKWATCH_HEAP_RATE");
+    if (r && *r) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(r, &end, 10);
+        if (errno == 0 && end && *end == '\0' && v >= 0)
+            atomic_store(&heap_rate, v);
+        else
+            lw__log("leakwatch-agent: ignoring LEAKWATCH_HEAP_RATE=%s (want bytes >= 0)\n", r);
+    }
 }
 
 static uint64_t rng_next(void)
@@ -440,10 +465,16 @@ void lw__stack_here(lw_stack *st, int skip)
  * zero. Returns p. */
 static __attribute__((noinline)) void *sample_slow(void *p, size_t n)
 {
-    if (lw__tls_busy || lw__tls_internal || tls_resolving) {
-        tls_countdown = (int64_t)1 << 20;
+    if (lw__tls_internal) {
+        tls_countdown = (int64_t)1 << 40; /* agent threads are never sampled */
         return p;
     }
+    if (lw__tls_busy || tls_resolving) {
+        tls_countdown += (int64_t)n; /* the agent's own allocation does not count */
+        return p;
+    }
+    if (LW_UNLIKELY(!atomic_load_explicit(&env_loaded, memory_order_relaxed)))
+        load_env_rate();
     int64_t rate = lw__heap_rate();
     if (!tls_started) {
         tls_started = 1;
@@ -666,16 +697,7 @@ void lw__heap_init(void)
     for (size_t i = 0; i < LIVE_STRIPES; i++)
         pthread_mutex_init(&live[i].lock, NULL);
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-    const char *r = getenv("LEAKWATCH_HEAP_RATE");
-    if (r && *r) {
-        char *end = NULL;
-        errno = 0;
-        long long v = strtoll(r, &end, 10);
-        if (errno == 0 && end && *end == '\0' && v >= 0)
-            lw__heap_set_rate(v);
-        else
-            lw__log("leakwatch-agent: ignoring LEAKWATCH_HEAP_RATE=%s (want bytes >= 0)\n", r);
-    }
+    load_env_rate();
     if (pthread_atfork(fork_prepare, fork_parent, fork_parent) != 0)
         lw__log("leakwatch-agent: pthread_atfork failed; fork() may deadlock\n");
 }

@@ -559,13 +559,12 @@ int lw__http_start(const char *addr, bool cpu_enabled, char *err, size_t err_len
     getsockname(fd, (struct sockaddr *)&got, &gl);
     int port = got.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&got)->sin6_port)
                                          : ntohs(((struct sockaddr_in *)&got)->sin_port);
-    int saved = lw__tls_internal;
-    lw__tls_internal = 1; /* threads created by MHD inherit it */
+    lw__tls_spawn_internal = 1; /* MHD's threads are agent threads */
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
         on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
-    lw__tls_internal = saved;
+    lw__tls_spawn_internal = 0;
     if (!d) {
         rc = -EIO;
         snprintf(err, err_len, "libmicrohttpd failed to start on %s", addr);

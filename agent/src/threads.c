@@ -202,7 +202,7 @@ LW_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*f
     a->fn = fn;
     a->arg = arg;
     a->creator = lw__gettid();
-    a->internal = lw__tls_internal;
+    a->internal = lw__tls_internal || lw__tls_spawn_internal;
     pthread_mutex_lock(&reg_lock);
     a->from = intern_created(&st);
     if (a->from)

@@ -1,0 +1,36 @@
+# tests/agent.cmake — the agent's tests. The agent interposes malloc, so its
+# unit test and test programs are never sanitized (no lw_sanitize, no
+# lw_unit_test); they are checked with valgrind and the stress test instead.
+if(TARGET leakwatch-agent)
+  # C programs driven by the integration tests; built WITHOUT the agent
+  # (they get it through LD_PRELOAD).
+  foreach(prog plain_service malloc_stress)
+    add_executable(agent_${prog} ${CMAKE_CURRENT_SOURCE_DIR}/agent_programs/${prog}.c)
+    target_link_libraries(agent_${prog} PRIVATE Threads::Threads)
+    target_compile_options(agent_${prog} PRIVATE -g -O1 -fno-omit-frame-pointer)
+  endforeach()
+
+  add_executable(test_agent ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_agent.c)
+  target_link_libraries(test_agent PRIVATE leakwatch-agent PkgConfig::CMOCKA Threads::Threads)
+  target_compile_options(test_agent PRIVATE -g)
+  add_test(NAME unit.test_agent COMMAND test_agent)
+  set_tests_properties(unit.test_agent PROPERTIES TIMEOUT 120
+    ENVIRONMENT "CMOCKA_MESSAGE_OUTPUT=STDOUT")
+
+  find_program(LW_VALGRIND valgrind)
+  if(LW_VALGRIND)
+    add_test(NAME unit.test_agent_valgrind
+      COMMAND ${LW_VALGRIND} --error-exitcode=99 --errors-for-leak-kinds=definite
+              --leak-check=full --track-origins=yes $<TARGET_FILE:test_agent>)
+    set_tests_properties(unit.test_agent_valgrind PROPERTIES TIMEOUT 600
+      ENVIRONMENT "CMOCKA_MESSAGE_OUTPUT=STDOUT;LW_UNDER_VALGRIND=1")
+  endif()
+
+  set(LW_AGENT_TEST_DEPS leaky-demo agent_plain_service agent_malloc_stress)
+  lw_integration_test(agent_demo_threads SCRIPT test_agent_threads.py TIMEOUT 180)
+  lw_integration_test(agent_demo_heap SCRIPT test_agent_heap.py TIMEOUT 180)
+  lw_integration_test(agent_demo_cpu SCRIPT test_agent_cpu.py TIMEOUT 180)
+  lw_integration_test(agent_endpoints SCRIPT test_agent_endpoints.py TIMEOUT 180)
+  lw_integration_test(agent_preload SCRIPT test_agent_preload.py TIMEOUT 180)
+  lw_integration_test(agent_stress SCRIPT test_agent_stress.py TIMEOUT 600)
+endif()
