@@ -264,7 +264,7 @@ static int attribute(detect_engine *e, int64_t target_id, detect_verdict *v)
             /* The stack's own series must rise, not just its end points. */
             stats_mk mk;
             if (stats_mann_kendall(series, k, &mk) == 0)
-                rising = mk.s > 0 && (k < 5 || mk.z >= 1.0);
+                rising = mk.s > 0 && (k < 6 || mk.z >= 1.64);
         }
         if (rising)
             cand[n_cand++] = (detect_stack){.stack_id = obs[i].stack_id,
@@ -444,10 +444,11 @@ static int alert_describe(detect_engine *e, alert *a, int ai, const tgt *t, cons
         rc = lw_buf_printf(&desc, "%s: +%s over %s (%s per hour; Mann-Kendall Z=%.2f, %zu samples).",
                            detect_signal_name(v->signal), growth, span, rate, v->score, v->n_samples);
     if (rc == 0 && v->n_top > 0) {
-        char g[64];
+        char g[64], r[64];
         fmt_amount(v->signal, v->top[0].growth, g, sizeof(g));
-        rc = lw_buf_printf(&desc, " Top growing stack: %s (%s), +%s (%.0f/h).", v->top[0].function,
-                           v->top[0].location, g, v->top[0].rate_per_hour);
+        fmt_amount(v->signal, v->top[0].rate_per_hour, r, sizeof(r));
+        rc = lw_buf_printf(&desc, " Top growing stack: %s (%s), +%s (%s/h).", v->top[0].function,
+                           v->top[0].location, g, r);
     }
     if (rc == 0)
         rc = diff_url(e, t, v, &url);

@@ -61,6 +61,32 @@ static pprof_profile *goroutine_profile(int64_t leaky, int64_t workers)
     return p;
 }
 
+/* A Go-style heap profile: a stack retaining `retained` bytes (substrings
+ * pinning 1 MiB buffers) and a churning stack whose in-use bytes come and go. */
+static pprof_profile *heap_profile(int64_t retained, int64_t churn)
+{
+    pprof_profile *p = pprof_new();
+    assert_non_null(p);
+    assert_int_equal(pprof_add_sample_type(p, "alloc_objects", "count"), 0);
+    assert_int_equal(pprof_add_sample_type(p, "alloc_space", "bytes"), 0);
+    assert_int_equal(pprof_add_sample_type(p, "inuse_objects", "count"), 0);
+    assert_int_equal(pprof_add_sample_type(p, "inuse_space", "bytes"), 0);
+    assert_int_equal(pprof_set_period(p, "space", "bytes", 524288), 0);
+    uint64_t f_malloc = pprof_add_function(p, "runtime.mallocgc", "", "/usr/lib/go/src/runtime/malloc.go", 900);
+    uint64_t f_keep = pprof_add_function(p, "main.retainSubstring", "", "/src/gosvc/main.go", 120);
+    uint64_t f_churn = pprof_add_function(p, "main.churn", "", "/src/gosvc/main.go", 150);
+    pprof_line l_malloc = {f_malloc, 1000, 0}, l_keep = {f_keep, 125, 0}, l_churn = {f_churn, 155, 0};
+    uint64_t m = pprof_add_location(p, 0, 0x1000, &l_malloc, 1);
+    uint64_t k = pprof_add_location(p, 0, 0x2000, &l_keep, 1);
+    uint64_t c = pprof_add_location(p, 0, 0x3000, &l_churn, 1);
+    uint64_t s1[] = {m, k}, s2[] = {m, c};
+    int64_t v1[] = {retained >> 20, retained, retained >> 20, retained};
+    int64_t v2[] = {1000, 64 << 20, churn >> 16, churn};
+    assert_int_equal(pprof_add_sample(p, s1, 2, v1, NULL, 0), 0);
+    assert_int_equal(pprof_add_sample(p, s2, 2, v2, NULL, 0), 0);
+    return p;
+}
+
 static const store_label leak_labels[] = {
     {"instance", "127.0.0.1:6061"}, {"job", "api"}, {"team", "payments"}};
 static const store_label flat_labels[] = {{"instance", "127.0.0.1:6062"}, {"job", "churn"}};
@@ -209,6 +235,7 @@ static void leak_pending_firing_restart_resolve(void **state)
     printf("alerts: %s\n", b.data);
     assert_non_null(strstr(b.data, "\"summary\":\"Goroutine leak in api/127.0.0.1:6061: +"));
     assert_non_null(strstr(b.data, "(600/h)\""));
+    assert_non_null(strstr(b.data, "+95 goroutines (600 goroutines/h)"));
     assert_non_null(strstr(b.data, "main.leakyHandler.func1 (/src/gosvc/main.go:42)"));
     assert_non_null(strstr(b.data, "http://127.0.0.1:9999/api/v1/diff?job=api&instance=127.0.0.1%3A6061&type=goroutine&from="));
     assert_non_null(strstr(b.data, "\"team\":\"payments\""));
@@ -224,6 +251,17 @@ static void leak_pending_firing_restart_resolve(void **state)
     assert_non_null(strstr(b.data, "leakwatch_leak_suspected{job=\"api\",instance=\"127.0.0.1:6061\",signal=\"goroutines\"} 1\n"));
     assert_non_null(strstr(b.data, "leakwatch_leak_suspected{job=\"churn\",instance=\"127.0.0.1:6062\",signal=\"goroutines\"} 0\n"));
     assert_non_null(strstr(b.data, "leakwatch_alerts{alertname=\"GoroutineLeak\",alertstate=\"firing\",job=\"api\",instance=\"127.0.0.1:6061\",severity=\"warning\"} 1\n"));
+    /* promtool (Prometheus' own linter) must accept the exposition. */
+    char mpath[400], cmd[600];
+    snprintf(mpath, sizeof(mpath), "%s/metrics.txt", f->dir);
+    FILE *mf = fopen(mpath, "w");
+    assert_non_null(mf);
+    assert_int_equal(fwrite(b.data, 1, b.len, mf), b.len);
+    assert_int_equal(fclose(mf), 0);
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s'", mpath);
+    int prc = system(cmd);
+    printf("promtool check metrics: exit %d\n", prc);
+    assert_int_equal(prc, 0);
 
     /* The leak stops: flat from now on. The alert must resolve, stay listed
      * as inactive, and be forgotten after the 15 min retention. */
@@ -254,6 +292,47 @@ static void leak_pending_firing_restart_resolve(void **state)
     assert_int_equal(store_state_get(f->s, key, &val), -ENOENT);
 }
 
+/* Substring pinning: +1 MiB in use per scrape under a churning stack. */
+static void heap_leak(void **state)
+{
+    fixture *f = *state;
+    int64_t t = T0_NS;
+    char err[STORE_ERR_LEN];
+    for (int i = 0; i < 24; i++, t += STEP_NS) {
+        static const int wobble[] = {0, 6, 3, 9, 1, 7};
+        int64_t churn = (int64_t)(20 + wobble[i % 6]) << 20;
+        pprof_profile *p = heap_profile((int64_t)(8 + i) << 20, churn);
+        int rc = store_ingest(f->s, f->tid_leak, "heap", t, p, NULL, err, sizeof(err));
+        if (rc < 0)
+            printf("store_ingest: %s\n", err);
+        assert_int_equal(rc, 0);
+        pprof_free(p);
+        assert_int_equal(detect_evaluate_target(f->e, f->tid_leak, leak_labels, 3, t), 0);
+    }
+    detect_verdict v;
+    assert_int_equal(detect_verdict_get(f->e, f->tid_leak, DETECT_HEAP_INUSE_BYTES, &v), 0);
+    printf("heap_inuse_bytes: %s; top %zu: %s (%s) +%.0f B (%.0f B/h)\n", v.reason, v.n_top,
+           v.n_top ? v.top[0].function : "-", v.n_top ? v.top[0].location : "-",
+           v.n_top ? v.top[0].growth : 0, v.n_top ? v.top[0].rate_per_hour : 0);
+    assert_true(v.suspected);
+    assert_true(v.n_top >= 1);
+    assert_string_equal(v.top[0].function, "main.retainSubstring");
+    assert_string_equal(v.top[0].location, "/src/gosvc/main.go:125");
+    assert_int_equal((int64_t)v.top[0].growth, (int64_t)23 << 20);
+    assert_int_equal(v.n_top, 1); /* the churning stack does not rise on its own */
+    lw_buf b;
+    lw_buf_init(&b, 1 << 20);
+    assert_int_equal(detect_alerts_json(f->e, &b), 0);
+    printf("alerts: %s\n", b.data);
+    assert_non_null(strstr(b.data, "\"alertname\":\"HeapLeak\""));
+    assert_non_null(strstr(b.data, "Heap leak in api/127.0.0.1:6061: +23.0 MiB in 11m30s (120.0 MiB/h)"));
+    assert_non_null(strstr(b.data, "main.retainSubstring (/src/gosvc/main.go:125)"));
+    assert_non_null(strstr(b.data, "&type=heap&"));
+    assert_non_null(strstr(b.data, "&sample_type=inuse_space"));
+    assert_null(strstr(b.data, "GoroutineLeak"));
+    lw_buf_cleanup(&b);
+}
+
 static void bad_arguments(void **state)
 {
     fixture *f = *state;
@@ -275,6 +354,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(leak_pending_firing_restart_resolve, setup, teardown),
+        cmocka_unit_test_setup_teardown(heap_leak, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
