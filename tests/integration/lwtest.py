@@ -227,3 +227,42 @@ def run_tests(tests):
     _cleanup()
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
+
+
+# ---- agent helpers (appended by the agent component) ----------------------
+
+def pprof_top_rows(top_text):
+    """Rows of a `go tool pprof -top` table as dicts: flat, flat_pct, cum, cum_pct
+    (value strings as printed, e.g. "1.50MB", "25") and name."""
+    rows = []
+    started = False
+    for line in top_text.splitlines():
+        if line.strip().startswith("flat") and "cum" in line:
+            started = True
+            continue
+        parts = line.split()
+        if started and len(parts) >= 6:
+            rows.append({"flat": parts[0], "flat_pct": parts[1], "cum": parts[3],
+                         "cum_pct": parts[4], "name": " ".join(parts[5:])})
+    return rows
+
+
+def pprof_value(s):
+    """A -top value printed with -unit=B/-unit=ns or a plain count ("123B", "45") as a number."""
+    s = s.strip()
+    for suffix in ("B", "ns"):
+        if s.endswith(suffix):
+            s = s[: -len(suffix)]
+    return float(s)
+
+
+def start_leaky_demo(extra_args=(), log_dir=None, env=None):
+    """Start build/bin/leaky-demo on free ports; returns (proc, app_url, pprof_url)."""
+    app_port, pprof_port = free_port(), free_port()
+    log = os.path.join(log_dir or tempdir(), f"leaky-demo-{app_port}.log")
+    p = start([os.path.join(BIN, "leaky-demo"), f"--listen=127.0.0.1:{app_port}",
+               f"--pprof-addr=127.0.0.1:{pprof_port}", *extra_args], env=env, log=log)
+    app, pprof = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{pprof_port}"
+    wait_http(pprof + "/debug/pprof/", proc=p)
+    wait_http(app + "/healthz", proc=p)
+    return p, app, pprof
