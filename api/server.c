@@ -508,11 +508,10 @@ int api_server_start(const char *listen_address, const api_options *opt, const a
         goto fail;
     srv->mhd = MHD_start_daemon(
         MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_access, srv, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)srv->opt.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)srv->opt.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)srv->opt.connection_timeout_seconds, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        srv->opt.connection_memory_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_END);
+        srv->opt.connection_memory_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
     if (!srv->mhd) {
         rc = -EIO;
         set_err(err, err_len, "listen %s: libmicrohttpd failed to start", listen_address);
