@@ -182,6 +182,56 @@ static int sample_index(const char *types, const char *name)
     return -1;
 }
 
+/* Go application code rather than the standard library: "main.f", or a
+ * package path whose first element is a domain ("github.com/x/y.F"). The
+ * store's top frame skips only the runtime and allocators, so a substring
+ * leak would be blamed on strings.(*Builder).grow instead of the function
+ * that keeps the string. */
+static bool go_user_function(const char *fn, size_t len)
+{
+    if (len > 5 && strncmp(fn, "main.", 5) == 0)
+        return true;
+    const char *slash = memchr(fn, '/', len);
+    if (slash == NULL)
+        return false;
+    const char *dot = memchr(fn, '.', (size_t)(slash - fn));
+    return dot != NULL;
+}
+
+/* The leaf-most Go application frame of a stack ("func (file:line)" lines,
+ * leaf first), if any; otherwise the store's top frame stays. */
+static void prefer_user_frame(detect_engine *e, detect_stack *d)
+{
+    lw_buf b;
+    lw_buf_init(&b, 1 << 16);
+    if (store_stack_describe(e->s, d->stack_id, &b) == 0 && b.data != NULL) {
+        for (const char *line = b.data; *line;) {
+            const char *end = strchr(line, '\n');
+            size_t len = end ? (size_t)(end - line) : strlen(line);
+            const char *paren = NULL;
+            for (size_t i = len; i > 0; i--) {
+                if (line[i - 1] == '(' && i >= 2 && line[i - 2] == ' ') {
+                    paren = line + i - 1;
+                    break;
+                }
+            }
+            if (paren != NULL && go_user_function(line, (size_t)(paren - 1 - line))) {
+                int fl = (int)(paren - 1 - line);
+                int ll = (int)(line + len - (paren + 1) - 1);
+                if (ll > 0 && line[len - 1] == ')') {
+                    snprintf(d->function, sizeof(d->function), "%.*s", fl, line);
+                    snprintf(d->location, sizeof(d->location), "%.*s", ll, paren + 1);
+                }
+                break;
+            }
+            if (end == NULL)
+                break;
+            line = end + 1;
+        }
+    }
+    lw_buf_cleanup(&b);
+}
+
 /* Fill v->top with the stacks whose values grow over the window's profiles. */
 static int attribute(detect_engine *e, int64_t target_id, detect_verdict *v)
 {
@@ -282,6 +332,7 @@ static int attribute(detect_engine *e, int64_t target_id, detect_verdict *v)
             snprintf(d->function, sizeof(d->function), "?");
             d->location[0] = '\0';
         }
+        prefer_user_frame(e, d);
         v->n_top++;
     }
 out:

@@ -76,13 +76,18 @@ static pprof_profile *heap_profile(int64_t retained, int64_t churn)
     uint64_t f_keep = pprof_add_function(p, "main.retainSubstring", "", "/src/gosvc/main.go", 120);
     uint64_t f_churn = pprof_add_function(p, "main.churn", "", "/src/gosvc/main.go", 150);
     pprof_line l_malloc = {f_malloc, 1000, 0}, l_keep = {f_keep, 125, 0}, l_churn = {f_churn, 155, 0};
+    uint64_t f_grow = pprof_add_function(p, "strings.(*Builder).grow", "", "/usr/lib/go/src/strings/builder.go", 60);
+    pprof_line l_grow = {f_grow, 68, 0};
+    uint64_t g = pprof_add_location(p, 0, 0x1800, &l_grow, 1);
     uint64_t m = pprof_add_location(p, 0, 0x1000, &l_malloc, 1);
     uint64_t k = pprof_add_location(p, 0, 0x2000, &l_keep, 1);
     uint64_t c = pprof_add_location(p, 0, 0x3000, &l_churn, 1);
-    uint64_t s1[] = {m, k}, s2[] = {m, c};
+    /* The standard library frame between the allocator and the application
+     * must not be blamed. */
+    uint64_t s1[] = {m, g, k}, s2[] = {m, c};
     int64_t v1[] = {retained >> 20, retained, retained >> 20, retained};
     int64_t v2[] = {1000, 64 << 20, churn >> 16, churn};
-    assert_int_equal(pprof_add_sample(p, s1, 2, v1, NULL, 0), 0);
+    assert_int_equal(pprof_add_sample(p, s1, 3, v1, NULL, 0), 0);
     assert_int_equal(pprof_add_sample(p, s2, 2, v2, NULL, 0), 0);
     return p;
 }
