@@ -47,8 +47,13 @@ static const char *const sql_text[SQL_COUNT_] = {
     [SQL_STACK_FIND] = "SELECT id, frames FROM stacks WHERE hash = ?1",
     [SQL_STACK_INSERT] = "INSERT INTO stacks(hash, frames) VALUES (?1, ?2)",
     [SQL_STACK_GET] = "SELECT frames FROM stacks WHERE id = ?1",
-    [SQL_SET_FIND] = "SELECT id, data FROM sample_sets WHERE hash = ?1",
-    [SQL_SET_INSERT] = "INSERT INTO sample_sets(hash, n_samples, data) VALUES (?1, ?2, ?3)",
+    [SQL_SET_FIND] = "SELECT id FROM sample_sets WHERE hash = ?1",
+    [SQL_SET_INSERT] = "INSERT INTO sample_sets(hash, n_samples, base_id, data) "
+                       "VALUES (?1, ?2, ?3, ?4)",
+    [SQL_SET_GET] = "SELECT data, base_id FROM sample_sets WHERE id = ?1",
+    [SQL_SET_LATEST] = "SELECT s.id, s.base_id FROM profiles p JOIN sample_sets s "
+                       "ON s.id = p.sample_set_id WHERE p.target_id = ?1 AND p.type = ?2 "
+                       "ORDER BY p.time_ns DESC, p.id DESC LIMIT 1",
     [SQL_META_FIND] = "SELECT id, data FROM profile_meta WHERE hash = ?1",
     [SQL_META_INSERT] = "INSERT INTO profile_meta(hash, sample_types, data) VALUES (?1, ?2, ?3)",
     [SQL_PROFILE_INSERT] = "INSERT INTO profiles(target_id, type, time_ns, profile_time_delta_ns, "
@@ -61,13 +66,12 @@ static const char *const sql_text[SQL_COUNT_] = {
     " FROM profiles p JOIN profile_meta m ON m.id = p.meta_id "                          \
     "JOIN sample_sets s ON s.id = p.sample_set_id "
     [SQL_PROFILE_LOAD] = "SELECT " PROFILE_COLS ", p.profile_time_delta_ns, p.period, m.data, "
-                         "s.data" PROFILE_FROM "WHERE p.id = ?1",
+                         "p.sample_set_id" PROFILE_FROM "WHERE p.id = ?1",
     [SQL_PROFILE_INFO] = "SELECT " PROFILE_COLS PROFILE_FROM "WHERE p.id = ?1",
     [SQL_PROFILE_AT] = "SELECT " PROFILE_COLS PROFILE_FROM
                        "WHERE p.target_id = ?1 AND p.type = ?2 AND p.time_ns <= ?3 "
                        "ORDER BY p.time_ns DESC, p.id DESC LIMIT 1",
-    [SQL_PROFILE_SET] = "SELECT s.data FROM profiles p JOIN sample_sets s "
-                        "ON s.id = p.sample_set_id WHERE p.id = ?1",
+    [SQL_PROFILE_SET] = "SELECT sample_set_id FROM profiles WHERE id = ?1",
 #define LIST_WHERE                                                                       \
     "JOIN targets t ON t.id = p.target_id WHERE (?1 = 0 OR p.target_id = ?1) "            \
     "AND (?2 IS NULL OR t.job = ?2) AND (?3 IS NULL OR t.instance = ?3) "                \
@@ -120,8 +124,10 @@ static const char schema_sql[] =
     "  id INTEGER PRIMARY KEY,\n"
     "  hash INTEGER NOT NULL,\n"
     "  n_samples INTEGER NOT NULL,\n"
+    "  base_id INTEGER REFERENCES sample_sets(id),\n"
     "  data BLOB NOT NULL);\n"
     "CREATE INDEX sample_sets_hash ON sample_sets(hash);\n"
+    "CREATE INDEX sample_sets_base ON sample_sets(base_id);\n"
     "CREATE TABLE profile_meta(\n"
     "  id INTEGER PRIMARY KEY,\n"
     "  hash INTEGER NOT NULL,\n"

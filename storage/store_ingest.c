@@ -42,6 +42,8 @@ typedef struct ingest {
     lw_buf stack;       /* scratch: one stack's frames */
     lw_buf set;         /* raw sample set */
     lw_buf packed;      /* packed sample set */
+    lw_buf delta;       /* raw delta sample set */
+    lw_buf delta_packed; /* packed delta sample set */
     lw_buf meta;        /* raw meta */
     lw_buf tmp;         /* scratch: function keys, sample type text */
     int64_t *stack_ids; /* per sample */
@@ -328,146 +330,143 @@ static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
     return 0;
 }
 
-/* Raw sample set layout (all varints):
- *   n_samples, n_types,
- *   stack ids as zigzag deltas from the previous sample's,
- *   for each type: every sample's value (zigzag),
- *   for each sample: its number of labels,
- *   for each label: key, str (string ids), and when str == 0: num (zigzag), unit.
- * Column order keeps like with like, which deflate rewards. */
-static int encode_set(ingest *in)
+/* The profile's samples as a set of DB ids (stack ids from sample_stack(),
+ * label strings as DB string ids), and the totals per sample type. */
+static int build_set(ingest *in, store__set_reader *r)
 {
     const pprof_profile *p = in->p;
-    lw_buf *b = &in->set;
+    size_t n = p->n_samples, nt = p->n_sample_types, n_labels = 0;
     int rc;
-    lw_buf_reset(b);
-    if ((rc = store__put_uvarint(b, p->n_samples)) ||
-        (rc = store__put_uvarint(b, p->n_sample_types)))
+    for (size_t i = 0; i < n; i++)
+        n_labels += p->samples[i].n_labels;
+    if ((rc = store__set_alloc(r, n, nt, n_labels)))
         return rc;
-    int64_t prev = 0;
-    for (size_t i = 0; i < p->n_samples; i++) {
-        if ((rc = store__put_svarint(b, in->stack_ids[i] - prev)))
-            return rc;
-        prev = in->stack_ids[i];
-    }
-    for (size_t t = 0; t < p->n_sample_types; t++) {
-        int64_t total = 0;
-        for (size_t i = 0; i < p->n_samples; i++) {
-            int64_t v = p->samples[i].values[t];
-            total = (int64_t)((uint64_t)total + (uint64_t)v);
-            if ((rc = store__put_svarint(b, v)))
-                return rc;
-        }
-        in->totals[t] = total;
-    }
-    for (size_t i = 0; i < p->n_samples; i++)
-        if ((rc = store__put_uvarint(b, p->samples[i].n_labels)))
-            return rc;
-    for (size_t i = 0; i < p->n_samples; i++) {
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
         const pprof_sample *smp = &p->samples[i];
-        for (size_t j = 0; j < smp->n_labels; j++) {
+        r->stack_ids[i] = in->stack_ids[i];
+        for (size_t t = 0; t < nt; t++) {
+            int64_t v = smp->values[t];
+            r->values[i * nt + t] = v;
+            in->totals[t] = (int64_t)((uint64_t)in->totals[t] + (uint64_t)v);
+        }
+        r->label_off[i] = off;
+        for (size_t j = 0; j < smp->n_labels; j++, off++) {
             const pprof_label *l = &smp->labels[j];
-            int64_t key, str, unit;
-            if ((rc = pstring(in, l->key, &key)) || (rc = pstring(in, l->str, &str)) ||
-                (rc = store__put_uvarint(b, (uint64_t)key)) ||
-                (rc = store__put_uvarint(b, (uint64_t)str)))
+            int64_t *dst = &r->labels[off * 4];
+            if ((rc = pstring(in, l->key, &dst[0])) || (rc = pstring(in, l->str, &dst[1])))
                 return rc;
-            if (str == 0) {
-                if ((rc = pstring(in, l->num_unit, &unit)) || (rc = store__put_svarint(b, l->num)) ||
-                    (rc = store__put_uvarint(b, (uint64_t)unit)))
+            if (dst[1] == 0) {
+                dst[2] = l->num;
+                if ((rc = pstring(in, l->num_unit, &dst[3])))
                     return rc;
             }
         }
     }
+    r->label_off[n] = off;
     return 0;
 }
 
-int store__set_decode(const void *blob, size_t len, store__set_reader *r)
-{
-    uint64_t n, nt, u;
-    int64_t v;
-    int rc;
-    memset(r, 0, sizeof(*r));
-    lw_buf_init(&r->raw, SET_MAX_BYTES);
-    if ((rc = store__unpack(blob, len, &r->raw)))
-        goto fail;
-    const unsigned char *d = (const unsigned char *)r->raw.data;
-    size_t dl = r->raw.len, pos = 0;
-    rc = -EINVAL;
-    if (store__get_uvarint(d, dl, &pos, &n) || store__get_uvarint(d, dl, &pos, &nt))
-        goto fail;
-    /* Every sample takes at least one byte per column: bound the counts by
-     * the data before allocating. */
-    if (n > dl || nt > 64)
-        goto fail;
-    r->n_samples = n;
-    r->n_types = nt;
-    r->stack_ids = malloc((n ? n : 1) * sizeof(int64_t));
-    r->values = malloc((n * nt > 0 ? n * nt : 1) * sizeof(int64_t));
-    r->label_off = malloc((n + 1) * sizeof(size_t));
-    if (!r->stack_ids || !r->values || !r->label_off) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    int64_t prev = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (store__get_svarint(d, dl, &pos, &v))
-            goto fail;
-        prev = (int64_t)((uint64_t)prev + (uint64_t)v);
-        r->stack_ids[i] = prev;
-    }
-    for (size_t t = 0; t < nt; t++)
-        for (size_t i = 0; i < n; i++)
-            if (store__get_svarint(d, dl, &pos, &r->values[i * nt + t]))
-                goto fail;
-    size_t n_labels = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (store__get_uvarint(d, dl, &pos, &u) || u > dl)
-            goto fail;
-        r->label_off[i] = n_labels;
-        n_labels += u;
-    }
-    r->label_off[n] = n_labels;
-    if (n_labels > dl)
-        goto fail;
-    r->labels = malloc((n_labels ? n_labels : 1) * 4 * sizeof(int64_t));
-    if (!r->labels) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    for (size_t j = 0; j < n_labels; j++) {
-        int64_t *l = &r->labels[j * 4];
-        uint64_t key, str, unit = 0;
-        int64_t num = 0;
-        if (store__get_uvarint(d, dl, &pos, &key) || store__get_uvarint(d, dl, &pos, &str))
-            goto fail;
-        if (str == 0 &&
-            (store__get_svarint(d, dl, &pos, &num) || store__get_uvarint(d, dl, &pos, &unit)))
-            goto fail;
-        l[0] = (int64_t)key;
-        l[1] = (int64_t)str;
-        l[2] = num;
-        l[3] = (int64_t)unit;
-    }
-    if (pos != dl)
-        goto fail;
-    return 0;
-fail:
-    store__set_free(r);
-    return rc;
-}
+/* A delta is kept only when it is at most this fraction of the full set;
+ * otherwise the set becomes the target's next keyframe. */
+#define DELTA_MAX_NUM 1
+#define DELTA_MAX_DEN 2
 
-void store__set_free(store__set_reader *r)
+/* Find an identical stored set (verified row by row), else store cur in
+ * full or as a delta against the target's current keyframe. */
+static int store_set(ingest *in, int64_t target_id, const char *type, const store__set_reader *cur,
+                     int64_t *out)
 {
-    lw_buf_cleanup(&r->raw);
-    free(r->stack_ids);
-    free(r->values);
-    free(r->label_off);
-    free(r->labels);
-    r->stack_ids = NULL;
-    r->values = NULL;
-    r->label_off = NULL;
-    r->labels = NULL;
+    store *s = in->s;
+    store__set_reader cand, base;
+    int64_t base_id = 0, id = 0;
+    int rc, src;
+    memset(&base, 0, sizeof(base));
+    if ((rc = store__set_encode_full(cur, &in->set)))
+        return rc;
+    uint64_t h = store__hash(in->set.data ? in->set.data : "", in->set.len);
+
+    /* Candidates with the same hash; collect ids first (loading reuses
+     * statements). */
+    int64_t ids[16];
+    size_t n_ids = 0;
+    sqlite3_stmt *st = store__stmt(&s->w, SQL_SET_FIND);
+    if (!st)
+        return sqlerr(in, SQLITE_ERROR, "sample set lookup");
+    sqlite3_bind_int64(st, 1, (int64_t)h);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW && n_ids < 16)
+        ids[n_ids++] = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return sqlerr(in, src, "sample set lookup");
+    for (size_t k = 0; k < n_ids; k++) {
+        if ((rc = store__set_load(&s->w, ids[k], &cand))) {
+            ierr(in, "sample set %" PRId64 " unreadable", ids[k]);
+            return rc;
+        }
+        bool same = store__set_equal(cur, &cand);
+        store__set_free(&cand);
+        if (same) {
+            *out = ids[k];
+            return 0;
+        }
+    }
+
+    if ((rc = store__pack(in->set.data ? in->set.data : "", in->set.len, &in->packed)))
+        return rc;
+    const char *blob = in->packed.data;
+    size_t blob_len = in->packed.len;
+
+    /* The keyframe: the latest profile's set of this target and type, or
+     * that set's own keyframe. */
+    st = store__stmt(&s->w, SQL_SET_LATEST);
+    if (!st)
+        return sqlerr(in, SQLITE_ERROR, "keyframe lookup");
+    sqlite3_bind_int64(st, 1, target_id);
+    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        base_id = sqlite3_column_int64(st, 1) ? sqlite3_column_int64(st, 1)
+                                              : sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return sqlerr(in, src, "keyframe lookup");
+    if (base_id) {
+        rc = store__set_load(&s->w, base_id, &base);
+        if (rc == -ENOMEM)
+            return rc;
+        /* An unreadable keyframe only means no delta. */
+        if (!rc && store__set_encode_delta(cur, &base, &in->delta) == 0 &&
+            (rc = store__pack(in->delta.data ? in->delta.data : "", in->delta.len, &in->delta_packed)) == 0 &&
+            in->delta_packed.len * DELTA_MAX_DEN <= in->packed.len * DELTA_MAX_NUM) {
+            blob = in->delta_packed.data;
+            blob_len = in->delta_packed.len;
+        } else {
+            base_id = 0;
+        }
+        store__set_free(&base);
+        if (rc == -ENOMEM)
+            return rc;
+        rc = 0;
+    }
+
+    st = store__stmt(&s->w, SQL_SET_INSERT);
+    if (!st)
+        return sqlerr(in, SQLITE_ERROR, "sample set insert");
+    sqlite3_bind_int64(st, 1, (int64_t)h);
+    sqlite3_bind_int64(st, 2, (int64_t)cur->n_samples);
+    if (base_id)
+        sqlite3_bind_int64(st, 3, base_id);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_blob(st, 4, blob, (int)blob_len, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE)
+        return sqlerr(in, src, "sample set insert");
+    id = sqlite3_last_insert_rowid(s->w.db);
+    *out = id;
+    return 0;
 }
 
 /* Meta layout (varints of string ids unless noted): n_types, (type, unit)
@@ -532,16 +531,15 @@ int store__meta_strings(const void *blob, size_t len, int (*fn)(void *, int64_t)
     return 0;
 }
 
-/* Find or insert a content-addressed blob row (sample set or meta). */
-static int find_or_insert_blob(ingest *in, enum store__sql find, enum store__sql insert,
-                               uint64_t h, const void *blob, size_t len, int64_t n_samples,
+/* Find or insert a meta row (content-addressed, compared byte for byte). */
+static int find_or_insert_meta(ingest *in, uint64_t h, const void *blob, size_t len,
                                const char *sample_types, int64_t *out)
 {
     store *s = in->s;
     int64_t id = 0;
-    sqlite3_stmt *st = store__stmt(&s->w, find);
+    sqlite3_stmt *st = store__stmt(&s->w, SQL_META_FIND);
     if (!st)
-        return sqlerr(in, SQLITE_ERROR, "blob lookup");
+        return sqlerr(in, SQLITE_ERROR, "meta lookup");
     sqlite3_bind_int64(st, 1, (int64_t)h);
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -553,21 +551,18 @@ static int find_or_insert_blob(ingest *in, enum store__sql find, enum store__sql
     }
     sqlite3_reset(st);
     if (src != SQLITE_ROW && src != SQLITE_DONE)
-        return sqlerr(in, src, "blob lookup");
+        return sqlerr(in, src, "meta lookup");
     if (!id) {
-        st = store__stmt(&s->w, insert);
+        st = store__stmt(&s->w, SQL_META_INSERT);
         if (!st)
-            return sqlerr(in, SQLITE_ERROR, "blob insert");
+            return sqlerr(in, SQLITE_ERROR, "meta insert");
         sqlite3_bind_int64(st, 1, (int64_t)h);
-        if (sample_types)
-            sqlite3_bind_text(st, 2, sample_types, -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_int64(st, 2, n_samples);
+        sqlite3_bind_text(st, 2, sample_types, -1, SQLITE_STATIC);
         sqlite3_bind_blob(st, 3, blob, (int)len, SQLITE_STATIC);
         src = sqlite3_step(st);
         sqlite3_reset(st);
         if (src != SQLITE_DONE)
-            return sqlerr(in, src, "blob insert");
+            return sqlerr(in, src, "meta insert");
         id = sqlite3_last_insert_rowid(s->w.db);
     }
     *out = id;
@@ -636,6 +631,8 @@ static int ingest_init(ingest *in, store *s, const pprof_profile *p, char *err, 
     lw_buf_init(&in->stack, STACK_MAX_BYTES);
     lw_buf_init(&in->set, SET_MAX_BYTES);
     lw_buf_init(&in->packed, SET_MAX_BYTES);
+    lw_buf_init(&in->delta, SET_MAX_BYTES);
+    lw_buf_init(&in->delta_packed, SET_MAX_BYTES);
     lw_buf_init(&in->meta, (size_t)1 << 20);
     lw_buf_init(&in->tmp, (size_t)1 << 20);
     store__idset_init(&in->fn_index);
@@ -669,6 +666,8 @@ static void ingest_cleanup(ingest *in)
     lw_buf_cleanup(&in->stack);
     lw_buf_cleanup(&in->set);
     lw_buf_cleanup(&in->packed);
+    lw_buf_cleanup(&in->delta);
+    lw_buf_cleanup(&in->delta_packed);
     lw_buf_cleanup(&in->meta);
     lw_buf_cleanup(&in->tmp);
     store__idset_free(&in->fn_index);
@@ -695,6 +694,7 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
                  const pprof_profile *p, int64_t *id_out, char *err, size_t err_len)
 {
     ingest in;
+    store__set_reader cur;
     bool began = false;
     int rc;
     if (err && err_len)
@@ -710,6 +710,7 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
             snprintf(err, err_len, "database opened read-only");
         return -EROFS;
     }
+    memset(&cur, 0, sizeof(cur));
     pthread_mutex_lock(&s->w.mu);
     rc = ingest_init(&in, s, p, err, err_len);
     if (rc)
@@ -729,19 +730,15 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
     }
 
     int64_t set_id, meta_id;
-    if ((rc = encode_set(&in)) || (rc = store__pack(in.set.data ? in.set.data : "", in.set.len,
-                                                    &in.packed)))
-        goto out;
-    rc = find_or_insert_blob(&in, SQL_SET_FIND, SQL_SET_INSERT,
-                             store__hash(in.set.data ? in.set.data : "", in.set.len),
-                             in.packed.data, in.packed.len, (int64_t)p->n_samples, NULL, &set_id);
+    rc = build_set(&in, &cur);
+    if (!rc)
+        rc = store_set(&in, target_id, profile_type, &cur, &set_id);
     if (rc)
         goto out;
     if ((rc = encode_meta(&in)))
         goto out;
-    rc = find_or_insert_blob(&in, SQL_META_FIND, SQL_META_INSERT,
-                             store__hash(in.meta.data, in.meta.len), in.meta.data, in.meta.len, 0,
-                             in.tmp.data ? in.tmp.data : "", &meta_id);
+    rc = find_or_insert_meta(&in, store__hash(in.meta.data, in.meta.len), in.meta.data,
+                             in.meta.len, in.tmp.data ? in.tmp.data : "", &meta_id);
     if (rc)
         goto out;
 
@@ -791,6 +788,7 @@ out:
         else
             ierr(&in, "storing profile failed (%s)", strerror(-rc));
     }
+    store__set_free(&cur);
     ingest_cleanup(&in);
     pthread_mutex_unlock(&s->w.mu);
     return rc;

@@ -51,6 +51,8 @@ enum store__sql {
     SQL_STACK_GET,
     SQL_SET_FIND,
     SQL_SET_INSERT,
+    SQL_SET_GET,
+    SQL_SET_LATEST,
     SQL_META_FIND,
     SQL_META_INSERT,
     SQL_PROFILE_INSERT,
@@ -171,22 +173,35 @@ int store__idset_put(store__idset *set, int64_t key, int64_t value) LW_WUR;
 /* True when key is present; *value (may be NULL) gets its value. */
 bool store__idset_get(const store__idset *set, int64_t key, int64_t *value);
 
-/* ---- sample sets (store_ingest.c / store_load.c) ---- */
+/* ---- sample sets (store_sets.c) ---- */
 
-/* A decoded sample set; columns point into the owned raw buffer. */
+/* A decoded sample set: n_samples rows of a stack id, n_types values and
+ * labels (4 int64 per label: key, str, num, unit; string ids). */
 typedef struct store__set_reader {
-    lw_buf raw;
     size_t n_samples;
     size_t n_types;
     int64_t *stack_ids; /* n_samples */
-    int64_t *values;    /* n_samples * n_types, sample-major */
-    size_t *label_off;  /* n_samples + 1 offsets into labels */
-    int64_t *labels;    /* 4 per label: key, str, num, unit (string ids) */
+    int64_t *values;    /* n_samples * n_types, row-major */
+    size_t *label_off;  /* n_samples + 1 offsets into labels (in labels, not int64s) */
+    int64_t *labels;    /* 4 per label */
 } store__set_reader;
 
-/* Decode a stored (packed) sample set. 0, -EINVAL (corrupt) or -ENOMEM. */
-int store__set_decode(const void *blob, size_t len, store__set_reader *out) LW_WUR;
+/* Allocate the arrays (zeroed values/labels). 0 or -ENOMEM. */
+int store__set_alloc(store__set_reader *r, size_t n, size_t nt, size_t n_labels) LW_WUR;
 void store__set_free(store__set_reader *r);
+bool store__set_equal(const store__set_reader *a, const store__set_reader *b);
+/* Raw (unpacked) encodings; see store_sets.c. */
+int store__set_encode_full(const store__set_reader *r, lw_buf *out) LW_WUR;
+/* -EINVAL when base has other sample types. */
+int store__set_encode_delta(const store__set_reader *r, const store__set_reader *base,
+                            lw_buf *out) LW_WUR;
+/* Decode a packed blob; a delta needs its keyframe `base`, or NULL for a
+ * shallow decode (matched rows: stack id 0, no labels). -EIO corrupt. */
+int store__set_parse(const void *blob, size_t len, bool is_delta, const store__set_reader *base,
+                     store__set_reader *out) LW_WUR;
+/* Load and decode set id (with its keyframe) on connection c. -ENOENT,
+ * -EIO, -ENOMEM. */
+int store__set_load(store__conn *c, int64_t id, store__set_reader *out) LW_WUR;
 
 /* Decode a profile_meta blob's string ids: every string id it references is
  * passed to fn. */

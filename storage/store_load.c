@@ -294,8 +294,9 @@ int store_profile_load(store *s, int64_t id, pprof_profile **out, store_profile_
     l.p->period = sqlite3_column_int64(st, 9);
     l.p->time_nanos = (int64_t)((uint64_t)tmp_info.time_ns + (uint64_t)delta);
     l.p->duration_nanos = tmp_info.duration_ns;
-    /* Copy the blobs: loading strings reuses the connection. */
+    /* Copy the meta blob: loading strings reuses the connection. */
     size_t meta_len = (size_t)sqlite3_column_bytes(st, 10);
+    int64_t set_id = sqlite3_column_int64(st, 11);
     unsigned char *meta = malloc(meta_len ? meta_len : 1);
     if (!meta) {
         rc = -ENOMEM;
@@ -304,8 +305,8 @@ int store_profile_load(store *s, int64_t id, pprof_profile **out, store_profile_
     }
     if (meta_len)
         memcpy(meta, sqlite3_column_blob(st, 10), meta_len);
-    rc = store__set_decode(sqlite3_column_blob(st, 11), (size_t)sqlite3_column_bytes(st, 11), &r);
     sqlite3_reset(st);
+    rc = store__set_load(&s->r, set_id, &r);
     if (rc) {
         free(meta);
         rc = rc == -ENOMEM ? rc : -EIO;
@@ -402,8 +403,9 @@ int store_profile_stacks(store *s, int64_t profile_id, int sample_index, store_s
         sqlite3_reset(st);
         goto out;
     }
-    rc = store__set_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &r);
+    int64_t set_id = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
+    rc = store__set_load(&s->r, set_id, &r);
     if (rc) {
         rc = rc == -ENOMEM ? rc : -EIO;
         goto out;

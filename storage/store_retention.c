@@ -72,10 +72,14 @@ int store__gc_full(store *s)
     store__idset_init(&live_strs);
 
     /* Roots: sample sets (stacks, label strings) and meta rows (strings). */
-    src = sqlite3_prepare_v2(db, "SELECT data FROM sample_sets", -1, &st, NULL);
+    /* A delta is decoded shallowly: its matched rows' stacks and labels are
+     * its keyframe's, which is a set of its own and marked as such. */
+    src = sqlite3_prepare_v2(db, "SELECT data, base_id IS NOT NULL FROM sample_sets", -1, &st,
+                             NULL);
     while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
         store__set_reader r;
-        rc = store__set_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &r);
+        rc = store__set_parse(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+                              sqlite3_column_int(st, 1) != 0, NULL, &r);
         if (rc)
             break;
         for (size_t i = 0; i < r.n_samples && !rc; i++)
@@ -216,11 +220,16 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *out)
     return store__errno(src) ? store__errno(src) : (src == SQLITE_OK ? 0 : -EIO);
 }
 
-/* Drop sample sets and meta rows no profile refers to. */
+/* Drop sample sets no profile or delta refers to, and unused meta rows. */
 static int sweep_blobs(sqlite3 *db)
 {
-    int rc = store__exec(db, "DELETE FROM sample_sets WHERE NOT EXISTS "
-                             "(SELECT 1 FROM profiles WHERE sample_set_id = sample_sets.id)");
+    /* Twice: deleting deltas can leave their keyframe unreferenced. */
+    int rc = 0;
+    for (int pass = 0; pass < 2 && !rc; pass++)
+        rc = store__exec(db, "DELETE FROM sample_sets WHERE NOT EXISTS "
+                             "(SELECT 1 FROM profiles WHERE sample_set_id = sample_sets.id) "
+                             "AND NOT EXISTS (SELECT 1 FROM sample_sets d "
+                             "WHERE d.base_id = sample_sets.id)");
     if (!rc)
         rc = store__exec(db, "DELETE FROM profile_meta WHERE id NOT IN "
                              "(SELECT DISTINCT meta_id FROM profiles)");

@@ -70,13 +70,16 @@ static int cmd_ingest(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         goto out;
     }
-    store_label labels[] = {{"job", "lwstore-tool"}, {"instance", file}};
+    store_label labels[] = {{"job", "lwstore-tool"}, {"instance", "local"}};
     int64_t target, before = 0, after = 0;
     if ((rc = store_target_upsert(s, labels, 2, &target))) {
         fprintf(stderr, "target: %s\n", strerror(-rc));
         goto out;
     }
-    if ((rc = store_size_bytes(s, &before)))
+    /* Measure from a checkpointed file (close and reopen), as at the end. */
+    store_close(s);
+    s = NULL;
+    if ((rc = store_open(db, NULL, &s, err, sizeof(err))) || (rc = store_size_bytes(s, &before)))
         goto out;
     int64_t t0 = now_ns();
     double decode_s = 0, store_s = 0;

@@ -440,6 +440,81 @@ static void test_dedup(void **state)
     pprof_free(p);
 }
 
+/* A copy of p with some values changed, some samples dropped, and a few
+ * new samples (new stacks and labels) — as successive heap profiles. */
+static pprof_profile *mutate(const pprof_profile *p, uint64_t seed)
+{
+    uint64_t st = seed + 77;
+    pprof_profile *q = pprof_copy(p);
+    assert_non_null(q);
+    for (size_t i = 0; i < q->n_samples; i++)
+        if (rnd(&st) % 10 == 0)
+            for (size_t t = 0; t < q->n_sample_types; t++)
+                q->samples[i].values[t] += (int64_t)(rnd(&st) % 100) - 20;
+    /* Drop every 17th sample by swapping in the last one. */
+    for (size_t i = 0; i < q->n_samples; i += 17)
+        q->samples[i] = q->samples[--q->n_samples];
+    pprof_label lab = {.key = pprof_intern(q, "bytes"), .num = (int64_t)seed};
+    for (int k = 0; k < 5; k++) {
+        uint64_t ids[3] = {q->locations[rnd(&st) % q->n_locations].id,
+                           q->locations[rnd(&st) % q->n_locations].id,
+                           q->locations[rnd(&st) % q->n_locations].id};
+        int64_t v[2] = {(int64_t)seed, (int64_t)seed * 1000};
+        assert_int_equal(pprof_add_sample(q, ids, 3, v, &lab, 1), 0);
+    }
+    return q;
+}
+
+static void test_delta_sets(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    pprof_profile *series[12];
+    int64_t ids[12];
+    series[0] = random_profile(4242, 3000, 400);
+    for (int i = 1; i < 12; i++)
+        series[i] = mutate(series[i - 1], (uint64_t)i);
+    for (int i = 0; i < 12; i++)
+        ids[i] = ingest_ok(s, tid, "heap", T0 + i * SEC, series[i]);
+    store_close(s);
+    int64_t n_sets = count_rows(path, "sample_sets");
+    int64_t n_delta = count_rows(path, "sample_sets WHERE base_id IS NOT NULL");
+    printf("12 changing profiles: %" PRId64 " sample sets, %" PRId64 " of them deltas\n", n_sets,
+           n_delta);
+    assert_int_equal(n_sets, 12);
+    assert_true(n_delta >= 10);
+    s = open_ok(path, NULL);
+    for (int i = 0; i < 12; i++) {
+        pprof_profile *out = NULL;
+        assert_int_equal(store_profile_load(s, ids[i], &out, NULL), 0);
+        printf("profile %d:\n", i);
+        assert_same_profile(series[i], out);
+        pprof_free(out);
+    }
+    /* Drop the first half: the keyframe stays while deltas need it. */
+    int64_t deleted = 0;
+    assert_int_equal(store_retention_apply(s, 6 * SEC, 0, T0 + 12 * SEC, &deleted), 0);
+    printf("deleted %" PRId64 "\n", deleted);
+    assert_int_equal(deleted, 6); /* times 0..5 s are older than 12 s - 6 s */
+    for (int i = 6; i < 12; i++) {
+        pprof_profile *out = NULL;
+        assert_int_equal(store_profile_load(s, ids[i], &out, NULL), 0);
+        assert_same_profile(series[i], out);
+        pprof_free(out);
+    }
+    check_integrity(s);
+    assert_int_equal(store_retention_apply(s, SEC, 0, T0 + 100 * SEC, &deleted), 0);
+    assert_int_equal(deleted, 6);
+    store_close(s);
+    assert_int_equal(count_rows(path, "sample_sets"), 0);
+    assert_int_equal(count_rows(path, "stacks"), 0);
+    for (int i = 0; i < 12; i++)
+        pprof_free(series[i]);
+}
+
 static void test_retention_age(void **state)
 {
     (void)state;
@@ -1078,6 +1153,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_unsymbolized),
         cmocka_unit_test(test_dedup),
+        cmocka_unit_test(test_delta_sets),
         cmocka_unit_test(test_retention_age),
         cmocka_unit_test(test_retention_gc_partial),
         cmocka_unit_test(test_retention_size),

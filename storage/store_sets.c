@@ -1,0 +1,478 @@
+/* store_sets.c — sample sets: the samples of one profile as one blob.
+ *
+ * A sample set is a list of (stack id, values, labels) rows. It is stored
+ * either in full or as a delta against a keyframe: an earlier full set of
+ * the same target and profile type. Successive heap profiles of a service
+ * share almost every row and most values, so a delta is mostly "same row
+ * as the keyframe's row j, values +0" and deflates to a few hundred bytes;
+ * a delta never refers to another delta, so reading one costs at most two
+ * blobs. Both layouts are column-wise (all stack ids, then each value
+ * column, then labels), which deflate rewards. All numbers are varints;
+ * signed ones zigzag-encoded.
+ *
+ * Full:  n_samples, n_types, stack ids (deltas from the previous row's),
+ *        values column by column, n_labels per row, then per label: key,
+ *        str (string ids) and, when str == 0, num and unit.
+ * Delta: n_samples, n_types, a match column (0 = a new row, else
+ *        1 + zigzag(j - (previous j + 1)) for "keyframe row j"), the new
+ *        rows' stack ids (deltas), values column by column (new rows: the
+ *        value; matched rows: value minus the keyframe's), the new rows'
+ *        n_labels and labels. A matched row has the keyframe row's stack
+ *        and labels.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SET_MAX_BYTES ((size_t)1 << 30)
+
+int store__set_alloc(store__set_reader *r, size_t n, size_t nt, size_t n_labels)
+{
+    memset(r, 0, sizeof(*r));
+    r->n_samples = n;
+    r->n_types = nt;
+    r->stack_ids = malloc((n ? n : 1) * sizeof(int64_t));
+    r->values = calloc(n * nt > 0 ? n * nt : 1, sizeof(int64_t));
+    r->label_off = calloc(n + 1, sizeof(size_t));
+    r->labels = calloc(n_labels ? n_labels * 4 : 1, sizeof(int64_t));
+    if (!r->stack_ids || !r->values || !r->label_off || !r->labels) {
+        store__set_free(r);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void store__set_free(store__set_reader *r)
+{
+    free(r->stack_ids);
+    free(r->values);
+    free(r->label_off);
+    free(r->labels);
+    memset(r, 0, sizeof(*r));
+}
+
+bool store__set_equal(const store__set_reader *a, const store__set_reader *b)
+{
+    size_t n = a->n_samples;
+    if (n != b->n_samples || a->n_types != b->n_types)
+        return false;
+    return memcmp(a->stack_ids, b->stack_ids, n * sizeof(int64_t)) == 0 &&
+           memcmp(a->values, b->values, n * a->n_types * sizeof(int64_t)) == 0 &&
+           memcmp(a->label_off, b->label_off, (n + 1) * sizeof(size_t)) == 0 &&
+           memcmp(a->labels, b->labels, a->label_off[n] * 4 * sizeof(int64_t)) == 0;
+}
+
+static int put_label(lw_buf *b, const int64_t *l)
+{
+    int rc;
+    if ((rc = store__put_uvarint(b, (uint64_t)l[0])) || (rc = store__put_uvarint(b, (uint64_t)l[1])))
+        return rc;
+    if (l[1] == 0 &&
+        ((rc = store__put_svarint(b, l[2])) || (rc = store__put_uvarint(b, (uint64_t)l[3]))))
+        return rc;
+    return 0;
+}
+
+int store__set_encode_full(const store__set_reader *r, lw_buf *b)
+{
+    size_t n = r->n_samples, nt = r->n_types;
+    int rc;
+    lw_buf_reset(b);
+    if ((rc = store__put_uvarint(b, n)) || (rc = store__put_uvarint(b, nt)))
+        return rc;
+    int64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = store__put_svarint(b, (int64_t)((uint64_t)r->stack_ids[i] - (uint64_t)prev))))
+            return rc;
+        prev = r->stack_ids[i];
+    }
+    for (size_t t = 0; t < nt; t++)
+        for (size_t i = 0; i < n; i++)
+            if ((rc = store__put_svarint(b, r->values[i * nt + t])))
+                return rc;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = store__put_uvarint(b, r->label_off[i + 1] - r->label_off[i])))
+            return rc;
+    for (size_t j = 0; j < r->label_off[n]; j++)
+        if ((rc = put_label(b, &r->labels[j * 4])))
+            return rc;
+    return 0;
+}
+
+/* Row identity for matching: stack id and labels. */
+static uint64_t row_hash(const store__set_reader *r, size_t i)
+{
+    uint64_t h = store__hash(&r->stack_ids[i], sizeof(int64_t));
+    size_t nl = r->label_off[i + 1] - r->label_off[i];
+    if (nl)
+        h ^= store__hash(&r->labels[r->label_off[i] * 4], nl * 4 * sizeof(int64_t)) * 31;
+    return h | 1; /* 0 marks an empty slot */
+}
+
+static bool row_equal(const store__set_reader *a, size_t i, const store__set_reader *b, size_t j)
+{
+    size_t na = a->label_off[i + 1] - a->label_off[i], nb = b->label_off[j + 1] - b->label_off[j];
+    return a->stack_ids[i] == b->stack_ids[j] && na == nb &&
+           memcmp(&a->labels[a->label_off[i] * 4], &b->labels[b->label_off[j] * 4],
+                  na * 4 * sizeof(int64_t)) == 0;
+}
+
+typedef struct row_slot {
+    uint64_t hash;
+    size_t index;
+} row_slot;
+
+int store__set_encode_delta(const store__set_reader *r, const store__set_reader *base, lw_buf *b)
+{
+    size_t n = r->n_samples, nt = r->n_types, bn = base->n_samples;
+    size_t n_slots = 16;
+    row_slot *slots = NULL;
+    bool *used = NULL;
+    int64_t *match = NULL; /* per row: keyframe row or -1 */
+    int rc;
+    lw_buf_reset(b);
+    if (base->n_types != nt)
+        return -EINVAL;
+    while (n_slots < bn * 2)
+        n_slots *= 2;
+    slots = calloc(n_slots, sizeof(*slots));
+    used = calloc(bn ? bn : 1, sizeof(*used));
+    match = malloc((n ? n : 1) * sizeof(*match));
+    if (!slots || !used || !match) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t j = 0; j < bn; j++) {
+        uint64_t h = row_hash(base, j);
+        size_t k = (size_t)h & (n_slots - 1);
+        while (slots[k].hash)
+            k = (k + 1) & (n_slots - 1);
+        slots[k] = (row_slot){h, j};
+    }
+    /* Prefer the keyframe row right after the previous match: when rows
+     * repeat (same stack and labels), that keeps the match column at 1s. */
+    int64_t prev = -1;
+    for (size_t i = 0; i < n; i++) {
+        match[i] = -1;
+        size_t next = (size_t)(prev + 1);
+        if (next < bn && !used[next] && row_equal(r, i, base, next)) {
+            match[i] = (int64_t)next;
+        } else {
+            uint64_t h = row_hash(r, i);
+            for (size_t k = (size_t)h & (n_slots - 1); slots[k].hash; k = (k + 1) & (n_slots - 1)) {
+                size_t j = slots[k].index;
+                if (slots[k].hash == h && !used[j] && row_equal(r, i, base, j)) {
+                    match[i] = (int64_t)j;
+                    break;
+                }
+            }
+        }
+        if (match[i] >= 0) {
+            used[match[i]] = true;
+            prev = match[i];
+        }
+    }
+    if ((rc = store__put_uvarint(b, n)) || (rc = store__put_uvarint(b, nt)))
+        goto out;
+    prev = -1;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t m = 0;
+        if (match[i] >= 0) {
+            int64_t d = match[i] - (prev + 1);
+            m = 1 + (((uint64_t)d << 1) ^ (uint64_t)(d >> 63));
+            prev = match[i];
+        }
+        if ((rc = store__put_uvarint(b, m)))
+            goto out;
+    }
+    int64_t prev_stack = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (match[i] >= 0)
+            continue;
+        if ((rc = store__put_svarint(b, (int64_t)((uint64_t)r->stack_ids[i] - (uint64_t)prev_stack))))
+            goto out;
+        prev_stack = r->stack_ids[i];
+    }
+    for (size_t t = 0; t < nt; t++)
+        for (size_t i = 0; i < n; i++) {
+            int64_t v = r->values[i * nt + t];
+            if (match[i] >= 0)
+                v = (int64_t)((uint64_t)v - (uint64_t)base->values[(size_t)match[i] * nt + t]);
+            if ((rc = store__put_svarint(b, v)))
+                goto out;
+        }
+    for (size_t i = 0; i < n; i++)
+        if (match[i] < 0 && (rc = store__put_uvarint(b, r->label_off[i + 1] - r->label_off[i])))
+            goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (match[i] >= 0)
+            continue;
+        for (size_t j = r->label_off[i]; j < r->label_off[i + 1]; j++)
+            if ((rc = put_label(b, &r->labels[j * 4])))
+                goto out;
+    }
+    rc = 0;
+out:
+    free(slots);
+    free(used);
+    free(match);
+    return rc;
+}
+
+static int get_label(const unsigned char *d, size_t dl, size_t *pos, int64_t *l)
+{
+    uint64_t key, str, unit = 0;
+    int64_t num = 0;
+    if (store__get_uvarint(d, dl, pos, &key) || store__get_uvarint(d, dl, pos, &str))
+        return -EINVAL;
+    if (str == 0 && (store__get_svarint(d, dl, pos, &num) || store__get_uvarint(d, dl, pos, &unit)))
+        return -EINVAL;
+    l[0] = (int64_t)key;
+    l[1] = (int64_t)str;
+    l[2] = num;
+    l[3] = (int64_t)unit;
+    return 0;
+}
+
+static int parse_full(const unsigned char *d, size_t dl, store__set_reader *r)
+{
+    size_t pos = 0, n_labels = 0;
+    uint64_t n, nt, u;
+    int64_t v;
+    int rc;
+    if (store__get_uvarint(d, dl, &pos, &n) || store__get_uvarint(d, dl, &pos, &nt) || n > dl ||
+        nt > 64)
+        return -EINVAL;
+    /* Label counts come after the values: find them first to size the
+     * label array. Cheap: one pass over varints. */
+    size_t scan = pos;
+    for (uint64_t k = 0; k < n * (1 + nt); k++)
+        if (store__get_svarint(d, dl, &scan, &v))
+            return -EINVAL;
+    for (uint64_t i = 0; i < n; i++) {
+        if (store__get_uvarint(d, dl, &scan, &u) || u > dl)
+            return -EINVAL;
+        n_labels += u;
+    }
+    if (n_labels > dl)
+        return -EINVAL;
+    if ((rc = store__set_alloc(r, n, nt, n_labels)))
+        return rc;
+    int64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (store__get_svarint(d, dl, &pos, &v))
+            goto bad;
+        prev = (int64_t)((uint64_t)prev + (uint64_t)v);
+        r->stack_ids[i] = prev;
+    }
+    for (size_t t = 0; t < nt; t++)
+        for (size_t i = 0; i < n; i++)
+            if (store__get_svarint(d, dl, &pos, &r->values[i * nt + t]))
+                goto bad;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (store__get_uvarint(d, dl, &pos, &u))
+            goto bad;
+        r->label_off[i] = off;
+        off += u;
+    }
+    r->label_off[n] = off;
+    for (size_t j = 0; j < off; j++)
+        if (get_label(d, dl, &pos, &r->labels[j * 4]))
+            goto bad;
+    if (pos != dl)
+        goto bad;
+    return 0;
+bad:
+    store__set_free(r);
+    return -EINVAL;
+}
+
+/* base == NULL: shallow parse (for GC): matched rows get stack id 0, no
+ * labels, and their value deltas. */
+static int parse_delta(const unsigned char *d, size_t dl, const store__set_reader *base,
+                       store__set_reader *r)
+{
+    size_t pos = 0;
+    uint64_t n, nt, u;
+    int64_t v;
+    int64_t *match = NULL, *new_stacks = NULL;
+    size_t *new_nl = NULL;
+    int rc = -EINVAL;
+    memset(r, 0, sizeof(*r));
+    if (store__get_uvarint(d, dl, &pos, &n) || store__get_uvarint(d, dl, &pos, &nt) || n > dl ||
+        nt > 64 || (base && base->n_types != nt))
+        return -EINVAL;
+    match = malloc((n ? n : 1) * sizeof(*match));
+    new_stacks = malloc((n ? n : 1) * sizeof(*new_stacks));
+    new_nl = malloc((n ? n : 1) * sizeof(*new_nl));
+    if (!match || !new_stacks || !new_nl) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    int64_t prev = -1;
+    size_t n_new = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (store__get_uvarint(d, dl, &pos, &u))
+            goto out;
+        if (u == 0) {
+            match[i] = -1;
+            n_new++;
+            continue;
+        }
+        u -= 1;
+        int64_t delta = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+        int64_t j = prev + 1 + delta;
+        if (j < 0 || (base && (uint64_t)j >= base->n_samples))
+            goto out;
+        match[i] = j;
+        prev = j;
+    }
+    int64_t ps = 0;
+    for (size_t k = 0; k < n_new; k++) {
+        if (store__get_svarint(d, dl, &pos, &v))
+            goto out;
+        ps = (int64_t)((uint64_t)ps + (uint64_t)v);
+        new_stacks[k] = ps;
+    }
+    size_t values_pos = pos;
+    for (uint64_t k = 0; k < n * nt; k++)
+        if (store__get_svarint(d, dl, &pos, &v))
+            goto out;
+    size_t n_labels = 0, n_new_labels = 0;
+    for (size_t k = 0; k < n_new; k++) {
+        if (store__get_uvarint(d, dl, &pos, &u) || u > dl)
+            goto out;
+        new_nl[k] = u;
+        n_new_labels += u;
+    }
+    if (n_new_labels > dl)
+        goto out;
+    n_labels = n_new_labels;
+    for (size_t i = 0; base && i < n; i++)
+        if (match[i] >= 0)
+            n_labels += base->label_off[match[i] + 1] - base->label_off[match[i]];
+    if ((rc = store__set_alloc(r, n, nt, n_labels)))
+        goto out;
+    rc = -EINVAL;
+    size_t k = 0, off = 0;
+    for (size_t i = 0; i < n; i++) {
+        r->label_off[i] = off;
+        if (match[i] < 0) {
+            r->stack_ids[i] = new_stacks[k];
+            off += new_nl[k++];
+        } else if (base) {
+            size_t j = (size_t)match[i];
+            size_t nl = base->label_off[j + 1] - base->label_off[j];
+            r->stack_ids[i] = base->stack_ids[j];
+            memcpy(&r->labels[off * 4], &base->labels[base->label_off[j] * 4],
+                   nl * 4 * sizeof(int64_t));
+            off += nl;
+        } else {
+            r->stack_ids[i] = 0;
+        }
+    }
+    r->label_off[n] = off;
+    size_t vp = values_pos;
+    for (size_t t = 0; t < nt; t++)
+        for (size_t i = 0; i < n; i++) {
+            if (store__get_svarint(d, dl, &vp, &v))
+                goto bad;
+            if (match[i] >= 0 && base)
+                v = (int64_t)((uint64_t)v + (uint64_t)base->values[(size_t)match[i] * nt + t]);
+            r->values[i * nt + t] = v;
+        }
+    /* New rows' labels, in row order. */
+    for (size_t i = 0; i < n; i++) {
+        if (match[i] >= 0)
+            continue;
+        for (size_t j = r->label_off[i]; j < r->label_off[i + 1]; j++)
+            if (get_label(d, dl, &pos, &r->labels[j * 4]))
+                goto bad;
+    }
+    if (pos != dl)
+        goto bad;
+    rc = 0;
+    goto out;
+bad:
+    store__set_free(r);
+out:
+    free(match);
+    free(new_stacks);
+    free(new_nl);
+    return rc;
+}
+
+int store__set_parse(const void *blob, size_t len, bool is_delta, const store__set_reader *base,
+                     store__set_reader *out)
+{
+    lw_buf raw;
+    lw_buf_init(&raw, SET_MAX_BYTES);
+    memset(out, 0, sizeof(*out));
+    int rc = store__unpack(blob, len, &raw);
+    if (!rc) {
+        const unsigned char *d = (const unsigned char *)(raw.data ? raw.data : "");
+        rc = is_delta ? parse_delta(d, raw.len, base, out) : parse_full(d, raw.len, out);
+    }
+    lw_buf_cleanup(&raw);
+    return rc == -ENOMEM ? rc : rc ? -EIO : 0;
+}
+
+/* Fetch set id's blob (copied) and its base id. */
+static int fetch_set(store__conn *c, int64_t id, unsigned char **blob, size_t *len, int64_t *base_id)
+{
+    sqlite3_stmt *st = store__stmt(c, SQL_SET_GET);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st);
+    int rc = 0;
+    *blob = NULL;
+    if (src == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        *blob = malloc(n ? n : 1);
+        if (!*blob) {
+            rc = -ENOMEM;
+        } else {
+            if (n)
+                memcpy(*blob, sqlite3_column_blob(st, 0), n);
+            *len = n;
+            *base_id = sqlite3_column_int64(st, 1);
+        }
+    } else {
+        rc = src == SQLITE_DONE ? -ENOENT : store__errno(src);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store__set_load(store__conn *c, int64_t id, store__set_reader *out)
+{
+    unsigned char *blob = NULL, *base_blob = NULL;
+    size_t len = 0, base_len = 0;
+    int64_t base_id = 0, base_base = 0;
+    store__set_reader base;
+    memset(&base, 0, sizeof(base));
+    memset(out, 0, sizeof(*out));
+    int rc = fetch_set(c, id, &blob, &len, &base_id);
+    if (rc)
+        goto out;
+    if (!base_id) {
+        rc = store__set_parse(blob, len, false, NULL, out);
+        goto out;
+    }
+    rc = fetch_set(c, base_id, &base_blob, &base_len, &base_base);
+    if (rc == -ENOENT || (!rc && base_base))
+        rc = -EIO; /* a keyframe must exist and be full */
+    if (!rc)
+        rc = store__set_parse(base_blob, base_len, false, NULL, &base);
+    if (!rc)
+        rc = store__set_parse(blob, len, true, &base, out);
+out:
+    store__set_free(&base);
+    free(blob);
+    free(base_blob);
+    return rc;
+}
