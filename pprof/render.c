@@ -217,6 +217,14 @@ static int64_t abs64(int64_t v)
     return v < 0 ? (int64_t)(0 - (uint64_t)v) : v;
 }
 
+/* Go's int64(float64) conversion for in-range values (truncation). */
+static int64_t round_to_zero(double v)
+{
+    if (!(v > -9223372036854775808.0 && v < 9223372036854775807.0))
+        return 0;
+    return (int64_t)v;
+}
+
 /* pprof's computeTotal without mean division. */
 static int64_t report_total(const pprof_profile *p, int si)
 {
@@ -243,11 +251,47 @@ typedef struct node {
     bool inline_in, noinline_in; /* seen called inlined / not inlined */
 } node;
 
+/* A caller -> callee edge between nodes; pprof labels a node "(inline)"
+ * from its incoming edges that survive its edge trimming. */
+typedef struct edge {
+    uint32_t src, dst;
+    int64_t weight;
+    size_t stamp; /* last sample (+1) that added to weight */
+    bool inlined; /* every occurrence was an inlined call */
+} edge;
+
 typedef struct nodes {
     node *v;
     size_t n, cap;
     pprof__hmap map;
+    edge *e;
+    size_t n_edges, cap_edges;
+    pprof__hmap edge_map;
 } nodes;
+
+/* Add v to the edge src -> dst once per sample (pprof's AddToEdgeDiv). */
+static int add_edge(nodes *ns, uint32_t src, uint32_t dst, int64_t v, bool inlined, size_t stamp)
+{
+    uint64_t h = pprof__hash_final(((uint64_t)src << 32 | dst) + 0x51ed27);
+    size_t pos = SIZE_MAX;
+    uint32_t k;
+    while (pprof__hmap_next(&ns->edge_map, h, &pos, &k)) {
+        edge *e = &ns->e[k];
+        if (e->src == src && e->dst == dst) {
+            if (e->stamp != stamp) {
+                e->stamp = stamp;
+                e->weight = pprof__add(e->weight, v);
+            }
+            e->inlined = e->inlined && inlined;
+            return 0;
+        }
+    }
+    if (pprof__grow((void **)&ns->e, &ns->cap_edges, ns->n_edges + 1, sizeof(edge)) ||
+        pprof__hmap_put(&ns->edge_map, h, (uint32_t)ns->n_edges))
+        return -ENOMEM;
+    ns->e[ns->n_edges++] = (edge){src, dst, v, stamp, inlined};
+    return 0;
+}
 
 static const char *node_name(const node *n)
 {
@@ -331,7 +375,8 @@ int pprof_render_top(const pprof_profile *p, int sample_index, size_t max_rows, 
         int64_t v = s->values[sample_index];
         if ((rc = load_frames(p, s, &fr)))
             break;
-        for (size_t j = 0; j < fr.n; j++) {
+        ptrdiff_t callee = -1;
+        for (size_t j = 0; j < fr.n && rc == 0; j++) {
             ptrdiff_t k = node_for(&ns, &fr.f[j]);
             if (k < 0) {
                 rc = (int)k;
@@ -339,20 +384,32 @@ int pprof_render_top(const pprof_profile *p, int sample_index, size_t max_rows, 
             }
             if (j == 0)
                 ns.v[k].flat = pprof__add(ns.v[k].flat, v);
-            if (j + 1 < fr.n) {
-                if (fr.inlined[j])
-                    ns.v[k].inline_in = true;
-                else
-                    ns.v[k].noinline_in = true;
-            }
             if (ns.v[k].stamp != i + 1) {
                 ns.v[k].stamp = i + 1;
                 ns.v[k].cum = pprof__add(ns.v[k].cum, v);
             }
+            if (callee >= 0 && callee != k)
+                rc = add_edge(&ns, (uint32_t)k, (uint32_t)callee, v, fr.inlined[j - 1], i + 1);
+            callee = k;
         }
     }
     if (rc)
         goto out;
+    /* pprof drops edges lighter than 0.1% of the summed flat values before
+     * it derives the inline labels. */
+    int64_t flat_sum = 0;
+    for (size_t k = 0; k < ns.n; k++)
+        flat_sum = pprof__add(flat_sum, ns.v[k].flat);
+    int64_t edge_cutoff = abs64(round_to_zero((double)flat_sum * 0.001));
+    for (size_t k = 0; k < ns.n_edges; k++) {
+        const edge *e = &ns.e[k];
+        if (abs64(e->weight) < edge_cutoff)
+            continue;
+        if (e->inlined)
+            ns.v[e->dst].inline_in = true;
+        else
+            ns.v[e->dst].noinline_in = true;
+    }
     if (ns.n > 1)
         qsort(ns.v, ns.n, sizeof(node), node_cmp);
     size_t rows = max_rows && max_rows < ns.n ? max_rows : ns.n;
@@ -393,7 +450,9 @@ out:
         out->data[start] = '\0';
     }
     free(ns.v);
+    free(ns.e);
     pprof__hmap_free(&ns.map);
+    pprof__hmap_free(&ns.edge_map);
     frames_free(&fr);
     return rc;
 }
