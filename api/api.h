@@ -25,8 +25,13 @@
  * that cannot be combined), 503 unavailable (not ready) or timeout (request
  * took longer than request_timeout_seconds). User input never yields a 500.
  *
+ * With a web config file that lists basic_auth_users, every endpoint but
+ * /-/healthy answers 401 (with a Basic challenge) to requests without valid
+ * credentials; with tls_server_config the server speaks HTTPS only.
+ *
  * Errors: api_server_start returns 0 or a negative errno code (-EINVAL bad
- * address, -EADDRINUSE, -EACCES, -ENOMEM, -EIO) with a readable reason in err.
+ * address or web config, -EADDRINUSE, -EACCES, -ENOMEM, -EIO) with a
+ * readable reason in err.
  */
 #ifndef LW_API_H
 #define LW_API_H
@@ -55,6 +60,8 @@ typedef struct api_options {
     size_t max_merge_profiles;           /* profiles one merge may combine [1000] */
     int64_t max_range_seconds;           /* longest from..to range [31 days] */
     size_t max_list_profiles;            /* rows of /api/v1/profiles [10000] */
+    const char *web_config_file;         /* exporter-toolkit web config: TLS and basic auth
+                                            (see webconfig.h); NULL = plain HTTP, no auth */
 } api_options;
 
 /* What the server serves. Copied by api_server_start; pointers must stay

@@ -16,6 +16,7 @@
 
 #include "api.h"
 #include "params.h"
+#include "webconfig.h"
 
 /* Status codes counted per handler in leakwatch_http_requests_total. */
 #define API__N_CODES 11
@@ -38,6 +39,7 @@ struct api_server {
     int port;
     int64_t start_time_ns;
     atomic_ullong *requests;  /* n_routes + 1 (unmatched) rows of API__N_CODES counters */
+    api_webconfig web;        /* TLS and users from opt.web_config_file (empty without) */
 };
 
 typedef struct api_request {
@@ -54,6 +56,7 @@ typedef struct api_request {
     char filename[128];      /* Content-Disposition attachment name, "" for none */
     char header_name[2][40]; /* up to two extra headers, "" for none */
     char header_value[2][128];
+    bool auth_challenge;     /* answer with a Basic authentication challenge */
 } api_request;
 
 /* The routing table (server.c) and its size. */

@@ -12,9 +12,9 @@
  * dropped otherwise), the idle time of a connection by MHD's connection
  * timeout, and handler work by a deadline the merge loop checks.
  *
- * Authentication (a later --web.config.file) belongs in authorize(), which
- * every request passes before routing; TLS would be MHD_USE_TLS options in
- * api_server_start().
+ * The web config file (webconfig.h) adds TLS (MHD_USE_TLS with the PEM key
+ * and certificate in memory) and basic authentication, checked in
+ * authorize() before routing.
  */
 #include "api_internal.h"
 
@@ -191,13 +191,18 @@ static void count_request(api_server *srv, size_t route, unsigned status)
     atomic_fetch_add_explicit(&srv->requests[route * API__N_CODES + c], 1, memory_order_relaxed);
 }
 
-/* Access control. Every request passes here before routing; today all are
- * allowed (listen on loopback by default). */
-static bool authorize(api_server *srv, struct MHD_Connection *conn)
+/* Access control: with basic_auth_users configured, every endpoint but
+ * /-/healthy needs valid credentials. */
+static bool authorize(api_server *srv, struct MHD_Connection *conn, const char *url)
 {
-    (void)srv;
-    (void)conn;
-    return true;
+    if (!srv->web.n_users || strcmp(url, "/-/healthy") == 0)
+        return true;
+    char *password = NULL;
+    char *user = MHD_basic_auth_get_username_password(conn, &password);
+    bool ok = api_webconfig_check(&srv->web, user, password);
+    MHD_free(user);
+    MHD_free(password);
+    return ok;
 }
 
 static enum MHD_Result send_reply(api_request *r, size_t route)
@@ -227,7 +232,10 @@ static enum MHD_Result send_reply(api_request *r, size_t route)
                                      route < api__n_routes && strcmp(api__routes[route].methods, "POST") == 0
                                          ? "POST, PUT"
                                          : "GET, HEAD") == MHD_YES;
-    enum MHD_Result res = ok ? MHD_queue_response(r->conn, r->status, resp) : MHD_NO;
+    enum MHD_Result res = MHD_NO;
+    if (ok)
+        res = r->auth_challenge ? MHD_queue_basic_auth_fail_response(r->conn, "leakwatch", resp)
+                                : MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
     count_request(r->srv, route, r->status);
     return res;
@@ -268,8 +276,10 @@ static enum MHD_Result dispatch(api_server *srv, struct MHD_Connection *conn, co
     args_size as = {0, 0};
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, count_arg, &as);
     int rc;
-    if (!authorize(srv, conn))
+    if (!authorize(srv, conn, url)) {
         rc = api__error(&r, 401, "unauthorized", "authentication required");
+        r.auth_challenge = true;
+    }
     else if (strlen(url) + as.bytes > srv->opt.max_url_bytes)
         rc = api__error(&r, 414, "bad_data", "URL longer than %zu bytes", srv->opt.max_url_bytes);
     else if (as.n > MAX_QUERY_ARGS)
@@ -503,15 +513,36 @@ int api_server_start(const char *listen_address, const api_options *opt, const a
         set_err(err, err_len, "api: out of memory");
         goto fail;
     }
+    if (srv->opt.web_config_file) {
+        rc = api_webconfig_load(srv->opt.web_config_file, &srv->web, err, err_len);
+        if (rc)
+            goto fail;
+        srv->opt.web_config_file = NULL; /* not owned; only read here */
+    }
     rc = open_listener(listen_address, &fd, &srv->port, err, err_len);
     if (rc)
         goto fail;
-    srv->mhd = MHD_start_daemon(
-        MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)srv->opt.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)srv->opt.connection_timeout_seconds, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        srv->opt.connection_memory_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+    unsigned int flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem ops[] = {
+        {MHD_OPTION_LISTEN_SOCKET, fd, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->opt.max_connections, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->opt.connection_timeout_seconds, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)srv->opt.connection_memory_bytes, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv},
+        {MHD_OPTION_END, 0, NULL}, /* TLS key, certificate and priorities go here */
+        {MHD_OPTION_END, 0, NULL},
+        {MHD_OPTION_END, 0, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (srv->web.tls_cert_pem) {
+        flags |= MHD_USE_TLS;
+        ops[5] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->web.tls_key_pem};
+        ops[6] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->web.tls_cert_pem};
+        ops[7] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                         (void *)"NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"};
+    }
+    srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+                                MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     if (!srv->mhd) {
         rc = -EIO;
         set_err(err, err_len, "listen %s: libmicrohttpd failed to start", listen_address);
@@ -522,6 +553,7 @@ int api_server_start(const char *listen_address, const api_options *opt, const a
 fail:
     if (fd >= 0)
         close(fd);
+    api_webconfig_cleanup(&srv->web);
     free(srv->requests);
     free(srv);
     return rc;
@@ -537,6 +569,7 @@ void api_server_stop(api_server *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->mhd); /* joins connection threads, closes the listening socket */
+    api_webconfig_cleanup(&srv->web);
     free(srv->requests);
     free(srv);
 }

@@ -7,11 +7,14 @@
  *               [--exit-after-ingest] [--ready-after SECONDS] [--reload-fail]
  *               [--leaks-json TEXT] [--alerts-json TEXT] [--metrics-file FILE]
  *               [--max-merge N] [--max-response-bytes N] [--max-connections N]
+ *               [--web-config FILE]
+ *   lwapi-testd --hash-password PASSWORD   (prints a bcrypt hash for a web config)
  * Each ingest prints "ingested ID TYPE TIME_NS" on stdout. The stub
  * callbacks serve the given texts verbatim; reload counts calls (and fails
  * with -EINVAL under --reload-fail). The process exits 0 after a clean
  * stop, so sanitizers see every leak.
  */
+#include <crypt.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -162,11 +165,28 @@ static void usage(void)
     fprintf(stderr, "usage: lwapi-testd --db FILE [--listen ADDR] [--ingest JOB,INSTANCE,TYPE,UNIXSEC,FILE]...\n"
                     "       [--exit-after-ingest] [--ready-after S] [--reload-fail] [--leaks-json T]\n"
                     "       [--alerts-json T] [--metrics-file F] [--max-merge N] [--max-response-bytes N]\n"
-                    "       [--max-connections N]\n");
+                    "       [--max-connections N] [--web-config FILE]\n");
+}
+
+/* A bcrypt hash of password, as basic_auth_users wants it. */
+static int hash_password(const char *password)
+{
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    struct crypt_data cd;
+    memset(&cd, 0, sizeof cd);
+    if (!crypt_gensalt_rn("$2b$", 10, NULL, 0, salt, sizeof salt))
+        return 1;
+    const char *h = crypt_r(password, salt, &cd);
+    if (!h || h[0] == '*')
+        return 1;
+    printf("%s\n", h);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--hash-password") == 0)
+        return hash_password(argv[2]);
     const char *db = NULL, *listen = "127.0.0.1:9475";
     const char *ingests[MAX_INGESTS];
     int n_ingests = 0;
@@ -198,6 +218,8 @@ int main(int argc, char **argv)
             opt.max_response_bytes = (size_t)atol(v);
         else if (strcmp(a, "--max-connections") == 0 && v)
             opt.max_connections = (unsigned)atoi(v);
+        else if (strcmp(a, "--web-config") == 0 && v)
+            opt.web_config_file = v;
         else {
             takes = false;
             if (strcmp(a, "--exit-after-ingest") == 0)

@@ -3,21 +3,24 @@
 lwapi-testd serving real gosvc profiles (see test_api_common.py), go tool
 pprof on profile/merge/diff URLs, promtool on /metrics, request limits,
 IPv6, and 50 concurrent clients."""
-import gzip
+import base64
 import http.client
 import json
 import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import lwtest
 from lwtest import check, check_eq
-from test_api_common import q, setup, start_testd
+from test_api_common import TESTD, q, setup, start_testd
 
 FX = None
 
@@ -355,13 +358,18 @@ def test_limits_and_methods():
           f"100 kB header -> {resp[:40]!r}")
 
 
-def test_server_limits():
-    # The store file is locked by the serving testd, so a second server with small limits serves a copy.
-    db2 = os.path.join(FX.dir, "copy", "leakwatch.db")
+def copy_db(name):
+    """The store file is locked by the serving testd, so other servers serve a copy."""
+    db2 = os.path.join(FX.dir, name, "leakwatch.db")
     os.makedirs(os.path.dirname(db2), exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(FX.db + suffix):
             shutil.copy(FX.db + suffix, db2 + suffix)
+    return db2
+
+
+def test_server_limits():
+    db2 = copy_db("copy")
     p, base = start_testd(db2, ["--max-merge", "2", "--max-response-bytes", "3000"], log_dir=FX.dir)
     rng = {"from": FX.t0 - 1, "to": FX.t0 + 1201}
     status, _, body = lwtest.http(base + "/api/v1/merge" + q(job="svc", type="goroutine", format="json", **rng))
@@ -376,6 +384,93 @@ def test_server_limits():
     check(status == 422 and "response exceeds the limit of 3000 bytes" in doc["error"],
           f"over-size answer -> {status} {doc}")
     lwtest.stop(p)
+
+
+def https(url, ctx, user=None, password=None):
+    headers = {}
+    if user is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def test_web_config_tls_and_basic_auth():
+    d = lwtest.tempdir("web-")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-keyout", os.path.join(d, "key.pem"), "-out", os.path.join(d, "cert.pem"),
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, f"openssl made a certificate: {r.stderr[-300:]}")
+    h = subprocess.run([TESTD, "--hash-password", "s3cret"], capture_output=True, text=True).stdout.strip()
+    check(h.startswith("$2b$10$"), f"bcrypt hash {h}")
+    web = os.path.join(d, "web.yml")
+    with open(web, "w") as f:
+        f.write(f"tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n"
+                f"basic_auth_users:\n  alice: '{h}'\n")
+    bad = os.path.join(d, "bad.yml")
+    with open(bad, "w") as f:
+        f.write("basic_auth_users:\n  bob: plaintext\n")
+    r = subprocess.run([TESTD, "--db", copy_db("web-bad"), "--listen", f"127.0.0.1:{lwtest.free_port()}",
+                        "--web-config", bad], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and "bad.yml:2: basic_auth_users: the password must be a bcrypt hash" in r.stderr,
+          f"bad web config refused: {r.returncode} {r.stderr.strip()}")
+    port = lwtest.free_port()
+    p = lwtest.start([TESTD, "--db", copy_db("web"), "--listen", f"127.0.0.1:{port}", "--web-config", web],
+                     log=os.path.join(d, "testd.log"))
+    base = f"https://127.0.0.1:{port}"
+    ctx = ssl.create_default_context(cafile=os.path.join(d, "cert.pem"))
+
+    def up():
+        try:
+            return https(base + "/-/healthy", ctx)[0] == 200
+        except (OSError, urllib.error.URLError):
+            check(p.poll() is None, f"testd running:\n{lwtest.log_tail(p)}")
+            return False
+
+    lwtest.wait_until(up, 30, "HTTPS /-/healthy without credentials")
+    status, headers, _ = https(base + "/metrics", ctx)
+    check(status == 401 and 'Basic realm="leakwatch"' in headers.get("WWW-Authenticate", ""),
+          f"/metrics without credentials -> {status} {headers.get('WWW-Authenticate')}")
+    status, _, _ = https(base + "/api/v1/profiles", ctx, "alice", "wrong")
+    check_eq(status, 401, "wrong password")
+    status, _, _ = https(base + "/api/v1/profiles", ctx, "mallory", "s3cret")
+    check_eq(status, 401, "unknown user")
+    status, _, body = https(base + "/api/v1/profiles", ctx, "alice", "s3cret")
+    check(status == 200 and len(json.loads(body)["data"]) == 6, f"alice gets the profiles ({status})")
+    r = subprocess.run(["curl", "-sS", "--cacert", os.path.join(d, "cert.pem"), "-u", "alice:s3cret", "-o", "/dev/null",
+                        "-w", "%{http_code}", base + "/api/v1/targets"], capture_output=True, text=True, timeout=60)
+    check_eq(r.stdout, "200", f"curl over TLS with basic auth ({r.stderr.strip()})")
+    try:
+        plain = lwtest.http(f"http://127.0.0.1:{port}/-/healthy", timeout=5)[0]
+    except Exception as e:  # the TLS server drops a plain HTTP request
+        plain = repr(e)
+    check(plain != 200, f"plain HTTP is not served on the TLS port ({plain})")
+    # A real Prometheus scrapes it over HTTPS with basic auth.
+    pport = lwtest.free_port()
+    cfg = os.path.join(d, "prom.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: lw\n    scheme: https\n"
+                f"    tls_config:\n      ca_file: {os.path.join(d, 'cert.pem')}\n"
+                "    basic_auth:\n      username: alice\n      password: s3cret\n"
+                f"    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")
+    prom = lwtest.start(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={os.path.join(d, 'tsdb')}",
+                         f"--web.listen-address=127.0.0.1:{pport}"], log=os.path.join(d, "prometheus.log"))
+    pbase = f"http://127.0.0.1:{pport}"
+    lwtest.wait_http(pbase + "/-/ready", proc=prom, timeout=60)
+
+    def scraped():
+        status, doc = lwtest.http_json(pbase + "/api/v1/query?query=leakwatch_profiles_stored")
+        res = doc.get("data", {}).get("result", []) if status == 200 else []
+        return res and float(res[0]["value"][1])
+
+    got = lwtest.wait_until(scraped, 60, "Prometheus scraped leakwatch_profiles_stored over HTTPS", interval=1.0)
+    check_eq(got, 6.0, "leakwatch_profiles_stored via Prometheus over HTTPS + basic auth")
+    lwtest.stop(prom)
+    check_eq(lwtest.stop(p), 0, "TLS testd exits 0")
 
 
 def test_ipv6():
@@ -487,7 +582,7 @@ def main():
     lwtest.run_tests([
         test_health_ready_reload, test_not_ready, test_targets, test_profiles_list, test_profile_formats,
         test_merge, test_diff, test_series, test_leaks_alerts, test_metrics, test_limits_and_methods,
-        test_server_limits, test_ipv6, test_bad_input_never_500, test_concurrent_clients, test_clean_shutdown,
+        test_server_limits, test_web_config_tls_and_basic_auth, test_ipv6, test_bad_input_never_500, test_concurrent_clients, test_clean_shutdown,
     ])
 
 
