@@ -203,11 +203,14 @@ LW_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*f
     a->arg = arg;
     a->creator = lw__gettid();
     a->internal = lw__tls_internal || lw__tls_spawn_internal;
-    pthread_mutex_lock(&reg_lock);
-    a->from = intern_created(&st);
-    if (a->from)
-        a->from->count++;
-    pthread_mutex_unlock(&reg_lock);
+    a->from = NULL;
+    if (!a->internal) { /* the agent's own threads stay out of threadcreate */
+        pthread_mutex_lock(&reg_lock);
+        a->from = intern_created(&st);
+        if (a->from)
+            a->from->count++;
+        pthread_mutex_unlock(&reg_lock);
+    }
     int rc = real(t, attr, trampoline, a);
     if (rc != 0) {
         pthread_mutex_lock(&reg_lock);

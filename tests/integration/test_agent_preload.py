@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""test_agent_preload.py — LD_PRELOAD=libleakwatch-agent.so into an unmodified
+C program (tests/agent_programs/plain_service.c, built without the agent):
+every endpoint is served, configured only by LEAKWATCH_* variables; "off"
+disables the server; the program still shuts down cleanly.
+"""
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lwtest as t  # noqa: E402
+
+AGENT = os.path.join(t.LIB, "libleakwatch-agent.so")
+PROG = os.path.join(t.BIN, "agent_plain_service")
+MIB = 1 << 20
+
+
+def rows_by_name(top):
+    return {r["name"]: r for r in t.pprof_top_rows(top)}
+
+
+def test_all_endpoints():
+    out = subprocess.run(["ldd", PROG], capture_output=True, text=True).stdout
+    t.check("leakwatch" not in out, "the test program is not linked with the agent")
+    port = t.free_port()
+    d = t.tempdir()
+    p = t.start([PROG, "6", "8"], env={"LD_PRELOAD": AGENT, "LEAKWATCH_AGENT_ADDR": f"127.0.0.1:{port}",
+                                        "LEAKWATCH_HEAP_RATE": "1"}, log=os.path.join(d, "plain.log"))
+    base = f"http://127.0.0.1:{port}/debug/pprof/"
+    t.wait_http(base, proc=p)
+    t.wait_until(lambda: "ready" in open(p.log_path).read(), 30, "the program to be ready")
+
+    top = t.go_tool_pprof("-top", base + "goroutine")
+    rows = rows_by_name(top)
+    t.check("plain_blocked_worker" in rows and t.pprof_value(rows["plain_blocked_worker"]["cum"]) == 6,
+            f"6 threads in plain_blocked_worker ({rows.get('plain_blocked_worker')})")
+    t.check("main" in rows, "main thread present")
+
+    top = t.go_tool_pprof("-top", "-unit=B", "-sample_index=inuse_space", base + "heap")
+    rows = rows_by_name(top)
+    want = 8 * MIB + 8 * 8  # 8 buffers + the calloc'd pointer array, exact at rate 1
+    t.check_eq(t.pprof_value(rows["plain_retain_memory"]["flat"]), float(want),
+               "plain_retain_memory inuse_space at rate 1")
+
+    top = t.go_tool_pprof("-top", base + "threadcreate")
+    rows = rows_by_name(top)
+    t.check(t.pprof_value(rows["main"]["cum"]) == 6, "threadcreate: main created 6 threads")
+    top = t.go_tool_pprof("-top", base + "allocs")
+    t.check("Type: alloc_space" in top, "allocs served")
+
+    status, _, body = t.http(base + "profile?seconds=1", timeout=60)
+    t.check_eq(status, 200, "CPU profile status")
+    path = os.path.join(d, "cpu.pb.gz")
+    with open(path, "wb") as f:
+        f.write(body)
+    t.check("Type: cpu" in t.go_tool_pprof("-top", path), "CPU profile parses")
+
+    for ep, want_start in (("", "<html>"), ("goroutine?debug=1", "goroutine profile: total "),
+                           ("goroutine?debug=2", "goroutine "), ("heap?debug=1", "heap profile: "),
+                           ("threadcreate?debug=1", "threadcreate profile: total 6"),
+                           ("symbol", "num_symbols: 1"), ("cmdline", PROG)):
+        status, _, body = t.http(base + ep)
+        t.check(status == 200 and body.decode().startswith(want_start),
+                f"/debug/pprof/{ep}: {status} {body[:40]!r} starts with {want_start!r}")
+    status, hdr, _ = t.http(base + "goroutine?seconds=x")
+    t.check_eq((status, hdr.get("X-Go-Pprof")), (400, "1"), "bad seconds")
+    t.check_eq(t.stop(p), 0, "the program exits 0 on SIGTERM with the agent loaded")
+
+
+def test_off_and_bad_env():
+    d = t.tempdir()
+    log = os.path.join(d, "off.log")
+    p = t.start([PROG, "2", "1"], env={"LD_PRELOAD": AGENT, "LEAKWATCH_AGENT_ADDR": "off",
+                                        "LEAKWATCH_HEAP_RATE": "lots"}, log=log)
+    t.wait_until(lambda: "ready" in open(log).read(), 30, "the program to be ready")
+    time.sleep(0.3)
+    text = open(log).read()
+    print(text)
+    t.check("ignoring LEAKWATCH_HEAP_RATE=lots" in text, "a bad rate is reported, not fatal")
+    t.check(p.poll() is None, "the program keeps running")
+    t.check_eq(t.stop(p), 0, "exit code")
+    # Default address taken by someone else: the host must not die.
+    port = t.free_port()
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen(1)
+        log2 = os.path.join(d, "busy.log")
+        p = t.start([PROG, "1", "1"], env={"LD_PRELOAD": AGENT, "LEAKWATCH_AGENT_ADDR": f"127.0.0.1:{port}"},
+                    log=log2)
+        t.wait_until(lambda: "ready" in open(log2).read(), 30, "the program to be ready")
+        text = open(log2).read()
+        t.check("Address already in use" in text, f"bind failure reported: {text.strip()!r}")
+        t.check_eq(t.stop(p), 0, "exit code with the address in use")
+
+
+if __name__ == "__main__":
+    t.run_tests([test_all_endpoints, test_off_and_bad_env])
