@@ -33,6 +33,8 @@ typedef struct cli {
     const char *url;
     bool json;
     long timeout_s;
+    const char *user;   /* "name:password" for basic auth, or NULL */
+    const char *cacert; /* CA file for https URLs, or NULL for the system store */
 } cli;
 
 /* A command's flags: --name VALUE pairs, collected before they are used. */
@@ -57,7 +59,8 @@ static void die_usage(const char *fmt, ...)
 
 static void usage(FILE *f)
 {
-    fputs("usage: leakwatch [--url URL] [--json] [--timeout SECONDS] COMMAND [FLAGS]\n"
+    fputs("usage: leakwatch [--url URL] [--json] [--timeout SECONDS] [--user NAME:PASSWORD] [--cacert FILE]\n"
+          "                 COMMAND [FLAGS]\n"
           "\n"
           "Commands:\n"
           "  targets                                 scrape targets and their health\n"
@@ -104,6 +107,12 @@ static void http_get(const cli *c, const char *url, lw_buf *body, long *status, 
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "leakwatch/" LW_VERSION);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (c->user) {
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(h, CURLOPT_USERPWD, c->user);
+    }
+    if (c->cacert)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
     CURLcode cc = curl_easy_perform(h);
     if (cc != CURLE_OK) {
         const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
@@ -692,7 +701,7 @@ static int cmd_check(int argc, char **argv, int start)
 
 int main(int argc, char **argv)
 {
-    cli c = {.url = DEFAULT_URL, .json = false, .timeout_s = 60};
+    cli c = {.url = DEFAULT_URL, .json = false, .timeout_s = 60, .user = NULL, .cacert = NULL};
     /* Global flags may come anywhere; they are removed from argv here. */
     int n = 1;
     for (int i = 1; i < argc; i++) {
@@ -712,6 +721,16 @@ int main(int argc, char **argv)
             if (!*v || *end || t <= 0 || t > 86400)
                 die_usage("--timeout needs a number of seconds (1-86400)");
             c.timeout_s = t;
+        } else if (strcmp(a, "--user") == 0 || strcmp(a, "--cacert") == 0) {
+            if (i + 1 >= argc || !*argv[i + 1])
+                die_usage("%s needs a value", a);
+            if (a[2] == 'u') {
+                c.user = argv[++i];
+                if (!strchr(c.user, ':'))
+                    die_usage("--user wants NAME:PASSWORD");
+            } else {
+                c.cacert = argv[++i];
+            }
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;

@@ -444,6 +444,12 @@ def test_web_config_tls_and_basic_auth():
     r = subprocess.run(["curl", "-sS", "--cacert", os.path.join(d, "cert.pem"), "-u", "alice:s3cret", "-o", "/dev/null",
                         "-w", "%{http_code}", base + "/api/v1/targets"], capture_output=True, text=True, timeout=60)
     check_eq(r.stdout, "200", f"curl over TLS with basic auth ({r.stderr.strip()})")
+    cli = [os.path.join(lwtest.BIN, "leakwatch"), "--url", base, "--cacert", os.path.join(d, "cert.pem")]
+    r = subprocess.run(cli + ["--user", "alice:s3cret", "--json", "profiles"], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and len(json.loads(r.stdout)) == 6, f"leakwatch --user over TLS: {r.returncode} {r.stderr}")
+    r = subprocess.run(cli + ["profiles"], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and "authentication required (HTTP 401)" in r.stderr,
+          f"leakwatch without --user: {r.returncode} {r.stderr.strip()}")
     try:
         plain = lwtest.http(f"http://127.0.0.1:{port}/-/healthy", timeout=5)[0]
     except Exception as e:  # the TLS server drops a plain HTTP request
