@@ -114,6 +114,11 @@ typedef struct merger {
     size_t cap_labels;
     pprof_line *lines;
     size_t cap_lines;
+    /* Diff base mode for the current input: negate values and label every
+     * sample pprof::base="true" (output string indices below). */
+    bool as_base;
+    int64_t base_key, base_true;
+    int64_t *neg; /* scratch: negated values */
 } merger;
 
 static int64_t map_str(merger *m, const pprof_profile *in, int64_t idx)
@@ -265,7 +270,7 @@ static int merge_sample(merger *m, const pprof_profile *in, const pprof_sample *
 {
     pprof_profile *o = m->o;
     if (pprof__grow((void **)&m->locs, &m->cap_locs, s->n_locations, sizeof(uint64_t)) ||
-        pprof__grow((void **)&m->labels, &m->cap_labels, s->n_labels, sizeof(pprof_label)))
+        pprof__grow((void **)&m->labels, &m->cap_labels, s->n_labels + 1, sizeof(pprof_label)))
         return -ENOMEM;
     uint64_t h = PPROF__HASH_SEED;
     for (size_t j = 0; j < s->n_locations; j++) {
@@ -280,18 +285,30 @@ static int merge_sample(merger *m, const pprof_profile *in, const pprof_sample *
             return -ENOMEM;
         h = pprof__hash_u64(h, m->locs[j]);
     }
+    size_t n_labels = 0;
     for (size_t j = 0; j < s->n_labels; j++) {
         const pprof_label *l = &s->labels[j];
         pprof_label ol = {map_str(m, in, l->key), map_str(m, in, l->str), l->num,
                           map_str(m, in, l->num_unit)};
         if (ol.key < 0 || ol.str < 0 || ol.num_unit < 0)
             return -ENOMEM;
-        m->labels[j] = ol;
+        /* pprof's SetLabel replaces the string labels of that key. */
+        if (m->as_base && ol.key == m->base_key && ol.str != 0)
+            continue;
+        m->labels[n_labels++] = ol;
     }
-    if (s->n_labels > 1)
-        qsort(m->labels, s->n_labels, sizeof(pprof_label), label_cmp);
+    const int64_t *values = s->values;
+    if (m->as_base) {
+        m->labels[n_labels++] = (pprof_label){m->base_key, m->base_true, 0, 0};
+        /* Scale(-1): exact negation (wrapping, like Go, for INT64_MIN). */
+        for (size_t t = 0; t < o->n_sample_types; t++)
+            m->neg[t] = (int64_t)(0 - (uint64_t)s->values[t]);
+        values = m->neg;
+    }
+    if (n_labels > 1)
+        qsort(m->labels, n_labels, sizeof(pprof_label), label_cmp);
     h = pprof__hash_u64(h, 0xffffffffffffffffULL);
-    for (size_t j = 0; j < s->n_labels; j++) {
+    for (size_t j = 0; j < n_labels; j++) {
         h = pprof__hash_u64(h, (uint64_t)m->labels[j].key);
         h = pprof__hash_u64(h, (uint64_t)m->labels[j].str);
         h = pprof__hash_u64(h, (uint64_t)m->labels[j].num);
@@ -302,21 +319,21 @@ static int merge_sample(merger *m, const pprof_profile *in, const pprof_sample *
     uint32_t v;
     while (pprof__hmap_next(&m->sample_map, h, &pos, &v)) {
         pprof_sample *os = &o->samples[v];
-        if (os->n_locations != s->n_locations || os->n_labels != s->n_labels)
+        if (os->n_locations != s->n_locations || os->n_labels != n_labels)
             continue;
         if (s->n_locations && memcmp(os->location_ids, m->locs, s->n_locations * sizeof(uint64_t)) != 0)
             continue;
         bool eq = true;
-        for (size_t j = 0; eq && j < s->n_labels; j++)
+        for (size_t j = 0; eq && j < n_labels; j++)
             eq = label_cmp(&os->labels[j], &m->labels[j]) == 0;
         if (!eq)
             continue;
         for (size_t t = 0; t < o->n_sample_types; t++)
-            os->values[t] = pprof__add(os->values[t], s->values[t]);
+            os->values[t] = pprof__add(os->values[t], values[t]);
         return 0;
     }
-    if (pprof__append_sample(o, m->locs, s->n_locations, s->values, o->n_sample_types, m->labels,
-                             s->n_labels) ||
+    if (pprof__append_sample(o, m->locs, s->n_locations, values, o->n_sample_types, m->labels,
+                             n_labels) ||
         pprof__hmap_put(&m->sample_map, h, (uint32_t)(o->n_samples - 1)))
         return -ENOMEM;
     return 0;
@@ -410,8 +427,9 @@ static void merger_free_scratch(merger *m)
     m->fmap = m->mmap = m->lmap = NULL;
 }
 
-static int merge_one(merger *m, const pprof_profile *in)
+static int merge_one(merger *m, const pprof_profile *in, bool as_base)
 {
+    m->as_base = as_base;
     m->smap = malloc((in->n_strings ? in->n_strings : 1) * sizeof(int64_t));
     m->fmap = calloc(in->n_functions ? in->n_functions : 1, sizeof(uint64_t));
     m->mmap = calloc(in->n_mappings ? in->n_mappings : 1, sizeof(uint64_t));
@@ -443,8 +461,9 @@ out:
     return rc;
 }
 
-int pprof_merge(const pprof_profile *const *profiles, size_t n, pprof_profile **out, char *err,
-                size_t err_len)
+/* Merge profiles[0..n); with base_last, the last one is a diff base. */
+static int merge_impl(const pprof_profile *const *profiles, size_t n, bool base_last,
+                      pprof_profile **out, char *err, size_t err_len)
 {
     merger m;
     memset(&m, 0, sizeof(m));
@@ -462,13 +481,17 @@ int pprof_merge(const pprof_profile *const *profiles, size_t n, pprof_profile **
         goto out;
     }
     rc = combine_headers(&m, profiles, n);
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = merge_one(&m, profiles[i]);
-    if (rc == 0) {
-        drop_zero_samples(m.o);
-        if (pprof__sync_ids(m.o))
+    if (rc == 0 && base_last) {
+        m.base_key = pprof_intern(m.o, "pprof::base");
+        m.base_true = m.base_key < 0 ? m.base_key : pprof_intern(m.o, "true");
+        m.neg = calloc(m.o->n_sample_types + 1, sizeof(int64_t));
+        if (m.base_true < 0 || !m.neg)
             rc = -ENOMEM;
     }
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = merge_one(&m, profiles[i], base_last && i == n - 1);
+    if (rc == 0)
+        drop_zero_samples(m.o);
 out:
     if (rc == -ENOMEM)
         pprof__errf(err, err_len, "out of memory");
@@ -479,6 +502,7 @@ out:
     free(m.locs);
     free(m.labels);
     free(m.lines);
+    free(m.neg);
     if (rc)
         pprof_free(m.o);
     else
@@ -486,47 +510,17 @@ out:
     return rc;
 }
 
-/* Give every sample the string label key=value, replacing string labels
- * with that key (pprof's SetLabel). */
-static int set_label(pprof_profile *p, const char *key, const char *value)
+int pprof_merge(const pprof_profile *const *profiles, size_t n, pprof_profile **out, char *err,
+                size_t err_len)
 {
-    int64_t k = pprof_intern(p, key);
-    int64_t v = k < 0 ? k : pprof_intern(p, value);
-    if (v < 0)
-        return -ENOMEM;
-    for (size_t i = 0; i < p->n_samples; i++) {
-        pprof_sample *s = &p->samples[i];
-        pprof_label *l = pprof__arena_alloc(&p->internal->arena, (s->n_labels + 1) * sizeof(*l), false);
-        if (!l)
-            return -ENOMEM;
-        size_t n = 0;
-        for (size_t j = 0; j < s->n_labels; j++)
-            if (!(s->labels[j].key == k && s->labels[j].str != 0))
-                l[n++] = s->labels[j];
-        l[n++] = (pprof_label){k, v, 0, 0};
-        s->labels = l;
-        s->n_labels = n;
-    }
-    return 0;
+    return merge_impl(profiles, n, false, out, err, err_len);
 }
 
 int pprof_diff(const pprof_profile *base, const pprof_profile *cur, pprof_profile **out,
                char *err, size_t err_len)
 {
-    *out = NULL;
-    pprof_profile *b = pprof_copy(base);
-    if (!b) {
-        pprof__errf(err, err_len, "out of memory");
-        return -ENOMEM;
-    }
-    int rc = set_label(b, "pprof::base", "true");
-    if (rc) {
-        pprof__errf(err, err_len, "out of memory");
-    } else {
-        pprof_scale(b, -1.0);
-        const pprof_profile *both[2] = {cur, b};
-        rc = pprof_merge(both, 2, out, err, err_len);
-    }
-    pprof_free(b);
-    return rc;
+    /* Equivalent to SetLabel(pprof::base=true) + Scale(-1) on a copy of the
+     * base and Merge(cur, base), without the copy. */
+    const pprof_profile *both[2] = {cur, base};
+    return merge_impl(both, 2, true, out, err, err_len);
 }
