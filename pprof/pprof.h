@@ -189,22 +189,34 @@ int pprof_add_sample(pprof_profile *p, const uint64_t *location_ids, size_t n_lo
 /* ---- decode / validate / encode ---------------------------------------- */
 
 /* Decode a profile from gzip-compressed or raw protobuf bytes (gzip is
- * detected by its magic). limits == NULL uses the PPROF_DEFAULT_* caps; a
- * decompression bomb is refused with -E2BIG. The result is validated as by
- * pprof_validate(). On success *out owns a new profile; on failure *out is
- * NULL and err says why ("gzip: unexpected end of stream", "decompressed
- * size exceeds 268435456 bytes", "string_table[0] must be empty", ...). */
+ * detected by its magic; a gzip stream whose content is gzip again, as when
+ * a server compresses an already gzipped profile, is unwrapped once more,
+ * each layer under the same cap). limits == NULL uses the PPROF_DEFAULT_*
+ * caps; input over max_compressed_bytes and a decompression bomb (inflated
+ * in chunks, stopped at max_decompressed_bytes) are refused with -E2BIG.
+ * The result is validated as by pprof_validate(). On success *out owns a new
+ * profile; on failure *out is NULL and err says why ("gzip: unexpected end
+ * of stream (input truncated after 142 bytes)", "gzip: decompressed size
+ * exceeds 268435456 bytes", "protobuf: malformed profile (field at byte 0 of
+ * 38)", "string_table[0] must be empty, got \"x\"", ...): -EINVAL, -E2BIG
+ * or -ENOMEM. */
 int pprof_decode(const void *data, size_t len, const pprof_limits *limits, pprof_profile **out,
                  char *err, size_t err_len) LW_WUR;
 
 /* Check every invariant of the format: string_table[0] == "", every string
  * index in range, every id non-zero and unique, every referenced mapping,
  * location and function exists, each sample has exactly n_sample_types
- * values. 0 or -EINVAL with the first problem in err. */
+ * values (n_values). 0, -EINVAL with the first problem in err ("sample 3:
+ * location id 7 does not exist", "duplicate function id 2 (function[0] and
+ * function[1])", "location[1]: id is 0 (ids must be non-zero)", "sample 0:
+ * has 1 values, but the profile has 2 sample types", "function[0].name:
+ * string index 999 out of range (string_table has 12 entries)"), or -ENOMEM. */
 int pprof_validate(const pprof_profile *p, char *err, size_t err_len) LW_WUR;
 
-/* Encode as protobuf, gzip-compressed when `gzip` is true, appending to out
- * (whose cap bounds the size). 0, -E2BIG (over out's cap) or -ENOMEM. */
+/* Encode as protobuf (packed by protobuf-c's generated code), gzip-compressed
+ * (level 1, like Go's runtime/pprof) when `gzip` is true, appending to out
+ * (whose cap bounds the size); on failure out is unchanged. 0, -E2BIG (over
+ * out's cap) or -ENOMEM. */
 int pprof_encode(const pprof_profile *p, bool gzip, lw_buf *out) LW_WUR;
 
 /* ---- normalized stacks -------------------------------------------------- */
@@ -218,7 +230,9 @@ size_t pprof_sample_frames(const pprof_profile *p, const pprof_sample *s, pprof_
                            size_t cap);
 
 /* 64-bit hash of the normalized stack of s (not of its labels or values).
- * Equal stacks in different profiles hash equally. Cannot fail. */
+ * Equal stacks in different profiles, processes and machines hash equally;
+ * the hash function is fixed (see stack.c) because storage persists it.
+ * Cannot fail. */
 uint64_t pprof_stack_hash(const pprof_profile *p, const pprof_sample *s);
 
 /* ---- arithmetic ------------------------------------------------------------ */
@@ -232,41 +246,57 @@ int pprof_sample_type_index(const pprof_profile *p, const char *name);
  * (n_sample_types entries). Cannot fail. */
 void pprof_totals(const pprof_profile *p, int64_t *totals);
 
-/* Multiply every value by factor (rounded to nearest, as pprof's Scale).
- * Cannot fail. */
+/* Multiply every value by factor, rounded as Go's math.Round (halves away
+ * from zero) and saturated to the int64 range; as pprof's Scale does,
+ * samples whose values all become 0 are removed. Cannot fail. */
 void pprof_scale(pprof_profile *p, double factor);
 
 /* Merge n profiles with identical sample types (same type and unit, in the
  * same order) into a new profile. Samples with the same normalized stack and
- * the same labels are combined by adding their values. time_nanos is the
- * earliest, duration spans all inputs, period is the largest. 0 with *out
- * set; -EINVAL with err ("sample types differ: ...") or -ENOMEM. */
+ * the same labels are combined by adding their values; as in pprof's Merge,
+ * samples whose values are all 0 are dropped. Headers combine like pprof's:
+ * time_nanos is the earliest, duration_nanos the sum, period the largest,
+ * comments deduplicated, default_sample_type the first set. Functions,
+ * mappings and locations are re-keyed by content, so profiles of different
+ * processes combine. 0 with *out set; -EINVAL with err ("sample types differ:
+ * ...", "no profiles to merge") or -ENOMEM. */
 int pprof_merge(const pprof_profile *const *profiles, size_t n, pprof_profile **out, char *err,
                 size_t err_len) LW_WUR;
 
 /* The difference `cur - base` as go tool pprof -diff_base computes it: base
- * is scaled by -1, its samples get the label pprof::base="true", and both are
- * merged. Totals of the result are totals(cur) - totals(base). Same results
- * as pprof_merge(). */
+ * is scaled by -1, its samples get the label pprof::base="true" (replacing
+ * string labels with that key), and merge(cur, base) is returned; base
+ * samples stay separate samples. Totals of the result are totals(cur) -
+ * totals(base). Neither input is changed. Same results as pprof_merge(). */
 int pprof_diff(const pprof_profile *base, const pprof_profile *cur, pprof_profile **out,
                char *err, size_t err_len) LW_WUR;
 
 /* ---- rendering ------------------------------------------------------------- */
 
 /* A `go tool pprof -top` style table for sample type index `sample_index`:
- * a header ("Showing nodes accounting for ...", "... total"), then rows of
- * flat, flat%, sum%, cum, cum%, name sorted by flat (descending, then name),
- * at most max_rows rows (0 = all). Appends to out: 0, -E2BIG or -ENOMEM. */
+ * "Type: <type>", "Showing nodes accounting for X, P% of T total" (and
+ * "Showing top N nodes out of M" when rows are cut), the column header, then
+ * rows of flat, flat%, sum%, cum, cum%, name [(inline)|(partial-inline)]
+ * aggregated by function name, sorted by |flat| (descending), then name; at
+ * most max_rows rows (0 = all). Rows, units, totals (for a diff: the base's
+ * total) and percentages are those of `go tool pprof -top -nodefraction=0`.
+ * Appends to out; on failure out is unchanged: 0, -EINVAL (bad index),
+ * -E2BIG or -ENOMEM. */
 int pprof_render_top(const pprof_profile *p, int sample_index, size_t max_rows, lw_buf *out) LW_WUR;
 
-/* Folded stacks for flame-graph tools: one line per distinct stack,
- * "root;caller;leaf value\n", stacks with value 0 omitted. Appends to out. */
+/* Folded stacks for flame-graph tools: one line per distinct stack of
+ * function names, "root;caller;leaf value\n", sorted by stack, stacks with
+ * value 0 omitted; frames without a function print as their address
+ * ("0x4567"). Appends to out; on failure out is unchanged: 0, -EINVAL,
+ * -E2BIG or -ENOMEM. */
 int pprof_render_folded(const pprof_profile *p, int sample_index, lw_buf *out) LW_WUR;
 
-/* JSON: {"sample_types":[{"type":..,"unit":..}],"period_type":..,"period":..,
- * "time_nanos":..,"duration_nanos":..,"totals":[..],"samples":[{"values":[..],
- * "labels":{..},"stack":[{"function":..,"file":..,"line":..}, ...]}]}
- * (stack leaf first). Appends to out. */
+/* JSON: {"sample_types":[{"type":..,"unit":..}],"period_type":{"type":..,
+ * "unit":..},"period":..,"time_nanos":..,"duration_nanos":..,"totals":[..],
+ * "samples":[{"values":[..],"labels":{"key":"str" or num,..},"stack":[
+ * {"function":..,"file":..,"line":..}, ...]}]} (stack leaf first), newline
+ * terminated. Appends to out; on failure out is unchanged: 0, -E2BIG or
+ * -ENOMEM. */
 int pprof_render_json(const pprof_profile *p, lw_buf *out) LW_WUR;
 
 /* Format a value with its unit the way go tool pprof does ("1.50MB", "10ms",
