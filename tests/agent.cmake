@@ -6,7 +6,7 @@ if(TARGET leakwatch-agent)
   # (they get it through LD_PRELOAD).
   foreach(prog plain_service malloc_stress)
     add_executable(agent_${prog} ${CMAKE_CURRENT_SOURCE_DIR}/agent_programs/${prog}.c)
-    target_link_libraries(agent_${prog} PRIVATE Threads::Threads)
+    target_link_libraries(agent_${prog} PRIVATE Threads::Threads m)
     target_compile_options(agent_${prog} PRIVATE -g -O1 -fno-omit-frame-pointer)
   endforeach()
 
@@ -21,7 +21,9 @@ if(TARGET leakwatch-agent)
   if(LW_VALGRIND)
     add_test(NAME unit.test_agent_valgrind
       COMMAND ${LW_VALGRIND} --error-exitcode=99 --errors-for-leak-kinds=definite
-              --leak-check=full --track-origins=yes $<TARGET_FILE:test_agent>)
+              --leak-check=full --trace-children=no --child-silent-after-fork=yes
+              --suppressions=${CMAKE_CURRENT_SOURCE_DIR}/agent_programs/valgrind.supp
+              $<TARGET_FILE:test_agent>)
     set_tests_properties(unit.test_agent_valgrind PROPERTIES TIMEOUT 600
       ENVIRONMENT "CMOCKA_MESSAGE_OUTPUT=STDOUT;LW_UNDER_VALGRIND=1")
   endif()

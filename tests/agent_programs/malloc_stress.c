@@ -5,13 +5,16 @@
  * allocated them). Workers exit and are replaced every OPS/GENERATIONS
  * operations; a forker thread keeps forking children that allocate, free and
  * then either exec /bin/true or _exit. At the end it prints
- *   LIVE <bytes> <count> FORKS <n> FAILED_CHILDREN <n>
- * (the requested sizes of every block still allocated by stress_worker) and
+ *   LIVE <bytes> <count> FORKS <n> FAILED_CHILDREN <n> SIGMA <bytes>
+ * (the requested sizes of every block still allocated by stress_worker, and
+ * the standard deviation of a Poisson-sampled, unsampled estimate of those
+ * bytes at LEAKWATCH_HEAP_RATE: sum of s^2 (1-p)/p with p = 1-exp(-s/rate)) and
  * waits for SIGTERM, so a test can compare the heap profile with the truth.
  *
  * Usage: malloc_stress THREADS OPS [GENERATIONS]
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -195,20 +198,27 @@ int main(int argc, char **argv)
     atomic_store(&stop_forking, 1);
     pthread_join(fk, NULL);
 
+    const char *rate_env = getenv("LEAKWATCH_HEAP_RATE");
+    double rate = rate_env ? atof(rate_env) : 524288.0;
     unsigned long long bytes = 0, count = 0;
-    for (int t = 0; t < threads; t++)
-        for (int i = 0; i < SLOTS; i++)
-            if (w[t].slots[i].p) {
-                bytes += w[t].slots[i].size;
-                count++;
-            }
-    for (int i = 0; i < EXCHANGE; i++)
-        if (exchange[i].p) {
-            bytes += exchange[i].size;
+    double var = 0;
+    for (int t = 0; t <= threads; t++) {
+        block *v = t < threads ? w[t].slots : exchange;
+        int n = t < threads ? SLOTS : EXCHANGE;
+        for (int i = 0; i < n; i++) {
+            if (!v[i].p)
+                continue;
+            double sz = (double)v[i].size;
+            bytes += v[i].size;
             count++;
+            if (rate > 1) {
+                double p = 1.0 - exp(-sz / rate);
+                var += sz * sz * (1.0 - p) / p;
+            }
         }
-    printf("LIVE %llu %llu FORKS %ld FAILED_CHILDREN %ld\n", bytes, count, atomic_load(&n_forks),
-           atomic_load(&n_failed_children));
+    }
+    printf("LIVE %llu %llu FORKS %ld FAILED_CHILDREN %ld SIGMA %.0f\n", bytes, count,
+           atomic_load(&n_forks), atomic_load(&n_failed_children), sqrt(var));
     fflush(stdout);
     int sig;
     sigwait(&set, &sig);

@@ -287,12 +287,16 @@ static void test_http(void **state)
     assert_non_null(strstr(r, "200 OK"));
     assert_non_null(strstr(r, "heap profile: "));
     assert_non_null(strstr(r, "@ heap/2\n"));
-    /* Rate 1: exact counts, Go's "inuse: bytes [allocs: bytes]" record. */
-    const char *rec = strstr(r, "100: 100000 [100: 100000] @");
-    if (!rec)
-        print_message("%s\n", r);
-    assert_non_null(rec);
-    assert_non_null(strstr(rec, "unit_retain_blocks"));
+    /* Rate 1: exact counts, Go's "inuse: bytes [allocs: bytes]" record.
+     * valgrind redirects malloc to its own allocator before our interposer
+     * sees it, so nothing is sampled there. */
+    if (!getenv("LW_UNDER_VALGRIND")) {
+        const char *rec = strstr(r, "100: 100000 [100: 100000] @");
+        if (!rec)
+            print_message("%s\n", r);
+        assert_non_null(rec);
+        assert_non_null(strstr(rec, "unit_retain_blocks"));
+    }
     free(r);
 
     r = http_req(port, "GET", "/debug/pprof/cmdline", NULL);
