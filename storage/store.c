@@ -297,7 +297,7 @@ int store__pack(const void *raw, size_t len, lw_buf *out)
         unsigned char *z = malloc(bound);
         if (!z)
             return -ENOMEM;
-        int zrc = compress2(z, &bound, raw, (uLong)len, 6);
+        int zrc = compress2(z, &bound, raw, (uLong)len, 1);
         if (zrc == Z_OK && bound + 8 < len) {
             unsigned char fmt = 1;
             rc = lw_buf_append(out, &fmt, 1);
@@ -730,6 +730,10 @@ void store_close(store *s)
         unlink(s->lock_path);
         close(s->lock_fd);
     }
+    store__kf_clear(&s->kf);
+    store__idset_free(&s->kf.index);
+    free(s->kf.entries);
+    store__ingest_free(s->ing);
     store__cache_free(&s->strings);
     store__cache_free(&s->functions);
     store__cache_free(&s->stacks);

@@ -36,6 +36,7 @@ void store__cache_free(store__cache *c)
 
 void store__caches_clear(store *s)
 {
+    store__kf_clear(&s->kf);
     store__cache_clear(&s->strings);
     store__cache_clear(&s->functions);
     store__cache_clear(&s->stacks);
@@ -123,6 +124,13 @@ void store__idset_free(store__idset *set)
     free(set->keys);
     free(set->values);
     memset(set, 0, sizeof(*set));
+}
+
+void store__idset_clear(store__idset *set)
+{
+    if (set->n_used)
+        memset(set->keys, 0, set->n_slots * sizeof(*set->keys));
+    set->n_used = 0;
 }
 
 static int idset_grow(store__idset *set)

@@ -29,7 +29,7 @@
 #define SET_MAX_BYTES ((size_t)1 << 30)
 #define STACK_MAX_BYTES ((size_t)64 << 20)
 
-typedef struct ingest {
+typedef struct store__ingest {
     store *s;
     const pprof_profile *p;
     int64_t *str_ids;   /* per profile string index: DB string id, -1 = not yet looked up */
@@ -48,6 +48,8 @@ typedef struct ingest {
     lw_buf tmp;         /* scratch: function keys, sample type text */
     int64_t *stack_ids; /* per sample */
     int64_t *totals;    /* per sample type */
+    store__set_reader cur; /* the profile's sample set */
+    size_t cap_strings, cap_functions, cap_locations, cap_loc_len, cap_samples, cap_types;
     char *err;
     size_t err_len;
 } ingest;
@@ -287,7 +289,7 @@ static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
         size_t n;
         if ((rc = location_frames(in, smp->location_ids[i], &d, &n)))
             return rc;
-        if ((rc = lw_buf_append(&in->stack, d, n)))
+        if ((rc = store__buf_add(&in->stack, d, n)))
             return rc;
     }
     const void *blob = in->stack.data ? in->stack.data : "";
@@ -341,6 +343,7 @@ static int build_set(ingest *in, store__set_reader *r)
         n_labels += p->samples[i].n_labels;
     if ((rc = store__set_alloc(r, n, nt, n_labels)))
         return rc;
+    memset(in->totals, 0, (nt ? nt : 1) * sizeof(int64_t));
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         const pprof_sample *smp = &p->samples[i];
@@ -356,6 +359,8 @@ static int build_set(ingest *in, store__set_reader *r)
             int64_t *dst = &r->labels[off * 4];
             if ((rc = pstring(in, l->key, &dst[0])) || (rc = pstring(in, l->str, &dst[1])))
                 return rc;
+            dst[2] = 0;
+            dst[3] = 0;
             if (dst[1] == 0) {
                 dst[2] = l->num;
                 if ((rc = pstring(in, l->num_unit, &dst[3])))
@@ -378,10 +383,9 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
                      int64_t *out)
 {
     store *s = in->s;
-    store__set_reader cand, base;
+    store__set_reader cand;
     int64_t base_id = 0, id = 0;
     int rc, src;
-    memset(&base, 0, sizeof(base));
     if ((rc = store__set_encode_full(cur, &in->set)))
         return rc;
     uint64_t h = store__hash(in->set.data ? in->set.data : "", in->set.len);
@@ -400,7 +404,7 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
     if (src != SQLITE_ROW && src != SQLITE_DONE)
         return sqlerr(in, src, "sample set lookup");
     for (size_t k = 0; k < n_ids; k++) {
-        if ((rc = store__set_load(&s->w, ids[k], &cand))) {
+        if ((rc = store__set_load_w(s, ids[k], &cand))) {
             ierr(in, "sample set %" PRId64 " unreadable", ids[k]);
             return rc;
         }
@@ -411,11 +415,6 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
             return 0;
         }
     }
-
-    if ((rc = store__pack(in->set.data ? in->set.data : "", in->set.len, &in->packed)))
-        return rc;
-    const char *blob = in->packed.data;
-    size_t blob_len = in->packed.len;
 
     /* The keyframe: the latest profile's set of this target and type, or
      * that set's own keyframe. */
@@ -431,24 +430,24 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
     sqlite3_reset(st);
     if (src != SQLITE_ROW && src != SQLITE_DONE)
         return sqlerr(in, src, "keyframe lookup");
+    /* Compress only one representation: the delta when its raw size is at
+     * most half the full one (deflate keeps roughly that ratio), else the
+     * full set, which becomes the next keyframe. An unreadable keyframe
+     * only means no delta. */
+    lw_buf *chosen = &in->set;
     if (base_id) {
-        rc = store__set_load(&s->w, base_id, &base);
-        if (rc == -ENOMEM)
-            return rc;
-        /* An unreadable keyframe only means no delta. */
-        if (!rc && store__set_encode_delta(cur, &base, &in->delta) == 0 &&
-            (rc = store__pack(in->delta.data ? in->delta.data : "", in->delta.len, &in->delta_packed)) == 0 &&
-            in->delta_packed.len * DELTA_MAX_DEN <= in->packed.len * DELTA_MAX_NUM) {
-            blob = in->delta_packed.data;
-            blob_len = in->delta_packed.len;
-        } else {
+        const store__set_reader *kf = store__kf_get(s, base_id, &rc);
+        if (kf && store__set_encode_delta(cur, kf, &in->delta) == 0 &&
+            in->delta.len * DELTA_MAX_DEN <= in->set.len * DELTA_MAX_NUM)
+            chosen = &in->delta;
+        else
             base_id = 0;
-        }
-        store__set_free(&base);
-        if (rc == -ENOMEM)
-            return rc;
         rc = 0;
     }
+    if ((rc = store__pack(chosen->data ? chosen->data : "", chosen->len, &in->packed)))
+        return rc;
+    const char *blob = in->packed.data;
+    size_t blob_len = in->packed.len;
 
     st = store__stmt(&s->w, SQL_SET_INSERT);
     if (!st)
@@ -465,6 +464,8 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
     if (src != SQLITE_DONE)
         return sqlerr(in, src, "sample set insert");
     id = sqlite3_last_insert_rowid(s->w.db);
+    if (!base_id)
+        store__kf_put(s, id, cur);
     *out = id;
     return 0;
 }
@@ -620,64 +621,110 @@ static int write_series(ingest *in, int64_t target_id, const char *type, int64_t
     return rc;
 }
 
-static int ingest_init(ingest *in, store *s, const pprof_profile *p, char *err, size_t err_len)
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
-    memset(in, 0, sizeof(*in));
+    if (need <= *cap && *arr)
+        return 0;
+    size_t n = need > 16 ? need + need / 2 : 16;
+    void *p = realloc(*arr, n * elem);
+    if (!p)
+        return -ENOMEM;
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
+/* The writer's scratch, reused across ingests so that big profiles do not
+ * pay for fresh (page-faulting) allocations every time. */
+static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_len, ingest **out)
+{
+    ingest *in = s->ing;
+    int rc;
+    if (!in) {
+        in = calloc(1, sizeof(*in));
+        if (!in)
+            return -ENOMEM;
+        lw_buf_init(&in->frames, STACK_MAX_BYTES);
+        lw_buf_init(&in->stack, STACK_MAX_BYTES);
+        lw_buf_init(&in->set, SET_MAX_BYTES);
+        lw_buf_init(&in->packed, SET_MAX_BYTES);
+        lw_buf_init(&in->delta, SET_MAX_BYTES);
+        lw_buf_init(&in->meta, (size_t)1 << 20);
+        lw_buf_init(&in->tmp, (size_t)1 << 20);
+        store__idset_init(&in->fn_index);
+        store__idset_init(&in->loc_index);
+        s->ing = in;
+    }
     in->s = s;
     in->p = p;
     in->err = err;
     in->err_len = err_len;
-    lw_buf_init(&in->frames, STACK_MAX_BYTES);
-    lw_buf_init(&in->stack, STACK_MAX_BYTES);
-    lw_buf_init(&in->set, SET_MAX_BYTES);
-    lw_buf_init(&in->packed, SET_MAX_BYTES);
-    lw_buf_init(&in->delta, SET_MAX_BYTES);
-    lw_buf_init(&in->delta_packed, SET_MAX_BYTES);
-    lw_buf_init(&in->meta, (size_t)1 << 20);
-    lw_buf_init(&in->tmp, (size_t)1 << 20);
-    store__idset_init(&in->fn_index);
-    store__idset_init(&in->loc_index);
-    in->str_ids = malloc((p->n_strings ? p->n_strings : 1) * sizeof(int64_t));
-    in->fn_ids = calloc(p->n_functions ? p->n_functions : 1, sizeof(int64_t));
-    in->loc_off = calloc(p->n_locations ? p->n_locations : 1, sizeof(size_t));
-    in->loc_len = malloc((p->n_locations ? p->n_locations : 1) * sizeof(size_t));
-    in->stack_ids = malloc((p->n_samples ? p->n_samples : 1) * sizeof(int64_t));
-    in->totals = calloc(p->n_sample_types ? p->n_sample_types : 1, sizeof(int64_t));
-    if (!in->str_ids || !in->fn_ids || !in->loc_off || !in->loc_len || !in->stack_ids ||
-        !in->totals)
-        return -ENOMEM;
+    lw_buf_reset(&in->frames);
+    store__idset_clear(&in->fn_index);
+    store__idset_clear(&in->loc_index);
+    if ((rc = grow((void **)&in->str_ids, &in->cap_strings, p->n_strings, sizeof(int64_t))) ||
+        (rc = grow((void **)&in->fn_ids, &in->cap_functions, p->n_functions, sizeof(int64_t))) ||
+        (rc = grow((void **)&in->loc_off, &in->cap_locations, p->n_locations, sizeof(size_t))))
+        return rc;
+    if ((rc = grow((void **)&in->loc_len, &in->cap_loc_len, p->n_locations, sizeof(size_t))) ||
+        (rc = grow((void **)&in->stack_ids, &in->cap_samples, p->n_samples, sizeof(int64_t))) ||
+        (rc = grow((void **)&in->totals, &in->cap_types, p->n_sample_types, sizeof(int64_t))))
+        return rc;
     for (size_t i = 0; i < p->n_strings; i++)
         in->str_ids[i] = -1;
+    memset(in->fn_ids, 0, (p->n_functions ? p->n_functions : 1) * sizeof(int64_t));
     for (size_t i = 0; i < p->n_locations; i++)
         in->loc_len[i] = SIZE_MAX;
-    int rc;
+    memset(in->totals, 0, (p->n_sample_types ? p->n_sample_types : 1) * sizeof(int64_t));
     for (size_t i = 0; i < p->n_functions; i++)
         if ((rc = store__idset_put(&in->fn_index, (int64_t)p->functions[i].id, (int64_t)i)))
             return rc;
     for (size_t i = 0; i < p->n_locations; i++)
         if ((rc = store__idset_put(&in->loc_index, (int64_t)p->locations[i].id, (int64_t)i)))
             return rc;
+    *out = in;
     return 0;
 }
 
-static void ingest_cleanup(ingest *in)
+void store__ingest_free(ingest *in)
 {
+    if (!in)
+        return;
     lw_buf_cleanup(&in->frames);
     lw_buf_cleanup(&in->stack);
     lw_buf_cleanup(&in->set);
     lw_buf_cleanup(&in->packed);
     lw_buf_cleanup(&in->delta);
-    lw_buf_cleanup(&in->delta_packed);
     lw_buf_cleanup(&in->meta);
     lw_buf_cleanup(&in->tmp);
     store__idset_free(&in->fn_index);
     store__idset_free(&in->loc_index);
+    store__set_free(&in->cur);
     free(in->str_ids);
     free(in->fn_ids);
     free(in->loc_off);
     free(in->loc_len);
     free(in->stack_ids);
     free(in->totals);
+    free(in);
+}
+
+/* Scratch beyond this is released after the ingest that needed it. */
+#define SCRATCH_KEEP_BYTES ((size_t)64 << 20)
+
+static void ingest_done(store *s)
+{
+    ingest *in = s->ing;
+    if (!in)
+        return;
+    size_t bytes = in->frames.cap + in->set.cap + in->packed.cap + in->delta.cap +
+                   in->cur.cap_values * sizeof(int64_t) + in->cur.cap_labels * sizeof(int64_t) +
+                   in->cap_samples * 3 * sizeof(int64_t) + in->cap_strings * sizeof(int64_t) +
+                   in->cap_locations * 2 * sizeof(size_t);
+    if (bytes > SCRATCH_KEEP_BYTES) {
+        store__ingest_free(in);
+        s->ing = NULL;
+    }
 }
 
 static int step_simple(ingest *in, enum store__sql which, const char *what)
@@ -693,8 +740,7 @@ static int step_simple(ingest *in, enum store__sql which, const char *what)
 int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t time_ns,
                  const pprof_profile *p, int64_t *id_out, char *err, size_t err_len)
 {
-    ingest in;
-    store__set_reader cur;
+    ingest *in = NULL;
     bool began = false;
     int rc;
     if (err && err_len)
@@ -710,12 +756,11 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
             snprintf(err, err_len, "database opened read-only");
         return -EROFS;
     }
-    memset(&cur, 0, sizeof(cur));
     pthread_mutex_lock(&s->w.mu);
-    rc = ingest_init(&in, s, p, err, err_len);
+    rc = ingest_init(s, p, err, err_len, &in);
     if (rc)
         goto out;
-    rc = step_simple(&in, SQL_BEGIN, "begin");
+    rc = step_simple(in, SQL_BEGIN, "begin");
     if (rc)
         goto out;
     began = true;
@@ -725,30 +770,30 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
             rc = -EINVAL;
             goto out;
         }
-        if ((rc = sample_stack(&in, &p->samples[i], &in.stack_ids[i])))
+        if ((rc = sample_stack(in, &p->samples[i], &in->stack_ids[i])))
             goto out;
     }
 
-    int64_t set_id, meta_id;
-    rc = build_set(&in, &cur);
+    int64_t set_id = 0, meta_id = 0;
+    rc = build_set(in, &in->cur);
     if (!rc)
-        rc = store_set(&in, target_id, profile_type, &cur, &set_id);
+        rc = store_set(in, target_id, profile_type, &in->cur, &set_id);
     if (rc)
         goto out;
-    if ((rc = encode_meta(&in)))
+    if ((rc = encode_meta(in)))
         goto out;
-    rc = find_or_insert_meta(&in, store__hash(in.meta.data, in.meta.len), in.meta.data,
-                             in.meta.len, in.tmp.data ? in.tmp.data : "", &meta_id);
+    rc = find_or_insert_meta(in, store__hash(in->meta.data, in->meta.len), in->meta.data,
+                             in->meta.len, in->tmp.data ? in->tmp.data : "", &meta_id);
     if (rc)
         goto out;
 
-    lw_buf_reset(&in.tmp);
+    lw_buf_reset(&in->tmp);
     for (size_t t = 0; t < p->n_sample_types; t++)
-        if ((rc = store__put_svarint(&in.tmp, in.totals[t])))
+        if ((rc = store__put_svarint(&in->tmp, in->totals[t])))
             goto out;
     sqlite3_stmt *st = store__stmt(&s->w, SQL_PROFILE_INSERT);
     if (!st) {
-        rc = sqlerr(&in, SQLITE_ERROR, "profile insert");
+        rc = sqlerr(in, SQLITE_ERROR, "profile insert");
         goto out;
     }
     sqlite3_bind_int64(st, 1, target_id);
@@ -759,37 +804,39 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
     sqlite3_bind_int64(st, 6, p->period);
     sqlite3_bind_int64(st, 7, meta_id);
     sqlite3_bind_int64(st, 8, set_id);
-    sqlite3_bind_blob(st, 9, in.tmp.data ? in.tmp.data : "", (int)in.tmp.len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 9, in->tmp.data ? in->tmp.data : "", (int)in->tmp.len, SQLITE_STATIC);
     int src = sqlite3_step(st);
     sqlite3_reset(st);
     if (src != SQLITE_DONE) {
-        rc = sqlerr(&in, src, "profile insert");
+        rc = sqlerr(in, src, "profile insert");
         goto out;
     }
     int64_t profile_id = sqlite3_last_insert_rowid(s->w.db);
-    if ((rc = write_series(&in, target_id, profile_type, time_ns)))
+    if ((rc = write_series(in, target_id, profile_type, time_ns)))
         goto out;
-    if ((rc = step_simple(&in, SQL_COMMIT, "commit")))
+    if ((rc = step_simple(in, SQL_COMMIT, "commit")))
         goto out;
     began = false;
     if (id_out)
         *id_out = profile_id;
 
 out:
-    if (rc) {
+    if (rc && !in) {
+        if (err && err_len)
+            snprintf(err, err_len, "out of memory");
+    } else if (rc) {
         if (began && !sqlite3_get_autocommit(s->w.db))
-            (void)step_simple(&in, SQL_ROLLBACK, "rollback");
+            (void)step_simple(in, SQL_ROLLBACK, "rollback");
         /* Ids cached during the failed transaction no longer exist. */
         store__caches_clear(s);
         if (rc == -ENOSPC)
-            ierr(&in, "database or disk is full");
+            ierr(in, "database or disk is full");
         else if (rc == -ENOMEM)
-            ierr(&in, "out of memory");
+            ierr(in, "out of memory");
         else
-            ierr(&in, "storing profile failed (%s)", strerror(-rc));
+            ierr(in, "storing profile failed (%s)", strerror(-rc));
     }
-    store__set_free(&cur);
-    ingest_cleanup(&in);
+    ingest_done(s);
     pthread_mutex_unlock(&s->w.mu);
     return rc;
 }

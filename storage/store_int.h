@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lw_buf.h"
 #include "store.h"
@@ -101,19 +102,6 @@ typedef struct store__conn {
     sqlite3_stmt *stmts[SQL_COUNT_];
 } store__conn;
 
-struct store {
-    char *path;
-    char *lock_path;
-    int lock_fd; /* -1 when read-only */
-    bool read_only;
-    store__conn w; /* writer; w.db NULL when read-only */
-    store__conn r; /* reader */
-    store__cache strings;
-    store__cache functions;
-    store__cache stacks;
-    int64_t deleted_since_gc; /* profiles deleted since the last full GC */
-};
-
 /* ---- helpers (store.c) ---- */
 
 /* The cached prepared statement `which` of connection c (prepared on first
@@ -168,6 +156,8 @@ typedef struct store__idset {
 
 void store__idset_init(store__idset *set);
 void store__idset_free(store__idset *set);
+/* Empty the set, keeping its allocation. */
+void store__idset_clear(store__idset *set);
 /* Add key (> 0) with value; replaces an existing value. 0 or -ENOMEM. */
 int store__idset_put(store__idset *set, int64_t key, int64_t value) LW_WUR;
 /* True when key is present; *value (may be NULL) gets its value. */
@@ -184,9 +174,20 @@ typedef struct store__set_reader {
     int64_t *values;    /* n_samples * n_types, row-major */
     size_t *label_off;  /* n_samples + 1 offsets into labels (in labels, not int64s) */
     int64_t *labels;    /* 4 per label */
+    size_t cap_samples, cap_values, cap_labels; /* allocated sizes, for reuse */
 } store__set_reader;
 
-/* Allocate the arrays (zeroed values/labels). 0 or -ENOMEM. */
+/* Keyframes decoded once and kept for the writer (set id → reader). */
+typedef struct store__kfcache {
+    store__idset index; /* set id → slot in entries */
+    store__set_reader *entries;
+    size_t n, cap;
+    size_t bytes; /* cleared when over STORE_KF_CACHE_BYTES */
+} store__kfcache;
+
+/* Size the arrays for n rows, nt types and n_labels labels, reusing what r
+ * already holds (contents undefined; r zeroed or previously used). 0 or
+ * -ENOMEM (r then empty). */
 int store__set_alloc(store__set_reader *r, size_t n, size_t nt, size_t n_labels) LW_WUR;
 void store__set_free(store__set_reader *r);
 bool store__set_equal(const store__set_reader *a, const store__set_reader *b);
@@ -202,6 +203,66 @@ int store__set_parse(const void *blob, size_t len, bool is_delta, const store__s
 /* Load and decode set id (with its keyframe) on connection c. -ENOENT,
  * -EIO, -ENOMEM. */
 int store__set_load(store__conn *c, int64_t id, store__set_reader *out) LW_WUR;
+/* The same on the writer, with keyframes from (and into) s->kf. Writer
+ * lock held. */
+int store__set_load_w(store *s, int64_t id, store__set_reader *out) LW_WUR;
+/* The decoded full set id from the keyframe cache, loading it if needed.
+ * NULL with *rc set on failure. Writer lock held. */
+const store__set_reader *store__kf_get(store *s, int64_t id, int *rc);
+/* Remember a copy of full set r as id (best effort). */
+void store__kf_put(store *s, int64_t id, const store__set_reader *r);
+void store__kf_clear(store__kfcache *kf);
+
+/* lw_buf_append with an inline fast path when the bytes fit the current
+ * allocation (the hot loop appends a few bytes per stack frame). */
+static inline int store__buf_add(lw_buf *b, const void *d, size_t n)
+{
+    if (b->data && b->len + n < b->cap && b->len + n <= b->max_bytes) {
+        memcpy(b->data + b->len, d, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    return lw_buf_append(b, d, n);
+}
+
+/* Buffered varint writer over an lw_buf for the hot encoders: errors are
+ * sticky and reported by store__vw_finish(). */
+typedef struct store__vw {
+    lw_buf *b;
+    size_t n;
+    int rc;
+    unsigned char buf[4096];
+} store__vw;
+
+static inline void store__vw_flush(store__vw *w)
+{
+    if (w->n && !w->rc)
+        w->rc = lw_buf_append(w->b, w->buf, w->n);
+    w->n = 0;
+}
+
+static inline void store__vw_u(store__vw *w, uint64_t v)
+{
+    if (w->n > sizeof(w->buf) - 10)
+        store__vw_flush(w);
+    while (v >= 0x80) {
+        w->buf[w->n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    w->buf[w->n++] = (unsigned char)v;
+}
+
+static inline void store__vw_s(store__vw *w, int64_t v)
+{
+    store__vw_u(w, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static inline int store__vw_finish(store__vw *w)
+{
+    store__vw_flush(w);
+    return w->rc;
+}
 
 /* Decode a profile_meta blob's string ids: every string id it references is
  * passed to fn. */
@@ -209,5 +270,24 @@ int store__meta_strings(const void *blob, size_t len, int (*fn)(void *, int64_t)
 
 /* ---- GC (store_retention.c) ---- */
 int store__gc_full(store *s) LW_WUR;
+
+/* ---- the handle ---- */
+struct store {
+    char *path;
+    char *lock_path;
+    int lock_fd; /* -1 when read-only */
+    bool read_only;
+    store__conn w; /* writer; w.db NULL when read-only */
+    store__conn r; /* reader */
+    store__cache strings;
+    store__cache functions;
+    store__cache stacks;
+    int64_t deleted_since_gc; /* profiles deleted since the last full GC */
+    store__kfcache kf;        /* writer: decoded keyframes */
+    struct store__ingest *ing; /* writer: scratch reused by every ingest */
+};
+
+/* Free the ingest scratch (store_ingest.c). NULL is fine. */
+void store__ingest_free(struct store__ingest *ing);
 
 #endif

@@ -28,18 +28,38 @@
 
 #define SET_MAX_BYTES ((size_t)1 << 30)
 
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap && *arr)
+        return 0;
+    size_t n = need ? need : 1;
+    void *p = realloc(*arr, n * elem);
+    if (!p)
+        return -ENOMEM;
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
 int store__set_alloc(store__set_reader *r, size_t n, size_t nt, size_t n_labels)
 {
-    memset(r, 0, sizeof(*r));
+    size_t cap_off = r->cap_samples;
     r->n_samples = n;
     r->n_types = nt;
-    r->stack_ids = malloc((n ? n : 1) * sizeof(int64_t));
-    r->values = calloc(n * nt > 0 ? n * nt : 1, sizeof(int64_t));
-    r->label_off = calloc(n + 1, sizeof(size_t));
-    r->labels = calloc(n_labels ? n_labels * 4 : 1, sizeof(int64_t));
-    if (!r->stack_ids || !r->values || !r->label_off || !r->labels) {
+    if (grow((void **)&r->stack_ids, &r->cap_samples, n + 1, sizeof(int64_t)) ||
+        grow((void **)&r->label_off, &cap_off, n + 1, sizeof(size_t)) ||
+        grow((void **)&r->values, &r->cap_values, n * nt, sizeof(int64_t)) ||
+        grow((void **)&r->labels, &r->cap_labels, n_labels * 4, sizeof(int64_t))) {
         store__set_free(r);
         return -ENOMEM;
+    }
+    /* stack_ids and label_off share cap_samples: keep them the same size. */
+    if (cap_off != r->cap_samples) {
+        size_t c = cap_off;
+        if (grow((void **)&r->label_off, &c, r->cap_samples, sizeof(size_t))) {
+            store__set_free(r);
+            return -ENOMEM;
+        }
     }
     return 0;
 }
@@ -64,41 +84,36 @@ bool store__set_equal(const store__set_reader *a, const store__set_reader *b)
            memcmp(a->labels, b->labels, a->label_off[n] * 4 * sizeof(int64_t)) == 0;
 }
 
-static int put_label(lw_buf *b, const int64_t *l)
+static void vw_label(store__vw *w, const int64_t *l)
 {
-    int rc;
-    if ((rc = store__put_uvarint(b, (uint64_t)l[0])) || (rc = store__put_uvarint(b, (uint64_t)l[1])))
-        return rc;
-    if (l[1] == 0 &&
-        ((rc = store__put_svarint(b, l[2])) || (rc = store__put_uvarint(b, (uint64_t)l[3]))))
-        return rc;
-    return 0;
+    store__vw_u(w, (uint64_t)l[0]);
+    store__vw_u(w, (uint64_t)l[1]);
+    if (l[1] == 0) {
+        store__vw_s(w, l[2]);
+        store__vw_u(w, (uint64_t)l[3]);
+    }
 }
 
 int store__set_encode_full(const store__set_reader *r, lw_buf *b)
 {
     size_t n = r->n_samples, nt = r->n_types;
-    int rc;
+    store__vw w = {.b = b};
     lw_buf_reset(b);
-    if ((rc = store__put_uvarint(b, n)) || (rc = store__put_uvarint(b, nt)))
-        return rc;
+    store__vw_u(&w, n);
+    store__vw_u(&w, nt);
     int64_t prev = 0;
     for (size_t i = 0; i < n; i++) {
-        if ((rc = store__put_svarint(b, (int64_t)((uint64_t)r->stack_ids[i] - (uint64_t)prev))))
-            return rc;
+        store__vw_s(&w, (int64_t)((uint64_t)r->stack_ids[i] - (uint64_t)prev));
         prev = r->stack_ids[i];
     }
     for (size_t t = 0; t < nt; t++)
         for (size_t i = 0; i < n; i++)
-            if ((rc = store__put_svarint(b, r->values[i * nt + t])))
-                return rc;
+            store__vw_s(&w, r->values[i * nt + t]);
     for (size_t i = 0; i < n; i++)
-        if ((rc = store__put_uvarint(b, r->label_off[i + 1] - r->label_off[i])))
-            return rc;
+        store__vw_u(&w, r->label_off[i + 1] - r->label_off[i]);
     for (size_t j = 0; j < r->label_off[n]; j++)
-        if ((rc = put_label(b, &r->labels[j * 4])))
-            return rc;
-    return 0;
+        vw_label(&w, &r->labels[j * 4]);
+    return store__vw_finish(&w);
 }
 
 /* Row identity for matching: stack id and labels. */
@@ -174,8 +189,9 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
             prev = match[i];
         }
     }
-    if ((rc = store__put_uvarint(b, n)) || (rc = store__put_uvarint(b, nt)))
-        goto out;
+    store__vw w = {.b = b};
+    store__vw_u(&w, n);
+    store__vw_u(&w, nt);
     prev = -1;
     for (size_t i = 0; i < n; i++) {
         uint64_t m = 0;
@@ -184,15 +200,13 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
             m = 1 + (((uint64_t)d << 1) ^ (uint64_t)(d >> 63));
             prev = match[i];
         }
-        if ((rc = store__put_uvarint(b, m)))
-            goto out;
+        store__vw_u(&w, m);
     }
     int64_t prev_stack = 0;
     for (size_t i = 0; i < n; i++) {
         if (match[i] >= 0)
             continue;
-        if ((rc = store__put_svarint(b, (int64_t)((uint64_t)r->stack_ids[i] - (uint64_t)prev_stack))))
-            goto out;
+        store__vw_s(&w, (int64_t)((uint64_t)r->stack_ids[i] - (uint64_t)prev_stack));
         prev_stack = r->stack_ids[i];
     }
     for (size_t t = 0; t < nt; t++)
@@ -200,19 +214,20 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
             int64_t v = r->values[i * nt + t];
             if (match[i] >= 0)
                 v = (int64_t)((uint64_t)v - (uint64_t)base->values[(size_t)match[i] * nt + t]);
-            if ((rc = store__put_svarint(b, v)))
-                goto out;
+            store__vw_s(&w, v);
         }
     for (size_t i = 0; i < n; i++)
-        if (match[i] < 0 && (rc = store__put_uvarint(b, r->label_off[i + 1] - r->label_off[i])))
-            goto out;
+        if (match[i] < 0)
+            store__vw_u(&w, r->label_off[i + 1] - r->label_off[i]);
     for (size_t i = 0; i < n; i++) {
         if (match[i] >= 0)
             continue;
         for (size_t j = r->label_off[i]; j < r->label_off[i + 1]; j++)
-            if ((rc = put_label(b, &r->labels[j * 4])))
-                goto out;
+            vw_label(&w, &r->labels[j * 4]);
     }
+    rc = store__vw_finish(&w);
+    if (rc)
+        goto out;
     rc = 0;
 out:
     free(slots);
@@ -474,5 +489,103 @@ out:
     store__set_free(&base);
     free(blob);
     free(base_blob);
+    return rc;
+}
+
+/* ---- keyframe cache (writer only) ---------------------------------------- */
+
+#define STORE_KF_CACHE_BYTES ((size_t)32 << 20)
+
+static size_t reader_bytes(const store__set_reader *r)
+{
+    return r->n_samples * (sizeof(int64_t) + sizeof(size_t)) +
+           r->n_samples * r->n_types * sizeof(int64_t) + r->label_off[r->n_samples] * 32;
+}
+
+void store__kf_clear(store__kfcache *kf)
+{
+    for (size_t i = 0; i < kf->n; i++)
+        store__set_free(&kf->entries[i]);
+    kf->n = 0;
+    kf->bytes = 0;
+    store__idset_clear(&kf->index);
+}
+
+/* Take ownership of *r (zeroed afterwards) as set id. */
+static void kf_adopt(store__kfcache *kf, int64_t id, store__set_reader *r)
+{
+    size_t bytes = reader_bytes(r);
+    if (bytes > STORE_KF_CACHE_BYTES / 4)
+        goto drop;
+    if (kf->bytes + bytes > STORE_KF_CACHE_BYTES)
+        store__kf_clear(kf);
+    if (kf->n == kf->cap) {
+        size_t cap = kf->cap ? kf->cap * 2 : 16;
+        store__set_reader *e = realloc(kf->entries, cap * sizeof(*e));
+        if (!e)
+            goto drop;
+        kf->entries = e;
+        kf->cap = cap;
+    }
+    if (store__idset_put(&kf->index, id, (int64_t)kf->n))
+        goto drop;
+    kf->entries[kf->n++] = *r;
+    kf->bytes += bytes;
+    memset(r, 0, sizeof(*r));
+    return;
+drop:
+    store__set_free(r);
+}
+
+void store__kf_put(store *s, int64_t id, const store__set_reader *src)
+{
+    store__set_reader copy;
+    memset(&copy, 0, sizeof(copy));
+    if (store__idset_get(&s->kf.index, id, NULL))
+        return;
+    size_t n = src->n_samples, nt = src->n_types, nl = src->label_off[n];
+    if (store__set_alloc(&copy, n, nt, nl))
+        return;
+    memcpy(copy.stack_ids, src->stack_ids, n * sizeof(int64_t));
+    memcpy(copy.values, src->values, n * nt * sizeof(int64_t));
+    memcpy(copy.label_off, src->label_off, (n + 1) * sizeof(size_t));
+    memcpy(copy.labels, src->labels, nl * 4 * sizeof(int64_t));
+    kf_adopt(&s->kf, id, &copy);
+}
+
+const store__set_reader *store__kf_get(store *s, int64_t id, int *rc)
+{
+    int64_t slot;
+    if (store__idset_get(&s->kf.index, id, &slot))
+        return &s->kf.entries[slot];
+    store__set_reader r;
+    memset(&r, 0, sizeof(r));
+    *rc = store__set_load(&s->w, id, &r);
+    if (*rc)
+        return NULL;
+    kf_adopt(&s->kf, id, &r);
+    if (store__idset_get(&s->kf.index, id, &slot))
+        return &s->kf.entries[slot];
+    *rc = -ENOMEM; /* too big to cache: callers load it themselves */
+    return NULL;
+}
+
+int store__set_load_w(store *s, int64_t id, store__set_reader *out)
+{
+    unsigned char *blob = NULL;
+    size_t len = 0;
+    int64_t base_id = 0;
+    memset(out, 0, sizeof(*out));
+    int rc = fetch_set(&s->w, id, &blob, &len, &base_id);
+    if (!rc && !base_id) {
+        rc = store__set_parse(blob, len, false, NULL, out);
+    } else if (!rc) {
+        const store__set_reader *base = store__kf_get(s, base_id, &rc);
+        if (base)
+            rc = store__set_parse(blob, len, true, base, out);
+        else if (rc == -ENOMEM)
+            rc = store__set_load(&s->w, id, out);
+    }
+    free(blob);
     return rc;
 }

@@ -8,6 +8,10 @@
  *   lwstore-tool stats DB                  profiles, size, integrity (one JSON line)
  *   lwstore-tool top DB ID                 stacks of profile ID with their top frames
  *   lwstore-tool retain DB MAX_AGE_S MAX_BYTES   apply retention at "now"
+ *   lwstore-tool bench DB TYPE ROUNDS FILE...    ingest the files in turn, ROUNDS
+ *                                          times, in one process; with ROUNDS > 1 the
+ *                                          first round only warms up; prints inflate,
+ *                                          decode and store rates of the others
  *
  * Exit status: 0 success, 1 failure (with a message on stderr), 2 usage.
  */
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "store.h"
 
@@ -230,6 +235,109 @@ static int cmd_retain(char **argv)
     return rc ? 1 : 0;
 }
 
+/* Time to gunzip data (the bench's floor), in seconds. */
+static double inflate_seconds(const lw_buf *in, size_t *raw_len)
+{
+    unsigned char out[1 << 16];
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    double a = mono_s();
+    if (inflateInit2(&z, 15 + 32) != Z_OK)
+        return 0;
+    z.next_in = (unsigned char *)in->data;
+    z.avail_in = (uInt)in->len;
+    size_t total = 0;
+    int zrc;
+    do {
+        z.next_out = out;
+        z.avail_out = sizeof(out);
+        zrc = inflate(&z, Z_NO_FLUSH);
+        total += sizeof(out) - z.avail_out;
+    } while (zrc == Z_OK);
+    inflateEnd(&z);
+    *raw_len = total;
+    return mono_s() - a;
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+    const char *db = argv[2], *type = argv[3];
+    long rounds = strtol(argv[4], NULL, 10);
+    int n_files = argc - 5;
+    char err[STORE_ERR_LEN] = "";
+    store *s = NULL;
+    lw_buf *files = calloc((size_t)n_files, sizeof(*files));
+    int rc = files ? 0 : -ENOMEM;
+    double t_inflate = 0, t_decode = 0, t_store = 0;
+    size_t gz_bytes = 0, raw_bytes = 0;
+    int64_t before = 0, after = 0;
+    for (int i = 0; i < n_files && !rc; i++) {
+        lw_buf_init(&files[i], PPROF_DEFAULT_MAX_COMPRESSED_BYTES);
+        if ((rc = read_file(argv[5 + i], &files[i])))
+            fprintf(stderr, "%s: %s\n", argv[5 + i], strerror(-rc));
+    }
+    if (!rc && (rc = store_open(db, NULL, &s, err, sizeof(err))))
+        fprintf(stderr, "%s\n", err);
+    store_label labels[] = {{"job", "lwstore-tool"}, {"instance", "bench"}};
+    int64_t target = 0;
+    if (!rc)
+        rc = store_target_upsert(s, labels, 2, &target);
+    if (!rc)
+        rc = store_size_bytes(s, &before);
+    int64_t t0 = now_ns(), k = 0;
+    for (long r = 0; r < rounds && !rc; r++) {
+        for (int i = 0; i < n_files && !rc; i++, k++) {
+            size_t raw_len = 0;
+            double t_inf = inflate_seconds(&files[i], &raw_len);
+            if (r > 0 || rounds == 1)
+                t_inflate += t_inf;
+            pprof_profile *p = NULL;
+            double a = mono_s();
+            rc = pprof_decode(files[i].data, files[i].len, NULL, &p, err, sizeof(err));
+            double b = mono_s();
+            if (!rc)
+                rc = store_ingest(s, target, type, t0 + k * 1000000000, p, NULL, err, sizeof(err));
+            double c = mono_s();
+            pprof_free(p);
+            if (rc) {
+                fprintf(stderr, "%s: %s\n", argv[5 + i], err);
+                break;
+            }
+            if (r == 0 && rounds > 1) {
+                /* Round 0 warms up (fills the dictionary); not timed. */
+                continue;
+            }
+            t_decode += b - a;
+            t_store += c - b;
+            gz_bytes += files[i].len;
+            raw_bytes += raw_len;
+        }
+    }
+    store_close(s);
+    s = NULL;
+    if (!rc && !(rc = store_open(db, NULL, &s, err, sizeof(err))))
+        rc = store_size_bytes(s, &after);
+    if (!rc) {
+        double raw_mb = (double)raw_bytes / 1e6;
+        printf("%" PRId64 " profiles (%s), %.1f MB gzipped, %.1f MB raw timed\n", k,
+               rounds > 1 ? "first round not timed" : "all timed", (double)gz_bytes / 1e6, raw_mb);
+        printf("inflate        %8.1f MB/s raw\n", raw_mb / t_inflate);
+        printf("decode         %8.1f MB/s raw\n", raw_mb / t_decode);
+        double timed = (double)(rounds > 1 ? k - n_files : k);
+        printf("store          %8.1f MB/s raw (%.2f ms/profile)\n", raw_mb / t_store,
+               1e3 * t_store / timed);
+        printf("decode+store   %8.1f MB/s raw = %.1f%% of inflate\n",
+               raw_mb / (t_decode + t_store), 100.0 * t_inflate / (t_decode + t_store));
+        printf("db grew        %" PRId64 " bytes = %.1f%% of the gzipped input\n", after - before,
+               100.0 * (double)(after - before) / (double)gz_bytes);
+    }
+    store_close(s);
+    for (int i = 0; files && i < n_files; i++)
+        lw_buf_cleanup(&files[i]);
+    free(files);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 5 && !strcmp(argv[1], "ingest"))
@@ -242,7 +350,9 @@ int main(int argc, char **argv)
         return cmd_top(argv);
     if (argc == 5 && !strcmp(argv[1], "retain"))
         return cmd_retain(argv);
+    if (argc >= 6 && !strcmp(argv[1], "bench"))
+        return cmd_bench(argc, argv);
     fprintf(stderr, "usage: lwstore-tool ingest DB FILE TYPE [N] | dump DB ID OUT | stats DB | "
-                    "top DB ID | retain DB MAX_AGE_S MAX_BYTES\n");
+                    "top DB ID | retain DB MAX_AGE_S MAX_BYTES | bench DB TYPE ROUNDS FILE...\n");
     return 2;
 }
