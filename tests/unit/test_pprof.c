@@ -6,7 +6,8 @@
  * (truncated gzip, random bytes, gzip of garbage, a doubly gzipped bomb)
  * must fail with a clear message and never crash under ASan/UBSan. Render
  * outputs are compared with exact text checked against `go tool pprof -top`
- * on the same (encoded) profile.
+ * on the same (encoded) profile. Allocation failures are injected into every
+ * allocation of every operation (see fail_nth).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -24,6 +25,56 @@
 #include "profile.pb-c.h"
 
 #define MS 1000000LL
+
+/* ---- allocation failure injection ---------------------------------------------- */
+
+/* The test binary is linked with -Wl,--wrap=malloc,--wrap=calloc,
+ * --wrap=realloc (tests/pprof.cmake), so every allocation made by lwpprof
+ * and lwcommon goes through these. When fail_at is n > 0, the n-th
+ * allocation from then on fails. */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+
+static long fail_at;     /* 0: never fail */
+static long alloc_count; /* allocations since fail_at was set */
+static bool failed;      /* the injected failure happened */
+
+static bool inject(void)
+{
+    if (fail_at <= 0)
+        return false;
+    if (++alloc_count == fail_at) {
+        failed = true;
+        return true;
+    }
+    return false;
+}
+
+void *__wrap_malloc(size_t n)
+{
+    return inject() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return inject() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    return inject() ? NULL : __real_realloc(p, n);
+}
+
+static void fail_nth(long n)
+{
+    fail_at = n;
+    alloc_count = 0;
+    failed = false;
+}
 
 /* ---- fixtures --------------------------------------------------------------- */
 
@@ -821,6 +872,87 @@ static void test_render_diff_total(void **state)
     pprof_free(cur);
 }
 
+/* Fail each allocation of each operation in turn: every call must report
+ * -ENOMEM (or NULL), leave its outputs untouched and leak nothing (LSan). */
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    pprof_profile *a = tiny(false), *b = tiny(true);
+    lw_buf gzd, raw;
+    encode(a, true, &gzd);
+    encode(a, false, &raw);
+    char err[PPROF_ERR_LEN];
+    long points = 0;
+    for (int op = 0; op < 9; op++) {
+        for (long n = 1;; n++) {
+            lw_buf out;
+            lw_buf_init(&out, 1 << 20);
+            pprof_profile *r = NULL;
+            const pprof_profile *both[2] = {a, b};
+            int rc = 0;
+            fail_nth(n);
+            switch (op) {
+            case 0: rc = pprof_decode(gzd.data, gzd.len, NULL, &r, err, sizeof(err)); break;
+            case 1: rc = pprof_decode(raw.data, raw.len, NULL, &r, err, sizeof(err)); break;
+            case 2: rc = pprof_merge(both, 2, &r, err, sizeof(err)); break;
+            case 3: rc = pprof_diff(a, b, &r, err, sizeof(err)); break;
+            case 4: r = pprof_copy(a); rc = r ? 0 : -ENOMEM; break;
+            case 5: rc = pprof_encode(a, true, &out); break;
+            case 6: rc = pprof_render_top(a, 1, 0, &out); break;
+            case 7: rc = pprof_render_folded(a, 1, &out); break;
+            default: rc = pprof_render_json(a, &out); break;
+            }
+            bool hit = failed;
+            fail_nth(0);
+            if (!hit) {
+                assert_int_equal(rc, 0);
+                pprof_free(r);
+                lw_buf_cleanup(&out);
+                printf("    op %d: %ld allocations, each failure handled\n", op, n - 1);
+                break;
+            }
+            points++;
+            if (op == 4 && rc == 0) {
+                /* pprof_copy may lose only its optional id index. */
+                assert_int_equal(pprof_validate(r, err, sizeof(err)), 0);
+                pprof_free(r);
+                lw_buf_cleanup(&out);
+                continue;
+            }
+            if (rc != -ENOMEM)
+                printf("    op %d, allocation %ld: rc %d\n", op, n, rc);
+            assert_int_equal(rc, -ENOMEM);
+            assert_null(r);
+            assert_int_equal(out.len, 0);
+            lw_buf_cleanup(&out);
+        }
+    }
+    /* Builder calls under failure report it and leave a usable profile. */
+    for (long n = 1; n < 40; n++) {
+        pprof_profile *p = pprof_new();
+        if (!p)
+            continue;
+        fail_nth(n);
+        int rc = pprof_add_sample_type(p, "x", "count");
+        uint64_t f = rc ? 0 : pprof_add_function(p, "f", "f", "f.go", 1);
+        pprof_line l = {f, 1, 0};
+        uint64_t loc = f ? pprof_add_location(p, 0, 1, &l, 1) : 0;
+        int64_t v = 1;
+        if (loc)
+            rc = pprof_add_sample(p, &loc, 1, &v, NULL, 0);
+        fail_nth(0);
+        assert_true(rc == 0 || rc == -ENOMEM);
+        assert_int_equal(pprof_validate(p, err, sizeof(err)), 0);
+        pprof_free(p);
+    }
+    printf("    %ld injected allocation failures\n", points);
+    assert_true(points > 50);
+    lw_buf_cleanup(&gzd);
+    lw_buf_cleanup(&raw);
+    pprof_free(a);
+    pprof_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -843,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_format_value),
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_render_diff_total),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
