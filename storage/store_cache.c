@@ -95,7 +95,8 @@ void store__cache_put(store__cache *c, uint64_t hash, const void *key, size_t le
         c->arena = a;
         c->arena_cap = cap;
     }
-    memcpy(c->arena + c->arena_len, key, len);
+    if (len) /* an empty key (e.g. an unnamed function) may meet an unallocated arena */
+        memcpy(c->arena + c->arena_len, key, len);
     size_t mask = c->n_slots - 1;
     size_t i = (size_t)hash & mask;
     while (c->slots[i].id)
