@@ -70,6 +70,7 @@ def goroutines_now():
 
 
 def n_goroutine_profiles():
+    check(S["proc"].poll() is None, f"leakwatchd is running:\n{lwtest.log_tail(S['proc'], 60)}")
     status, doc = lwtest.http_json(S["base"] + "/api/v1/profiles" + q(instance=S["instance"], type="goroutine"))
     return len(doc["data"]) if status == 200 else 0
 
@@ -131,7 +132,8 @@ def test_metrics_promtool_and_prometheus():
     cfg = os.path.join(d, "prom.yml")
     with open(cfg, "w") as f:
         f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                "scrape_configs:\n  - job_name: leakwatchd\n    static_configs:\n"
+                # honor_labels keeps the scraped services' job/instance (as for a Pushgateway).
+                "scrape_configs:\n  - job_name: leakwatchd\n    honor_labels: true\n    static_configs:\n"
                 f"      - targets: ['{S['base'][len('http://'):]}']\n")
     prom = lwtest.start(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={os.path.join(d, 'tsdb')}",
                          f"--web.listen-address=127.0.0.1:{pport}"], log=os.path.join(d, "prometheus.log"))
