@@ -216,10 +216,19 @@ static int read_repeated(rd *r, int wt, uint64_t *arr, size_t *n, size_t cap)
     rd sub;
     if (rd_len(r, &sub))
         return -1;
+    /* Packed: the hot loop of decoding (location ids and values). */
+    size_t k = *n;
     while (sub.p < sub.end) {
-        if (*n >= cap || rd_varint(&sub, &arr[(*n)++]))
+        if (k >= cap)
+            return -1;
+        if (*sub.p < 0x80) {
+            arr[k++] = *sub.p++;
+            continue;
+        }
+        if (rd_varint(&sub, &arr[k++]))
             return -1;
     }
+    *n = k;
     return 0;
 }
 
