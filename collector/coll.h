@@ -18,9 +18,14 @@
  * - Bodies are capped (64 MiB as received; decompression is capped by
  *   pprof_limits); "Accept-Encoding: gzip" is sent and a gzip
  *   Content-Encoding is undone before decoding.
- * - A successful scrape is decoded with pprof_decode() and stored with
- *   store_ingest(); then hooks->on_ingest runs. A store failure (e.g. a full
- *   disk) is counted and reported as that scrape's error; scraping goes on.
+ * - A fetched body is decoded (pprof_decode()) and stored (store_ingest())
+ *   by a small pool of worker threads, so a big or hostile profile never
+ *   stalls the event loop; then hooks->on_ingest runs on that worker. Jobs
+ *   of one target run one at a time and cheap targets' jobs go first, so a
+ *   target sending gzip bombs holds at most one worker. A profile counts as
+ *   in flight (and skips its next round) until its job is done. A store
+ *   failure (e.g. a full disk) is counted and reported as that scrape's
+ *   error; scraping goes on.
  * - Health per target and profile: up/down, last scrape time, duration,
  *   precise last error ("connection refused", "timeout after 10s",
  *   "response exceeds 64 MiB", "HTTP 500 Internal Server Error",
@@ -32,8 +37,10 @@
  * Threads: coll_run_once(), coll_apply_config() and coll_free() must be
  * called from one thread (the loop thread). coll_targets_json(),
  * coll_metrics_text(), coll_wakeup() and coll_n_targets() may be called from
- * any thread at any time (they copy state under an internal mutex). Hooks run
- * on the loop thread without the mutex held.
+ * any thread at any time (they copy state under an internal mutex).
+ * on_ingest runs on a worker thread (possibly two at once, for different
+ * targets), on_target_removed on the loop thread; no collector lock is held
+ * during either.
  *
  * Errors: 0 or a negative errno code; err/err_len get a readable reason.
  */
@@ -54,9 +61,9 @@ typedef struct coll coll;
 
 typedef struct coll_hooks {
     void *ctx;
-    /* After each profile stored: target_id is the store's target id, labels
-     * its label set (valid only during the call), profile_type the profile
-     * name ("goroutine", "heap", ...). May be NULL. */
+    /* After each profile stored (on a worker thread): target_id is the
+     * store's target id, labels its label set (valid only during the call),
+     * profile_type the profile name ("goroutine", "heap", ...). May be NULL. */
     void (*on_ingest)(void *ctx, int64_t target_id, const store_label *labels, size_t n_labels,
                       const char *profile_type, int64_t profile_id, int64_t time_ns);
     /* A target that had been stored left the configuration (reload or
@@ -93,7 +100,8 @@ int coll_apply_config(coll *c, const lw_config *cfg, char *err, size_t err_len)
 /* Make a running or the next coll_run_once() return soon. Thread-safe. */
 void coll_wakeup(coll *c);
 
-/* Cancel in-flight requests and free everything. coll_free(NULL) is safe. */
+/* Cancel in-flight requests, let the workers finish the job they are on
+ * (queued ones are dropped), free everything. coll_free(NULL) is safe. */
 void coll_free(coll *c);
 
 /* The "data" value of GET /api/v1/targets:

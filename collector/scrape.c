@@ -8,9 +8,13 @@
  * its response buffer (released after every scrape so idle targets cost
  * little memory).
  *
- * Locking: only the loop thread changes anything, and it does so under
- * c->mu; other threads only read under c->mu. The loop thread reads without
- * the lock (it is the only writer). Hooks are called with the lock released.
+ * Locking: only the loop thread changes targets and health, and it does so
+ * under c->mu; other threads only read under c->mu. The loop thread reads
+ * without the lock (it is the only writer). Workers never touch targets:
+ * a job carries copies of what it needs (labels, store id, body) and its
+ * result goes back through c->done_head (under c->q_mu), matched to its
+ * profile by serial number, so targets may be reconfigured or removed while
+ * their jobs run. Hooks are called with no lock held.
  */
 #include "coll.h"
 
@@ -34,11 +38,18 @@
 #define FSD_CHECK_DEFAULT_NS LW_NS_PER_SEC
 #define MAX_REDIRECTS 5
 #define MAX_SECRET_FILE_BYTES 65536
+#define COLL_WORKERS 2 /* decode + ingest threads */
 
 typedef struct target target;
 
+typedef struct worker_arg {
+    struct coll *c;
+    size_t index;
+} worker_arg;
+
 typedef struct prof_state {
     target *t;
+    uint64_t serial; /* unique per collector, names the state in worker jobs */
     char name[32];
     char *url;
     int64_t timeout_ns;
@@ -75,6 +86,8 @@ struct target {
     uint64_t hash;
     int64_t next_mono_ns;
     int64_t store_id; /* 0 until registered in the store */
+    uint64_t serial;  /* unique per collector */
+    int64_t cost_ns;  /* moving average of its jobs' decode+store time */
     prof_state **profiles;
     size_t n_profiles;
     /* Last values seen, under c->mu. */
@@ -95,6 +108,17 @@ struct coll {
     coll__fsd **fsds; /* one per (scrape config, file_sd config), in config order */
     size_t n_fsds;
     int64_t next_fsd_check_ns;
+    uint64_t next_serial;
+    /* Decode/ingest workers and their queues (under q_mu). */
+    pthread_t workers[COLL_WORKERS];
+    worker_arg worker_args[COLL_WORKERS];
+    size_t n_workers;
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;
+    bool q_stop;
+    struct job *todo_head, *todo_tail; /* FIFO */
+    struct job *done_head;             /* results for the loop thread */
+    uint64_t running[COLL_WORKERS];    /* target serial per busy worker, 0 = idle */
 };
 
 static int64_t mono_ns(void)
@@ -367,8 +391,8 @@ static int target_configure(coll *c, target *t, const lw_scrape_config *sc, int6
             }
         }
         char *url = profile_url(t, pc);
-        if (!ps && url)
-            ps = calloc(1, sizeof(*ps));
+        if (!ps && url && (ps = calloc(1, sizeof(*ps))) != NULL)
+            ps->serial = ++c->next_serial;
         if (!ps || !url) {
             free(url);
             prof_free(c, ps);
@@ -475,6 +499,7 @@ static int reconcile(coll *c, const lw_config *cfg)
             cl.v[i] = old;
             n_kept++;
         } else {
+            cl.v[i]->serial = ++c->next_serial;
             n_new++;
         }
         int r = target_configure(c, cl.v[i], nsc, now);
@@ -792,43 +817,247 @@ static int gunzip(const lw_buf *in, lw_buf *out)
     return rc;
 }
 
-static void totals_of(coll *c, target *t, const char *type, const pprof_profile *p)
+/* ---- decode and ingest workers --------------------------------------------- */
+
+/* A fetched body on its way through a worker (decode, store, hook) and back
+ * to the loop thread with the result. Owns copies of everything it needs, so
+ * the target may be reconfigured or removed meanwhile. */
+typedef struct job {
+    struct job *next;
+    uint64_t serial;        /* of the prof_state that fetched it */
+    uint64_t target_serial; /* of its target: one job per target runs at a time */
+    int64_t cost_ns;        /* the target's recent decode+store time: cheap jobs go first */
+    int64_t run_ns;         /* this job's decode+store time */
+    char profile_type[32];
+    int64_t start_wall_ns;
+    int64_t duration_ns;
+    int64_t store_id; /* target's store id, 0 = register it */
+    store_label *labels;
+    size_t n_labels;
+    lw_buf body;
+    bool content_gzip;
+    /* Results. */
+    char err[ERR_LEN];
+    bool has_value;
+    double values[3]; /* goroutines, or heap inuse bytes and objects */
+} job;
+
+static void job_free(job *j)
+{
+    if (!j)
+        return;
+    for (size_t i = 0; i < j->n_labels; i++) {
+        free((char *)j->labels[i].name);
+        free((char *)j->labels[i].value);
+    }
+    free(j->labels);
+    lw_buf_cleanup(&j->body);
+    free(j);
+}
+
+static void job_values(job *j, const pprof_profile *p)
 {
     int64_t totals[16];
     if (p->n_sample_types == 0 || p->n_sample_types > 16)
         return;
     pprof_totals(p, totals);
-    pthread_mutex_lock(&c->mu);
-    if (strcmp(type, "goroutine") == 0) {
-        t->goroutines = (double)totals[p->n_sample_types - 1];
-        t->has_goroutines = true;
-    } else if (strcmp(type, "heap") == 0) {
+    if (strcmp(j->profile_type, "goroutine") == 0) {
+        j->values[0] = (double)totals[p->n_sample_types - 1];
+        j->has_value = true;
+    } else if (strcmp(j->profile_type, "heap") == 0) {
         int ib = pprof_sample_type_index(p, "inuse_space");
         int io = pprof_sample_type_index(p, "inuse_objects");
         if (ib >= 0 && io >= 0) {
-            t->heap_inuse_bytes = (double)totals[ib];
-            t->heap_inuse_objects = (double)totals[io];
-            t->has_heap = true;
+            j->values[1] = (double)totals[ib];
+            j->values[2] = (double)totals[io];
+            j->has_value = true;
         }
     }
-    pthread_mutex_unlock(&c->mu);
 }
 
+/* Decode and store one body (worker thread). Fills j->err on failure. */
+static void job_run(coll *c, job *j)
+{
+    pprof_profile *p = NULL;
+    int64_t profile_id = 0;
+    lw_buf plain;
+    lw_buf_init(&plain, c->opt.max_decompressed_bytes);
+    const lw_buf *body = &j->body;
+    char b[32];
+    int rc;
+    if (j->content_gzip) {
+        rc = gunzip(&j->body, &plain);
+        if (rc) {
+            if (rc == -E2BIG)
+                snprintf(j->err, sizeof(j->err), "response exceeds %s decompressed",
+                         fmt_bytes(c->opt.max_decompressed_bytes, b, sizeof(b)));
+            else
+                snprintf(j->err, sizeof(j->err), "not a pprof profile: bad gzip content encoding");
+            goto out;
+        }
+        body = &plain;
+    }
+    if (body->len == 0) {
+        snprintf(j->err, sizeof(j->err), "not a pprof profile: empty response");
+        goto out;
+    }
+    pprof_limits lim = {.max_compressed_bytes = c->opt.max_decompressed_bytes,
+                        .max_decompressed_bytes = c->opt.max_decompressed_bytes};
+    char derr[PPROF_ERR_LEN] = "";
+    rc = pprof_decode(body->data, body->len, &lim, &p, derr, sizeof(derr));
+    if (rc) {
+        snprintf(j->err, sizeof(j->err), "%s%s",
+                 rc == -E2BIG ? "profile too large: " : "not a pprof profile: ",
+                 derr[0] ? derr : strerror(-rc));
+        goto out;
+    }
+    lw_buf_cleanup(&j->body);
+    lw_buf_cleanup(&plain);
+    if (!j->store_id) {
+        rc = store_target_upsert(c->store, j->labels, j->n_labels, &j->store_id);
+        if (rc) {
+            snprintf(j->err, sizeof(j->err), "storage: cannot register target: %s", strerror(-rc));
+            j->store_id = 0;
+            goto out;
+        }
+    }
+    char serr[STORE_ERR_LEN] = "";
+    rc = store_ingest(c->store, j->store_id, j->profile_type, j->start_wall_ns, p, &profile_id, serr,
+                      sizeof(serr));
+    if (rc) {
+        snprintf(j->err, sizeof(j->err), "storage: %s", serr[0] ? serr : strerror(-rc));
+        goto out;
+    }
+    job_values(j, p);
+    if (c->hooks.on_ingest)
+        c->hooks.on_ingest(c->hooks.ctx, j->store_id, j->labels, j->n_labels, j->profile_type,
+                           profile_id, j->start_wall_ns);
+out:
+    pprof_free(p);
+    lw_buf_cleanup(&plain);
+    lw_buf_cleanup(&j->body);
+}
+
+/* The queued job to run next (under q_mu): the cheapest one whose target
+ * has no job running. A target that sends gzip bombs or huge profiles thus
+ * occupies at most one worker and goes after the cheap jobs of healthy
+ * targets, whose ingest stays on time. NULL if none is eligible. */
+static job *pick_job(coll *c)
+{
+    job *best = NULL, *best_prev = NULL, *prev = NULL;
+    for (job *j = c->todo_head; j; prev = j, j = j->next) {
+        bool busy = false;
+        for (size_t w = 0; w < c->n_workers && !busy; w++)
+            busy = c->running[w] == j->target_serial;
+        if (!busy && (!best || j->cost_ns < best->cost_ns)) {
+            best = j;
+            best_prev = prev;
+        }
+    }
+    if (!best)
+        return NULL;
+    if (best_prev)
+        best_prev->next = best->next;
+    else
+        c->todo_head = best->next;
+    if (c->todo_tail == best)
+        c->todo_tail = best_prev;
+    best->next = NULL;
+    return best;
+}
+
+static void *worker_main(void *arg)
+{
+    coll *c = ((worker_arg *)arg)->c;
+    size_t me = ((worker_arg *)arg)->index;
+    pthread_mutex_lock(&c->q_mu);
+    for (;;) {
+        job *j = NULL;
+        while (!c->q_stop && !(j = pick_job(c)))
+            pthread_cond_wait(&c->q_cv, &c->q_mu);
+        if (c->q_stop) {
+            if (j) {
+                j->next = c->done_head;
+                c->done_head = j;
+            }
+            break;
+        }
+        c->running[me] = j->target_serial;
+        pthread_mutex_unlock(&c->q_mu);
+        int64_t t0 = mono_ns();
+        job_run(c, j);
+        j->run_ns = mono_ns() - t0;
+        pthread_mutex_lock(&c->q_mu);
+        c->running[me] = 0;
+        j->next = c->done_head;
+        c->done_head = j;
+        pthread_cond_broadcast(&c->q_cv);
+        pthread_mutex_unlock(&c->q_mu);
+        curl_multi_wakeup(c->multi);
+        pthread_mutex_lock(&c->q_mu);
+    }
+    pthread_mutex_unlock(&c->q_mu);
+    return NULL;
+}
+
+static prof_state *find_serial(coll *c, uint64_t serial, target **t_out)
+{
+    for (size_t i = 0; i < c->n_targets; i++)
+        for (size_t j = 0; j < c->targets[i]->n_profiles; j++)
+            if (c->targets[i]->profiles[j]->serial == serial) {
+                *t_out = c->targets[i];
+                return c->targets[i]->profiles[j];
+            }
+    return NULL;
+}
+
+/* Apply finished jobs to their profiles (loop thread). */
+static void collect_done(coll *c)
+{
+    pthread_mutex_lock(&c->q_mu);
+    job *j = c->done_head;
+    c->done_head = NULL;
+    pthread_mutex_unlock(&c->q_mu);
+    while (j) {
+        job *next = j->next;
+        target *t = NULL;
+        prof_state *ps = find_serial(c, j->serial, &t);
+        if (ps) {
+            ps->in_flight = false;
+            t->cost_ns = t->cost_ns ? (t->cost_ns * 3 + j->run_ns) / 4 : j->run_ns;
+            pthread_mutex_lock(&c->mu);
+            if (j->store_id)
+                t->store_id = j->store_id;
+            if (j->has_value && strcmp(j->profile_type, "goroutine") == 0) {
+                t->goroutines = j->values[0];
+                t->has_goroutines = true;
+            } else if (j->has_value) {
+                t->heap_inuse_bytes = j->values[1];
+                t->heap_inuse_objects = j->values[2];
+                t->has_heap = true;
+            }
+            pthread_mutex_unlock(&c->mu);
+            set_result(c, ps, !j->err[0], j->err, j->duration_ns);
+        }
+        job_free(j);
+        j = next;
+    }
+}
+
+/* A transfer ended (loop thread): report transport/HTTP errors at once,
+ * hand good bodies to a worker. */
 static void finish(coll *c, prof_state *ps, CURLcode code)
 {
     target *t = ps->t;
     int64_t duration = mono_ns() - ps->start_mono_ns;
     char err[ERR_LEN] = "";
-    pprof_profile *p = NULL;
-    int64_t profile_id = 0;
-    lw_buf plain;
-    lw_buf_init(&plain, c->opt.max_decompressed_bytes);
     curl_multi_remove_handle(c->multi, ps->easy);
-    ps->in_flight = false;
+    curl_slist_free_all(ps->headers);
+    ps->headers = NULL;
 
     if (code != CURLE_OK) {
         transfer_error(c, ps, code, err, sizeof(err));
-        goto done;
+        goto fail;
     }
     long status = 0;
     curl_easy_getinfo(ps->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -839,64 +1068,50 @@ static void finish(coll *c, prof_state *ps, CURLcode code)
         if (sp && (sp = strchr(sp + 1, ' ')) != NULL)
             reason = sp + 1;
         snprintf(err, sizeof(err), "HTTP %ld%s%s", status, *reason ? " " : "", reason);
-        goto done;
+        goto fail;
     }
-    const lw_buf *body = &ps->body;
-    if (ps->content_gzip) {
-        int rc = gunzip(&ps->body, &plain);
-        if (rc) {
-            char b[32];
-            if (rc == -E2BIG)
-                snprintf(err, sizeof(err), "response exceeds %s decompressed",
-                         fmt_bytes(c->opt.max_decompressed_bytes, b, sizeof(b)));
-            else
-                snprintf(err, sizeof(err), "not a pprof profile: bad gzip content encoding");
-            goto done;
-        }
-        body = &plain;
+    job *j = calloc(1, sizeof(*j));
+    if (j && t->n_labels && !(j->labels = calloc(t->n_labels, sizeof(*j->labels)))) {
+        free(j);
+        j = NULL;
     }
-    if (body->len == 0) {
-        snprintf(err, sizeof(err), "not a pprof profile: empty response");
-        goto done;
-    }
-    pprof_limits lim = {.max_compressed_bytes = c->opt.max_decompressed_bytes,
-                        .max_decompressed_bytes = c->opt.max_decompressed_bytes};
-    char derr[PPROF_ERR_LEN] = "";
-    int rc = pprof_decode(body->data, body->len, &lim, &p, derr, sizeof(derr));
-    if (rc) {
-        snprintf(err, sizeof(err), "%s%s", rc == -E2BIG ? "profile too large: " : "not a pprof profile: ",
-                 derr[0] ? derr : strerror(-rc));
-        goto done;
-    }
-    lw_buf_cleanup(&ps->body);
-    lw_buf_cleanup(&plain);
-    if (!t->store_id) {
-        rc = store_target_upsert(c->store, t->labels, t->n_labels, &t->store_id);
-        if (rc) {
-            snprintf(err, sizeof(err), "storage: cannot register target: %s", strerror(-rc));
-            t->store_id = 0;
-            goto done;
+    for (size_t i = 0; j && i < t->n_labels; i++) {
+        j->labels[i].name = strdup(t->labels[i].name);
+        j->labels[i].value = strdup(t->labels[i].value);
+        j->n_labels++;
+        if (!j->labels[i].name || !j->labels[i].value) {
+            job_free(j);
+            j = NULL;
         }
     }
-    char serr[STORE_ERR_LEN] = "";
-    rc = store_ingest(c->store, t->store_id, ps->name, ps->start_wall_ns, p, &profile_id, serr,
-                      sizeof(serr));
-    if (rc) {
-        snprintf(err, sizeof(err), "storage: %s", serr[0] ? serr : strerror(-rc));
-        goto done;
+    if (!j) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
     }
-    totals_of(c, t, ps->name, p);
+    j->serial = ps->serial;
+    j->target_serial = t->serial;
+    j->cost_ns = t->cost_ns;
+    snprintf(j->profile_type, sizeof(j->profile_type), "%s", ps->name);
+    j->start_wall_ns = ps->start_wall_ns;
+    j->duration_ns = duration;
+    j->store_id = t->store_id;
+    j->content_gzip = ps->content_gzip;
+    j->body = ps->body; /* moved */
+    lw_buf_init(&ps->body, c->opt.max_body_bytes);
+    pthread_mutex_lock(&c->q_mu);
+    if (c->todo_tail)
+        c->todo_tail->next = j;
+    else
+        c->todo_head = j;
+    c->todo_tail = j;
+    pthread_cond_signal(&c->q_cv);
+    pthread_mutex_unlock(&c->q_mu);
+    return; /* ps stays in flight until the worker's result is collected */
 
-done:
-    pprof_free(p);
+fail:
+    ps->in_flight = false;
     lw_buf_cleanup(&ps->body);
-    lw_buf_cleanup(&plain);
-    curl_slist_free_all(ps->headers);
-    ps->headers = NULL;
-    set_result(c, ps, !err[0], err, duration);
-    if (!err[0] && c->hooks.on_ingest)
-        c->hooks.on_ingest(c->hooks.ctx, t->store_id, t->labels, t->n_labels, ps->name, profile_id,
-                           ps->start_wall_ns);
+    set_result(c, ps, false, err, duration);
 }
 
 static void drain(coll *c)
@@ -911,6 +1126,7 @@ static void drain(coll *c)
         if (priv)
             finish(c, (prof_state *)priv, m->data.result);
     }
+    collect_done(c);
 }
 
 static void start_due(coll *c, int64_t now)
@@ -950,6 +1166,8 @@ int coll_new(const lw_config *cfg, store *s, const coll_hooks *hooks, const coll
         return -ENOMEM;
     }
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->q_mu, NULL);
+    pthread_cond_init(&c->q_cv, NULL);
     c->store = s;
     if (hooks)
         c->hooks = *hooks;
@@ -967,6 +1185,15 @@ int coll_new(const lw_config *cfg, store *s, const coll_hooks *hooks, const coll
         goto fail;
     }
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
+    for (; c->n_workers < COLL_WORKERS; c->n_workers++) {
+        c->worker_args[c->n_workers] = (worker_arg){c, c->n_workers};
+        if (pthread_create(&c->workers[c->n_workers], NULL, worker_main,
+                           &c->worker_args[c->n_workers]) != 0) {
+            rc = -EAGAIN;
+            snprintf(err, err_len, "cannot start worker threads");
+            goto fail;
+        }
+    }
     if ((rc = fsds_new(cfg, &c->fsds, &c->n_fsds)) != 0 || (rc = reconcile(c, cfg)) != 0) {
         snprintf(err, err_len, "cannot set up targets: %s", strerror(-rc));
         goto fail;
@@ -1060,6 +1287,20 @@ void coll_free(coll *c)
 {
     if (!c)
         return;
+    pthread_mutex_lock(&c->q_mu);
+    c->q_stop = true;
+    pthread_cond_broadcast(&c->q_cv);
+    pthread_mutex_unlock(&c->q_mu);
+    for (size_t i = 0; i < c->n_workers; i++)
+        pthread_join(c->workers[i], NULL);
+    for (job *j = c->todo_head, *next; j; j = next) {
+        next = j->next;
+        job_free(j);
+    }
+    for (job *j = c->done_head, *next; j; j = next) {
+        next = j->next;
+        job_free(j);
+    }
     for (size_t i = 0; i < c->n_targets; i++)
         target_free(c, c->targets[i]);
     free(c->targets);
@@ -1067,6 +1308,8 @@ void coll_free(coll *c)
     if (c->multi)
         curl_multi_cleanup(c->multi);
     pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->q_cv);
+    pthread_mutex_destroy(&c->q_mu);
     free(c);
 }
 

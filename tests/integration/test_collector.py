@@ -22,6 +22,7 @@ SQLite schema) and what it logged (logfmt at debug level).
   scraped like a Go service.
 """
 import http.server
+import gzip
 import json
 import os
 import re
@@ -30,6 +31,7 @@ import socketserver
 import subprocess
 import threading
 import time
+import zlib
 
 import lwtest
 from lwtest import check, check_eq
@@ -40,8 +42,10 @@ DUMP = os.path.join(lwtest.BIN, "lwcoll-dump")
 
 def start_leakwatchd(args, work):
     log = os.path.join(work, "leakwatchd-%d.log" % len(os.listdir(work)))
-    p = lwtest.start([LEAKWATCHD, "--log.level=debug", "--web.listen-address=127.0.0.1:%d" % lwtest.free_port(),
+    port = lwtest.free_port()
+    p = lwtest.start([LEAKWATCHD, "--log.level=debug", "--web.listen-address=127.0.0.1:%d" % port,
                       *args], log=log)
+    p.api = "http://127.0.0.1:%d" % port
     lwtest.wait_until(lambda: "leakwatchd ready" in read_log(p) or p.poll() is not None, 30,
                       "leakwatchd to start")
     check(p.poll() is None, "leakwatchd running:\n" + lwtest.log_tail(p))
@@ -71,7 +75,10 @@ def log_events(p, msg):
             continue
         kv = {}
         for m in re.finditer(r'(\w+)=("((?:[^"\\]|\\.)*)"|\S*)', line):
-            kv[m.group(1)] = m.group(3) if m.group(3) is not None else m.group(2)
+            if m.group(3) is not None:
+                kv[m.group(1)] = json.loads('"' + m.group(3) + '"')  # logfmt quotes use JSON escapes
+            else:
+                kv[m.group(1)] = m.group(2)
         out.append(kv)
     return out
 
@@ -149,16 +156,50 @@ class Hostile(http.server.BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-            elif mode == "huge":
+            elif mode == "slowbody":
+                self.send_response(200)
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                for _ in range(10):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            elif mode in ("gzipbomb", "truncgzip", "json"):
+                body = {"gzipbomb": GZIP_BOMB, "truncgzip": TRUNC_GZIP, "json": b'{"goroutines": 12}'}[mode]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            elif mode == "404":
+                self.send_error(404)
+            elif mode == "redirect":
+                self.send_response(301)
+                self.send_header("Location", self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif mode in ("huge", "hugechunked"):
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Connection", "close")
+                if mode == "huge":  # announced: refused from the header
+                    self.send_header("Content-Length", str(200 << 20))
                 self.end_headers()
                 chunk = b"\0" * (1 << 20)
                 for _ in range(200):  # 200 MiB, far past the 64 MiB cap
                     self.wfile.write(chunk)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+def _gzip_bomb(mib):
+    """gzip of `mib` MiB of zeros, made in 1 MiB steps (a few hundred KB)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zero = b"\0" * (1 << 20)
+    return b"".join(c.compress(zero) for _ in range(mib)) + c.flush()
+
+
+GZIP_BOMB = _gzip_bomb(300)  # 300 MiB decompressed, past the 256 MiB cap
+TRUNC_GZIP = gzip.compress(b"\x0a\x04\x08\x01\x10\x02" * 20000)[:500]
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -175,6 +216,16 @@ def start_hostile(mode):
 
 
 # ---- tests ------------------------------------------------------------------------
+
+
+def api_targets(p):
+    """The /api/v1/targets data when the HTTP API is built in, else None."""
+    try:
+        status, body = lwtest.http_json(p.api + "/api/v1/targets", timeout=10)
+    except OSError:
+        return None
+    check_eq(status, 200, "GET /api/v1/targets status")
+    return {t["labels"]["instance"]: t for t in body["data"]["activeTargets"]}
 
 
 def test_scrape_gosvc():
@@ -228,7 +279,8 @@ def test_hostile_targets():
     svc, base = lwtest.start_gosvc(log_dir=work)
     healthy = base.split("//")[1]
     closed = "127.0.0.1:%d" % lwtest.free_port()
-    servers = {m: start_hostile(m) for m in ("slow", "html", "500", "huge")}
+    servers = {m: start_hostile(m) for m in ("slow", "slowbody", "html", "json", "500", "404", "redirect",
+                                             "huge", "hugechunked", "gzipbomb", "truncgzip")}
     cfg = os.path.join(work, "lw.yml")
     with open(cfg, "w") as f:
         f.write("global:\n  scrape_interval: 2s\n  scrape_timeout: 1s\n"
@@ -239,23 +291,46 @@ def test_hostile_targets():
     p = start_leakwatchd(["--config.file=" + cfg, "--storage.path=" + db], work)
     time.sleep(12)
     check(p.poll() is None, "leakwatchd still running after 12 s of hostile targets:\n" + lwtest.log_tail(p))
+    want = {
+        closed: "connection refused",
+        servers["slow"][1]: "timeout after 1s",
+        servers["slowbody"][1]: "timeout after 1s",
+        servers["html"][1]: "not a pprof profile: ",
+        servers["json"][1]: "not a pprof profile: ",
+        servers["500"][1]: "HTTP 500 Internal Server Error",
+        servers["404"][1]: "HTTP 404 Not Found",
+        servers["redirect"][1]: "too many redirects (more than 5)",
+        servers["huge"][1]: "response exceeds 64 MiB",
+        # Unannounced: cut at 64 MiB, or by the timeout on a slow machine.
+        servers["hugechunked"][1]: ("response exceeds 64 MiB", "timeout after 1s"),
+        servers["gzipbomb"][1]: "profile too large: ",
+        servers["truncgzip"][1]: "not a pprof profile: ",
+    }
+    api = api_targets(p)
+    if api is None:
+        print("SKIP API checks: no HTTP API in this build")
+    else:
+        check_eq(api[healthy]["health"], "up", "API: healthy target health")
+        for inst, msg in want.items():
+            t = api[inst]
+            print(f"API {inst}: health={t['health']} lastError={t['lastError']!r}")
+            check(t["health"] == "down" and t["lastError"].startswith(msg if isinstance(msg, str) else tuple(msg)),
+                  f"API: {inst} down with lastError {msg!r}")
+            check(all(pr["scrapesError"] >= 1 and pr["scrapesOk"] == 0 for pr in t["profiles"]),
+                  f"API: {inst} error counters bumped, no successes")
+        _, _, metrics = lwtest.http(p.api + "/metrics")
+        line = 'leakwatch_target_up{job="mixed",instance="%s"} 0' % closed
+        check(line in metrics.decode(), "/metrics has " + line)
     stop_ok(p)
     lwtest.stop(svc)
     for s, _ in servers.values():
         s.shutdown()
 
     fails = log_events(p, "scrape failed")
-    want = {
-        closed: "connection refused",
-        servers["slow"][1]: "timeout after 1s",
-        servers["html"][1]: "not a pprof profile: ",
-        servers["500"][1]: "HTTP 500 Internal Server Error",
-        servers["huge"][1]: "response exceeds 64 MiB",
-    }
     for inst, msg in want.items():
         errs = sorted({e.get("err", "") for e in fails if e.get("instance") == inst})
         print(f"{inst}: errors logged {errs}")
-        check(len(errs) >= 1 and all(e.startswith(msg) for e in errs),
+        check(len(errs) >= 1 and all(e.startswith(msg if isinstance(msg, str) else tuple(msg)) for e in errs),
               f"{inst}: error is precisely {msg!r}")
     check(not [e for e in fails if e.get("instance") == healthy], "healthy target never failed")
 
