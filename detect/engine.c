@@ -112,10 +112,12 @@ static int url_escape(lw_buf *b, const char *s)
     return rc;
 }
 
+/* RFC 3339 rounded up to the second: the API picks the profile at or before
+ * each end, so rounding up keeps the window's first and last profiles. */
 static void rfc3339_s(int64_t ns, char *buf, size_t len)
 {
+    ns = (ns + NS_PER_S - 1) / NS_PER_S * NS_PER_S;
     alerts_format_time(ns, buf, len);
-    /* Second precision is enough for a diff window and reads better. */
     char *dot = strchr(buf, '.');
     if (dot != NULL)
         snprintf(dot, len - (size_t)(dot - buf), "Z");
@@ -182,24 +184,37 @@ static int sample_index(const char *types, const char *name)
     return -1;
 }
 
-/* Go application code rather than the standard library: "main.f", or a
- * package path whose first element is a domain ("github.com/x/y.F"). The
- * store's top frame skips only the runtime and allocators, so a substring
- * leak would be blamed on strings.(*Builder).grow instead of the function
- * that keeps the string. */
-static bool go_user_function(const char *fn, size_t len)
+/* Whether a frame is application code, so that a leak is blamed on the
+ * function that keeps the memory or starts the thread rather than on a
+ * library it calls. The store's top frame skips only the runtime and the
+ * allocator; this also skips:
+ * - Go's standard library: a Go function (its name has a '.') is
+ *   application code when it is "main.f" or its package path starts with a
+ *   domain ("github.com/x/y.F"), so a substring leak names the function that
+ *   keeps the string, not strings.(*Builder).grow;
+ * - C system libraries: frames whose source file is unknown or a relative
+ *   build path of a distribution library ("../sysdeps/unix/.../read.c"),
+ *   or a system header, so a thread blocked in read(2) names its start
+ *   routine, not read. */
+static bool user_frame(const char *fn, size_t fn_len, const char *file, size_t file_len)
 {
-    if (len > 5 && strncmp(fn, "main.", 5) == 0)
-        return true;
-    const char *slash = memchr(fn, '/', len);
-    if (slash == NULL)
+    if (fn_len == 0)
         return false;
-    const char *dot = memchr(fn, '.', (size_t)(slash - fn));
-    return dot != NULL;
+    if (memchr(fn, '.', fn_len) != NULL && memmem(fn, fn_len, "::", 2) == NULL) {
+        if (fn_len > 5 && strncmp(fn, "main.", 5) == 0)
+            return true;
+        const char *slash = memchr(fn, '/', fn_len);
+        return slash != NULL && memchr(fn, '.', (size_t)(slash - fn)) != NULL;
+    }
+    if (file_len == 0 || (file_len == 1 && file[0] == '?'))
+        return false;
+    if (file[0] == '.' || (file_len >= 12 && strncmp(file, "/usr/include", 12) == 0))
+        return false;
+    return memmem(file, file_len, "/sysdeps/", 9) == NULL;
 }
 
-/* The leaf-most Go application frame of a stack ("func (file:line)" lines,
- * leaf first), if any; otherwise the store's top frame stays. */
+/* Replace d's frame by the leaf-most application frame of its stack
+ * ("func (file:line)" lines, leaf first), when there is one. */
 static void prefer_user_frame(detect_engine *e, detect_stack *d)
 {
     lw_buf b;
@@ -209,20 +224,25 @@ static void prefer_user_frame(detect_engine *e, detect_stack *d)
             const char *end = strchr(line, '\n');
             size_t len = end ? (size_t)(end - line) : strlen(line);
             const char *paren = NULL;
-            for (size_t i = len; i > 0; i--) {
-                if (line[i - 1] == '(' && i >= 2 && line[i - 2] == ' ') {
+            for (size_t i = len; i >= 2; i--) {
+                if (line[i - 1] == '(' && line[i - 2] == ' ') {
                     paren = line + i - 1;
                     break;
                 }
             }
-            if (paren != NULL && go_user_function(line, (size_t)(paren - 1 - line))) {
-                int fl = (int)(paren - 1 - line);
-                int ll = (int)(line + len - (paren + 1) - 1);
-                if (ll > 0 && line[len - 1] == ')') {
-                    snprintf(d->function, sizeof(d->function), "%.*s", fl, line);
-                    snprintf(d->location, sizeof(d->location), "%.*s", ll, paren + 1);
+            if (paren != NULL && line[len - 1] == ')') {
+                size_t fn_len = (size_t)(paren - 1 - line);
+                const char *loc = paren + 1;
+                size_t loc_len = (size_t)(line + len - 1 - loc);
+                size_t file_len = loc_len;
+                while (file_len > 0 && loc[file_len - 1] != ':')
+                    file_len--;
+                file_len = file_len > 0 ? file_len - 1 : loc_len;
+                if (user_frame(line, fn_len, loc, file_len)) {
+                    snprintf(d->function, sizeof(d->function), "%.*s", (int)fn_len, line);
+                    snprintf(d->location, sizeof(d->location), "%.*s", (int)loc_len, loc);
+                    break;
                 }
-                break;
             }
             if (end == NULL)
                 break;
