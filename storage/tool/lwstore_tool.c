@@ -8,6 +8,9 @@
  *   lwstore-tool stats DB                  profiles, size, integrity (one JSON line)
  *   lwstore-tool top DB ID                 stacks of profile ID with their top frames
  *   lwstore-tool retain DB MAX_AGE_S MAX_BYTES   apply retention at "now"
+ *   lwstore-tool soak DB TYPE N RETAIN_EVERY FILE...  ingest the files in turn N times,
+ *                                          printing "id time_ns" after each commit
+ *                                          (for crash tests; see cmd_soak)
  *   lwstore-tool bench DB TYPE ROUNDS FILE...    ingest the files in turn, ROUNDS
  *                                          times, in one process; with ROUNDS > 1 the
  *                                          first round only warms up; prints inflate,
@@ -338,6 +341,59 @@ static int cmd_bench(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+/* Ingest the files in turn N times, printing each profile id (flushed) as
+ * soon as its transaction has committed: a crash test kills the process at
+ * a random moment and checks every printed id is still there. With
+ * RETAIN_EVERY > 0, retention (keep the last 20 profile-seconds) runs after
+ * every RETAIN_EVERY ingests. */
+static int cmd_soak(int argc, char **argv)
+{
+    const char *db = argv[2], *type = argv[3];
+    long n = strtol(argv[4], NULL, 10), retain_every = strtol(argv[5], NULL, 10);
+    int n_files = argc - 6;
+    char err[STORE_ERR_LEN] = "";
+    store *s = NULL;
+    lw_buf *files = calloc((size_t)n_files, sizeof(*files));
+    int rc = files ? 0 : -ENOMEM;
+    for (int i = 0; i < n_files && !rc; i++) {
+        lw_buf_init(&files[i], PPROF_DEFAULT_MAX_COMPRESSED_BYTES);
+        if ((rc = read_file(argv[6 + i], &files[i])))
+            fprintf(stderr, "%s: %s\n", argv[6 + i], strerror(-rc));
+    }
+    if (!rc && (rc = store_open(db, NULL, &s, err, sizeof(err))))
+        fprintf(stderr, "%s\n", err);
+    store_label labels[] = {{"job", "lwstore-tool"}, {"instance", "soak"}};
+    int64_t target = 0, t0 = now_ns();
+    if (!rc)
+        rc = store_target_upsert(s, labels, 2, &target);
+    for (long k = 0; k < n && !rc; k++) {
+        pprof_profile *p = NULL;
+        int64_t id = 0, t = t0 + k * 1000000000;
+        const lw_buf *f = &files[k % n_files];
+        rc = pprof_decode(f->data, f->len, NULL, &p, err, sizeof(err));
+        if (!rc)
+            rc = store_ingest(s, target, type, t, p, &id, err, sizeof(err));
+        pprof_free(p);
+        if (rc) {
+            fprintf(stderr, "ingest: %s\n", err);
+            break;
+        }
+        printf("%" PRId64 " %" PRId64 "\n", id, t);
+        fflush(stdout);
+        if (retain_every > 0 && k % retain_every == retain_every - 1) {
+            int64_t deleted;
+            rc = store_retention_apply(s, 20LL * 1000000000, 0, t, &deleted);
+            if (rc)
+                fprintf(stderr, "retention: %s\n", strerror(-rc));
+        }
+    }
+    store_close(s);
+    for (int i = 0; files && i < n_files; i++)
+        lw_buf_cleanup(&files[i]);
+    free(files);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 5 && !strcmp(argv[1], "ingest"))
@@ -352,7 +408,10 @@ int main(int argc, char **argv)
         return cmd_retain(argv);
     if (argc >= 6 && !strcmp(argv[1], "bench"))
         return cmd_bench(argc, argv);
+    if (argc >= 7 && !strcmp(argv[1], "soak"))
+        return cmd_soak(argc, argv);
     fprintf(stderr, "usage: lwstore-tool ingest DB FILE TYPE [N] | dump DB ID OUT | stats DB | "
-                    "top DB ID | retain DB MAX_AGE_S MAX_BYTES | bench DB TYPE ROUNDS FILE...\n");
+                    "top DB ID | retain DB MAX_AGE_S MAX_BYTES | bench DB TYPE ROUNDS FILE... | "
+                    "soak DB TYPE N RETAIN_EVERY FILE...\n");
     return 2;
 }
