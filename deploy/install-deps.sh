@@ -16,6 +16,8 @@ PACKAGES=(
   # systemd-analyze, Python 3 (stdlib) test drivers, curl
   libcmocka-dev golang-go prometheus prometheus-alertmanager systemd
   python3 python3-yaml curl ca-certificates procps
+  # fuzzing (libFuzzer targets, tests/fuzz) and the TSan build: clang 14 and its runtimes
+  clang libclang-rt-14-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then
