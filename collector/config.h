@@ -187,6 +187,7 @@ typedef struct lw_flags {
     int64_t retention_time_ns;         /* default 7d; 0 = keep forever */
     int64_t retention_size_bytes;      /* default 0 = no size limit */
     int64_t retention_interval_ns;     /* how often retention runs, default 1m */
+    int64_t storage_max_page_count;    /* SQLite max_page_count, 0 = unlimited (tests: full disk) */
     const char *web_listen_address;    /* default LW_DEFAULT_LISTEN_ADDRESS */
     const char *web_config_file;       /* NULL = none (used by api/) */
     const char **targets;              /* --target URLs */

@@ -427,7 +427,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     char serr[STORE_ERR_LEN] = "";
-    rc = store_open(d->flags.storage_path, NULL, &d->store, serr, sizeof(serr));
+    store_options sopt = {.max_page_count = d->flags.storage_max_page_count};
+    rc = store_open(d->flags.storage_path, &sopt, &d->store, serr, sizeof(serr));
     if (rc) {
         lw_log(LW_LOG_ERROR,
                rc == -EBUSY ? "cannot open storage: the database is in use by another leakwatchd"

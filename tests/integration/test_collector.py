@@ -18,6 +18,8 @@ SQLite schema) and what it logged (logfmt at debug level).
   a fixed config is applied.
 - config_check: --config.check exit codes and messages; no config at all.
 - second_instance: a second leakwatchd on the same DB is refused.
+- disk_full: ingest failures on a full database are scrape errors with the
+  storage's message; scraping continues; the DB stays intact.
 - leaky_demo (only when build/bin/leaky-demo exists): the C agent's demo is
   scraped like a Go service.
 """
@@ -469,6 +471,34 @@ def test_second_instance():
     check_eq(dump(db)["integrity"], "ok", "integrity_check")
 
 
+def test_disk_full():
+    """A full database (SQLite max_page_count) fails ingests, which are
+    counted as scrape errors with the storage's message; scraping goes on and
+    the database stays intact."""
+    work = lwtest.tempdir("coll-full-")
+    svc, base = lwtest.start_gosvc(log_dir=work)
+    instance = base.split("//")[1]
+    db = os.path.join(work, "lw.db")
+    p = start_leakwatchd(["--target=" + base, "--scrape.interval=1s", "--storage.path=" + db,
+                          "--storage.max-page-count=10"], work)
+
+    def storage_errors():
+        return [e for e in log_events(p, "scrape failed")
+                if e.get("instance") == instance and e.get("err", "").startswith("storage: ")]
+    wait_log(p, lambda: len(storage_errors()) >= 3, 60, "3 scrapes failing with storage errors")
+    errs = sorted({e["err"] for e in storage_errors()})
+    print("storage errors:", errs)
+    check(any("full" in e for e in errs), "the storage error says the database is full")
+    api = api_targets(p)
+    if api is not None:
+        t = api[instance]
+        print("API:", t["health"], t["lastError"], [(x["type"], x["scrapesError"]) for x in t["profiles"]])
+        check(sum(x["scrapesError"] for x in t["profiles"]) >= 3, "API error counters count storage errors")
+    stop_ok(p)
+    lwtest.stop(svc)
+    check_eq(dump(db)["integrity"], "ok", "integrity_check after a full disk")
+
+
 def test_leaky_demo():
     demo = os.path.join(lwtest.BIN, "leaky-demo")
     if not os.path.exists(demo):
@@ -497,4 +527,4 @@ def test_leaky_demo():
 
 if __name__ == "__main__":
     lwtest.run_tests([test_config_check, test_scrape_gosvc, test_hostile_targets, test_file_sd,
-                      test_reload, test_second_instance, test_leaky_demo])
+                      test_reload, test_second_instance, test_disk_full, test_leaky_demo])

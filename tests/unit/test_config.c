@@ -366,7 +366,8 @@ static void flags_parse(void **state)
                     "json",
                     "--agent.enable",
                     "--config.check",
-                    "--web.config.file=web.yml"};
+                    "--web.config.file=web.yml",
+                    "--storage.max-page-count=100"};
     lw_flags f;
     char err[256] = "";
     int rc = lw_flags_parse((int)(sizeof(argv) / sizeof(argv[0])), argv, &f, err, sizeof(err));
@@ -390,6 +391,7 @@ static void flags_parse(void **state)
     assert_true(f.agent_enable);
     assert_true(f.config_check);
     assert_string_equal(f.web_config_file, "web.yml");
+    assert_int_equal(f.storage_max_page_count, 100);
     assert_false(f.help);
 
     /* Flags applied to a config: --target job, overrides. */
@@ -499,7 +501,7 @@ static void flags_errors(void **state)
     printf("%s", usage.data);
     static const char *const names[] = {"--config.file", "--config.check", "--storage.path",
                                         "--storage.retention.time", "--storage.retention.size",
-                                        "--storage.retention.interval",
+                                        "--storage.retention.interval", "--storage.max-page-count",
                                         "--web.listen-address", "--web.config.file", "--target",
                                         "--scrape.interval", "--scrape.timeout",
                                         "--alertmanager.url", "--detection.window",
