@@ -51,6 +51,7 @@ struct detect_engine {
     alert **alerts;
     size_t n_alerts, cap_alerts;
     alerts_notifier *notifier; /* NULL without Alertmanagers */
+    int64_t first_eval_ns;     /* now_ns of the first evaluation, 0 before */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -603,6 +604,34 @@ static int step_alerts(detect_engine *e, tgt *t, int64_t now_ns, bool forget, al
     return rc;
 }
 
+/* Alerts whose target is not (or no longer) evaluated: forgotten targets'
+ * resolved alerts expire after retention; alerts restored from a previous
+ * run whose target has not come back within window + for are dropped. Lock
+ * held. */
+static int sweep_orphans(detect_engine *e, int64_t now_ns)
+{
+    int rc = 0;
+    for (size_t i = 0; i < e->n_alerts;) {
+        alert *a = e->alerts[i];
+        bool drop = false;
+        if (find_target(e, a->target_id) == NULL) {
+            if (a->n_labels == 0)
+                drop = now_ns - e->first_eval_ns > e->dc.window_ns + e->ac.for_ns;
+            else
+                drop = alerts_expired(a, now_ns, e->ac.resolved_retention_ns);
+        }
+        if (!drop) {
+            i++;
+            continue;
+        }
+        int r = persist(e, a, true);
+        if (r < 0)
+            rc = r;
+        remove_alert(e, i);
+    }
+    return rc;
+}
+
 /* Restore "alert/<name>/<id>" keys saved by a previous run. */
 static int restore(detect_engine *e)
 {
@@ -789,6 +818,11 @@ int detect_evaluate_target(detect_engine *e, int64_t target_id, const store_labe
     size_t n_send = 0;
     rc = step_alerts(e, t, now_ns, false, send, &n_send);
     int qrc = queue_payload(e, send, n_send, now_ns, &payload);
+    if (rc == 0)
+        rc = qrc;
+    if (e->first_eval_ns == 0)
+        e->first_eval_ns = now_ns;
+    qrc = sweep_orphans(e, now_ns);
     if (rc == 0)
         rc = qrc;
 unlock:

@@ -338,6 +338,56 @@ static void heap_leak(void **state)
     lw_buf_cleanup(&b);
 }
 
+/* A firing alert of a target that leaves service discovery is resolved,
+ * listed as inactive, then forgotten after retention; a state key restored
+ * for a target that never comes back is dropped after window + for. */
+static void orphans(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_state_put(f->s, "alert/GoroutineLeak/777",
+                                     "{\"state\":\"pending\",\"active_at_ns\":1,\"fired_at_ns\":0,"
+                                     "\"resolved_at_ns\":0,\"last_sent_ns\":0,\"value\":3}"),
+                     0);
+    close_all(f);
+    f->ac.for_ns = 0; /* fire at once */
+    open_all(f);
+    int64_t t = T0_NS;
+    int i;
+    for (i = 0; i < 30; i++, t += STEP_NS) {
+        ingest(f, f->tid_leak, t, 10 + 5 * i, 20);
+        ingest(f, f->tid_flat, t, 5, 50);
+        assert_int_equal(detect_evaluate_target(f->e, f->tid_leak, leak_labels, 3, t), 0);
+        assert_int_equal(detect_evaluate_target(f->e, f->tid_flat, flat_labels, 2, t), 0);
+    }
+    assert_int_equal(alert_state(f, NULL, 0), ALERTS_FIRING);
+    assert_int_equal(detect_forget_target(f->e, f->tid_leak, t), 0);
+    lw_buf b;
+    lw_buf_init(&b, 1 << 20);
+    assert_int_equal(detect_alerts_json(f->e, &b), 0);
+    printf("after forgetting the target: %.300s\n", b.data);
+    assert_non_null(strstr(b.data, "\"state\":\"inactive\""));
+    int64_t forgot = t;
+    char *val = NULL;
+    /* 14.5 min < window (20 min) + for (0): target 777 may still come back. */
+    assert_int_equal(store_state_get(f->s, "alert/GoroutineLeak/777", &val), 0);
+    free(val);
+    val = NULL;
+    for (; t < forgot + 16 * 60 * S_NS; t += STEP_NS) {
+        ingest(f, f->tid_flat, t, 5, 50);
+        assert_int_equal(detect_evaluate_target(f->e, f->tid_flat, flat_labels, 2, t), 0);
+    }
+    lw_buf_reset(&b);
+    assert_int_equal(detect_alerts_json(f->e, &b), 0);
+    printf("16 min later: %s\n", b.data);
+    assert_string_equal(b.data, "[]");
+    char key[64];
+    snprintf(key, sizeof(key), "alert/GoroutineLeak/%lld", (long long)f->tid_leak);
+    assert_int_equal(store_state_get(f->s, key, &val), -ENOENT);
+    assert_int_equal(store_state_get(f->s, "alert/GoroutineLeak/777", &val), -ENOENT);
+    printf("forgotten target's alert and target 777's restored state are gone\n");
+    lw_buf_cleanup(&b);
+}
+
 static void bad_arguments(void **state)
 {
     fixture *f = *state;
@@ -360,6 +410,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(leak_pending_firing_restart_resolve, setup, teardown),
         cmocka_unit_test_setup_teardown(heap_leak, setup, teardown),
+        cmocka_unit_test_setup_teardown(orphans, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
