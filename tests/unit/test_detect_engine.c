@@ -10,6 +10,8 @@
  * after the leak stops; a flat target never alerts; outputs are well formed.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -388,6 +390,57 @@ static void orphans(void **state)
     lw_buf_cleanup(&b);
 }
 
+typedef struct reader_arg {
+    detect_engine *e;
+    atomic_bool *stop;
+    long n_reads;
+} reader_arg;
+
+static void *reader_main(void *p)
+{
+    reader_arg *r = p;
+    lw_buf b;
+    lw_buf_init(&b, 1 << 22);
+    while (!atomic_load(r->stop)) {
+        lw_buf_reset(&b);
+        if (detect_leaks_json(r->e, &b) != 0 || detect_alerts_json(r->e, &b) != 0 ||
+            detect_metrics_text(r->e, &b) != 0)
+            break;
+        r->n_reads++;
+    }
+    lw_buf_cleanup(&b);
+    return NULL;
+}
+
+/* API threads read while the ingest thread evaluates (run under TSan in a
+ * TSan build; under ASan it checks nothing is freed under a reader). */
+static void concurrent_readers(void **state)
+{
+    fixture *f = *state;
+    atomic_bool stop = false;
+    reader_arg ra[3];
+    pthread_t th[3];
+    for (int k = 0; k < 3; k++) {
+        ra[k] = (reader_arg){f->e, &stop, 0};
+        assert_int_equal(pthread_create(&th[k], NULL, reader_main, &ra[k]), 0);
+    }
+    int64_t t = T0_NS;
+    for (int i = 0; i < 60; i++, t += STEP_NS) {
+        ingest(f, f->tid_leak, t, 10 + 5 * i, 20);
+        assert_int_equal(detect_evaluate_target(f->e, f->tid_leak, leak_labels, 3, t), 0);
+        if (i == 45)
+            assert_int_equal(detect_forget_target(f->e, f->tid_leak, t), 0);
+    }
+    atomic_store(&stop, true);
+    long total = 0;
+    for (int k = 0; k < 3; k++) {
+        pthread_join(th[k], NULL);
+        total += ra[k].n_reads;
+    }
+    printf("3 readers made %ld rounds of leaks/alerts/metrics during 60 evaluations\n", total);
+    assert_true(total > 0);
+}
+
 static void bad_arguments(void **state)
 {
     fixture *f = *state;
@@ -411,6 +464,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(leak_pending_firing_restart_resolve, setup, teardown),
         cmocka_unit_test_setup_teardown(heap_leak, setup, teardown),
         cmocka_unit_test_setup_teardown(orphans, setup, teardown),
+        cmocka_unit_test_setup_teardown(concurrent_readers, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
