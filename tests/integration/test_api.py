@@ -467,6 +467,7 @@ def test_web_config_tls_and_basic_auth():
                          f"--web.listen-address=127.0.0.1:{pport}"], log=os.path.join(d, "prometheus.log"))
     pbase = f"http://127.0.0.1:{pport}"
     lwtest.wait_http(pbase + "/-/ready", proc=prom, timeout=60)
+    lwtest.wait_until(lambda: lwtest.http(pbase + "/-/ready")[0] == 200, 60, "Prometheus ready")
 
     def scraped():
         status, doc = lwtest.http_json(pbase + "/api/v1/query?query=leakwatch_profiles_stored")

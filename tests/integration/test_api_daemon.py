@@ -140,6 +140,7 @@ def test_metrics_promtool_and_prometheus():
                          f"--web.listen-address=127.0.0.1:{pport}"], log=os.path.join(d, "prometheus.log"))
     pbase = f"http://127.0.0.1:{pport}"
     lwtest.wait_http(pbase + "/-/ready", proc=prom, timeout=60)
+    lwtest.wait_until(lambda: lwtest.http(pbase + "/-/ready")[0] == 200, 60, "Prometheus ready")
     query = f'leakwatch_goroutines{{instance="{S["instance"]}",job="gosvc"}}'
 
     def agree():
