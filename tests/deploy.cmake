@@ -3,3 +3,6 @@
 if(TARGET leakwatchd)
   lw_integration_test(deploy SCRIPT test_deploy.py TIMEOUT 120)
 endif()
+if(TARGET leakwatchd)
+  lw_integration_test(dashboard_prometheus SCRIPT test_dashboard_prometheus.py GO_PEERS TIMEOUT 240)
+endif()
