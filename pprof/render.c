@@ -410,6 +410,14 @@ int pprof_render_top(const pprof_profile *p, int sample_index, size_t max_rows, 
         else
             ns.v[e->dst].noinline_in = true;
     }
+    /* pprof's selectNodesForGraph drops nodes that net out to nothing
+     * (flat and cum both 0, as in diffs). Edges keep their node indices, so
+     * this happens after the inline labels are derived. */
+    size_t kept = 0;
+    for (size_t k = 0; k < ns.n; k++)
+        if (ns.v[k].flat != 0 || ns.v[k].cum != 0)
+            ns.v[kept++] = ns.v[k];
+    ns.n = kept;
     if (ns.n > 1)
         qsort(ns.v, ns.n, sizeof(node), node_cmp);
     size_t rows = max_rows && max_rows < ns.n ? max_rows : ns.n;

@@ -202,6 +202,11 @@ def heap_diff(extra_args, n, size, rel):
                  f"diff {st}: -top total of our diff vs go tool pprof -diff_base")
         check_eq(top_rows(ours), top_rows(theirs),
                  f"diff {st}: -top rows of our diff vs go tool pprof -diff_base")
+        _, mine, _ = tool("top", diff, st)
+        check_eq(lwtest.pprof_top_total(mine), lwtest.pprof_top_total(theirs),
+                 f"diff {st}: our top total (the base's, as pprof) vs go tool pprof -diff_base")
+        check_eq([r[2] for r in top_rows(mine)], [r[2] for r in top_rows(theirs)],
+                 f"diff {st}: our top-10 functions vs go tool pprof -diff_base")
     _, folded, _ = tool("folded", diff, "inuse_space")
     retained = sum(int(l.rsplit(" ", 1)[1]) for l in folded.splitlines() if "main.retainBuffers" in l)
     return retained

@@ -10,6 +10,7 @@
  * allocation of every operation (see fail_nth).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -953,6 +954,78 @@ static void test_allocation_failures(void **state)
     pprof_free(b);
 }
 
+/* Distinct profiles from distinct threads at once: each thread decodes,
+ * merges, diffs and renders its own profiles and must get exactly the
+ * single-threaded result (run under TSan with -DLW_TSAN=ON). */
+typedef struct thread_job {
+    const lw_buf *input;
+    const char *want; /* expected rendering */
+    int rc;
+} thread_job;
+
+static int render_all(const lw_buf *input, lw_buf *out)
+{
+    pprof_profile *p = NULL, *q = NULL, *m = NULL, *d = NULL;
+    char err[PPROF_ERR_LEN];
+    int rc = pprof_decode(input->data, input->len, NULL, &p, err, sizeof(err));
+    if (rc == 0)
+        rc = pprof_decode(input->data, input->len, NULL, &q, err, sizeof(err));
+    const pprof_profile *both[2] = {p, q};
+    if (rc == 0)
+        rc = pprof_merge(both, 2, &m, err, sizeof(err));
+    if (rc == 0)
+        rc = pprof_diff(p, m, &d, err, sizeof(err));
+    if (rc == 0)
+        rc = pprof_render_top(d, 1, 0, out);
+    if (rc == 0)
+        rc = pprof_render_folded(m, 1, out);
+    if (rc == 0)
+        rc = pprof_render_json(d, out);
+    pprof_free(p);
+    pprof_free(q);
+    pprof_free(m);
+    pprof_free(d);
+    return rc;
+}
+
+static void *thread_main(void *arg)
+{
+    thread_job *job = arg;
+    for (int i = 0; i < 20 && job->rc == 0; i++) {
+        lw_buf out;
+        lw_buf_init(&out, 1 << 20);
+        job->rc = render_all(job->input, &out);
+        if (job->rc == 0 && strcmp(out.data, job->want) != 0)
+            job->rc = -EIO;
+        lw_buf_cleanup(&out);
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    pprof_profile *a = tiny(false);
+    lw_buf in, want;
+    encode(a, true, &in);
+    lw_buf_init(&want, 1 << 20);
+    assert_int_equal(render_all(&in, &want), 0);
+    pthread_t t[4];
+    thread_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (thread_job){&in, want.data, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, thread_main, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        printf("    thread %d: rc %d\n", i, jobs[i].rc);
+        assert_int_equal(jobs[i].rc, 0);
+    }
+    lw_buf_cleanup(&in);
+    lw_buf_cleanup(&want);
+    pprof_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -976,6 +1049,7 @@ int main(void)
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_render_diff_total),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
