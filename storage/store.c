@@ -161,6 +161,8 @@ static const char schema_sql[] =
 
 int store__errno(int rc)
 {
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return -ENOENT; /* e.g. ingest for a target id that does not exist */
     switch (rc & 0xff) {
     case SQLITE_OK:
     case SQLITE_DONE:

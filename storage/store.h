@@ -95,7 +95,11 @@ typedef struct store_stack_value {
 
 /* Open (creating if needed, with parent directories) the database at path.
  * A file that is not a leakwatch database (foreign or corrupt) is refused
- * with -EINVAL and left untouched. opt may be NULL. */
+ * with -EINVAL and left untouched. opt may be NULL.
+ * Read-write opens take the lock file (-EBUSY when another process holds
+ * it; a stale one of a dead process is taken over). read_only opens take no
+ * lock, never create anything, fail with -ENOENT when the file is absent,
+ * and make every write return -EROFS. */
 int store_open(const char *path, const store_options *opt, store **out, char *err,
                size_t err_len) LW_WUR;
 
@@ -117,7 +121,8 @@ void store_targets_free(store_target *targets, size_t n);
 /* Store profile p of type profile_type scraped from target at time_ns, and
  * its series points, in one transaction. *id_out (may be NULL) gets the new
  * profile id. -ENOSPC when the disk or max_page_count is full (nothing is
- * stored). */
+ * stored). -ENOENT when target_id does not exist; -EINVAL for a bad
+ * argument or a profile_type of 32 bytes or more. */
 int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t time_ns,
                  const pprof_profile *p, int64_t *id_out, char *err, size_t err_len) LW_WUR;
 
@@ -150,7 +155,13 @@ int store_stack_describe(store *s, int64_t stack_id, lw_buf *out) LW_WUR;
 
 /* The leaf-most frame of a stored stack whose function is not in a runtime
  * or allocator ("runtime.", "malloc", "leakwatch agent" frames are skipped):
- * function name and "file:line" written into the buffers. */
+ * function name and "file:line" written into the buffers. Skipped: Go's
+ * runtime ("runtime.", "runtime/", linkname shims like
+ * "sync.runtime_Semacquire"), libc allocation and thread start
+ * ("malloc", "calloc", "realloc", "free", "__libc_", "start_thread",
+ * "clone", "pthread_", ...), "operator new", and the agent ("lw_agent",
+ * "agent_"). When every frame is skipped, the leaf. -ENOENT for an unknown
+ * or empty stack. */
 int store_stack_top_frame(store *s, int64_t stack_id, char *function, size_t function_len,
                           char *location, size_t location_len) LW_WUR;
 

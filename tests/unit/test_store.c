@@ -1122,7 +1122,7 @@ static void test_bad_args(void **state)
     /* A target id that does not exist violates the foreign key. */
     int rc = store_ingest(s, 4242, "goroutine", T0, g, NULL, err, sizeof(err));
     printf("unknown target: %d \"%s\"\n", rc, err);
-    assert_true(rc < 0);
+    assert_int_equal(rc, -ENOENT);
     int64_t count = -1;
     assert_int_equal(store_profiles_count(s, &count), 0);
     assert_int_equal(count, 0);
