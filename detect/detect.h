@@ -11,12 +11,13 @@
  *   5. Theil–Sen slope > 0; growth = slope x span of the points.
  *   6. growth >= the signal's min_growth and >= min_relative_growth x level
  *      (level = median of the first third).
- *   7. Still rising now: with m1, m2, m3 the medians of the window's thirds,
- *      m3 - m2 must exceed recent_k standard errors of a median difference
- *      (noise from first differences) AND be >= recent_frac x (m2 - m1):
- *      AND the last third's own Theil–Sen growth plus one standard error
- *      must be >= recent_own_frac x (m3 - m2): warm-ups that level off, leaks that stopped, one-off
- *      steps (flat on both sides) and rise-then-recover all fail here.
+ *   7. Still rising now, with m1, m2, m3 the medians of the window's thirds:
+ *      m3 - m2 exceeds recent_k standard errors of a median difference
+ *      (noise from first differences); m3 - m2 >= recent_frac x (m2 - m1);
+ *      and the last third's own Theil–Sen growth plus one standard error is
+ *      >= recent_own_frac x (m3 - m2). Warm-ups that level off, leaks that
+ *      stopped, one-off steps (flat on both sides) and rise-then-recover
+ *      fail here.
  *   8. The floor rises: the floor_quantile of the last third minus that of the
  *      first third must be > 0 and >= floor_frac x growth. A GC sawtooth or
  *      periodic load keeps its floor; a leak lifts it.
