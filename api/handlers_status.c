@@ -58,7 +58,7 @@ static int http_request_metrics(api_request *r)
             /* 200 is always shown so every handler's series exists from the start. */
             if (!n && api__codes[c] != 200)
                 continue;
-            char code[8];
+            char code[16];
             if (api__codes[c])
                 snprintf(code, sizeof code, "%u", api__codes[c]);
             else
