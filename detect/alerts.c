@@ -389,9 +389,28 @@ static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *ud)
     return size * nmemb;
 }
 
-/* One POST; 0 on a 2xx answer, -EIO otherwise. */
-static int post_once(const alerts_config *c, const char *base, const char *payload)
+/* The password of basic auth entry i: inline, or the first line of its
+ * file (read at each request, like Prometheus). */
+static void auth_password(const alerts_config *c, size_t i, char *buf, size_t len)
 {
+    buf[0] = '\0';
+    if (c->basic_auth[i].password_file[0] == '\0') {
+        snprintf(buf, len, "%s", c->basic_auth[i].password);
+        return;
+    }
+    FILE *f = fopen(c->basic_auth[i].password_file, "r");
+    if (f == NULL)
+        return;
+    if (fgets(buf, (int)len, f) == NULL)
+        buf[0] = '\0';
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+}
+
+/* One POST to Alertmanager i; 0 on a 2xx answer, -EIO otherwise. */
+static int post_once(const alerts_config *c, size_t i, const char *payload)
+{
+    const char *base = c->alertmanagers[i];
     int rc = -EIO;
     struct curl_slist *hdr = NULL;
     char url[320];
@@ -415,6 +434,13 @@ static int post_once(const alerts_config *c, const char *base, const char *paylo
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "leakwatch/" LW_VERSION);
+    char password[256];
+    if (c->basic_auth[i].username[0] != '\0') {
+        auth_password(c, i, password, sizeof(password));
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(h, CURLOPT_USERNAME, c->basic_auth[i].username);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, password);
+    }
     if (curl_easy_perform(h) == CURLE_OK) {
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -462,7 +488,7 @@ static void *notifier_main(void *arg)
             bool ok = false;
             for (int attempt = 0; attempt < n->cfg.max_attempts; attempt++) {
                 pthread_mutex_unlock(&n->mu);
-                ok = post_once(&n->cfg, n->cfg.alertmanagers[i], payload) == 0;
+                ok = post_once(&n->cfg, i, payload) == 0;
                 pthread_mutex_lock(&n->mu);
                 if (ok || attempt + 1 == n->cfg.max_attempts)
                     break;

@@ -42,6 +42,11 @@ typedef struct alerts_config {
     char external_url[256];        /* base of links (diff, generatorURL), no trailing '/' */
     size_t n_alertmanagers;        /* used entries of alertmanagers */
     char alertmanagers[ALERTS_MAX_AM][256]; /* base URLs "http://host:port[/prefix]" */
+    struct {
+        char username[128];      /* "" = no basic auth for this Alertmanager */
+        char password[256];      /* used when password_file is "" */
+        char password_file[256]; /* read at each request when set */
+    } basic_auth[ALERTS_MAX_AM]; /* same index as alertmanagers */
     int64_t resend_delay_ns;       /* default 1 min */
     int64_t resolved_retention_ns; /* keep and re-send resolved alerts, default 15 min */
     int64_t timeout_ns;            /* per HTTP request, default 10 s */

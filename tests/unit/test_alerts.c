@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -174,6 +175,7 @@ typedef struct fake_am {
     int n_requests;  /* handled so far */
     char path[128];  /* of the last request */
     char body[4096]; /* of the last request */
+    char auth[256];  /* its Authorization header value, "" if none */
     pthread_t thread;
 } fake_am;
 
@@ -200,6 +202,10 @@ static void *fake_am_main(void *arg)
         req[len] = '\0';
         int code = f->codes[f->n_requests < f->n_codes ? f->n_requests : f->n_codes - 1];
         sscanf(req, "POST %127s", f->path);
+        f->auth[0] = '\0';
+        const char *au = strcasestr(req, "\r\nAuthorization: ");
+        if (au != NULL)
+            sscanf(au + 17, "%255[^\r]", f->auth);
         char *body = strstr(req, "\r\n\r\n");
         snprintf(f->body, sizeof(f->body), "%s", body ? body + 4 : "");
         f->n_requests++;
@@ -257,7 +263,53 @@ static void notifier_retries(void **state)
     assert_string_equal(f.body, "[{\"labels\":{\"alertname\":\"X\"}}]");
     assert_int_equal(st.sent, 1);
     assert_int_equal(st.failed, 0);
+    assert_string_equal(f.auth, "");
     alerts_notifier_free(n);
+    fake_am_stop(&f);
+}
+
+/* Basic auth from an inline password and from a password file (first line). */
+static void notifier_basic_auth(void **state)
+{
+    (void)state;
+    fake_am f = {.codes = {200}, .n_codes = 1};
+    fake_am_start(&f);
+    alerts_config c;
+    alerts_config_default(&c);
+    c.n_alertmanagers = 1;
+    snprintf(c.alertmanagers[0], sizeof(c.alertmanagers[0]), "http://127.0.0.1:%d", f.port);
+    snprintf(c.basic_auth[0].username, sizeof(c.basic_auth[0].username), "lw");
+    snprintf(c.basic_auth[0].password, sizeof(c.basic_auth[0].password), "s3cret");
+    alerts_notifier *n = NULL;
+    assert_int_equal(alerts_notifier_new(&c, &n), 0);
+    char *p = strdup("[]");
+    assert_non_null(p);
+    assert_int_equal(alerts_notifier_enqueue(n, p), 0);
+    assert_int_equal(alerts_notifier_flush(n, 30 * S_NS), 0);
+    alerts_notifier_free(n);
+    printf("inline password: Authorization: %s\n", f.auth);
+    /* base64("lw:s3cret") = bHc6czNjcmV0 */
+    assert_string_equal(f.auth, "Basic bHc6czNjcmV0");
+
+    char path[512];
+    snprintf(path, sizeof(path), "%s/test-work", LW_BINARY_DIR);
+    (void)mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/test-work/lw-am-pass-XXXXXX", LW_BINARY_DIR);
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "fromfile\n", 9), 9);
+    close(fd);
+    snprintf(c.basic_auth[0].password_file, sizeof(c.basic_auth[0].password_file), "%s", path);
+    assert_int_equal(alerts_notifier_new(&c, &n), 0);
+    p = strdup("[]");
+    assert_non_null(p);
+    assert_int_equal(alerts_notifier_enqueue(n, p), 0);
+    assert_int_equal(alerts_notifier_flush(n, 30 * S_NS), 0);
+    alerts_notifier_free(n);
+    unlink(path);
+    printf("password file: Authorization: %s\n", f.auth);
+    /* base64("lw:fromfile") = bHc6ZnJvbWZpbGU= */
+    assert_string_equal(f.auth, "Basic bHc6ZnJvbWZpbGU=");
     fake_am_stop(&f);
 }
 
@@ -300,6 +352,7 @@ int main(void)
         cmocka_unit_test(state_machine),
         cmocka_unit_test(payload_and_api_json),
         cmocka_unit_test(notifier_retries),
+        cmocka_unit_test(notifier_basic_auth),
         cmocka_unit_test(notifier_down_alertmanager),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
