@@ -291,7 +291,7 @@ static void notifier_basic_auth(void **state)
     /* base64("lw:s3cret") = bHc6czNjcmV0 */
     assert_string_equal(f.auth, "Basic bHc6czNjcmV0");
 
-    char path[512];
+    char path[200];
     snprintf(path, sizeof(path), "%s/test-work", LW_BINARY_DIR);
     (void)mkdir(path, 0755);
     snprintf(path, sizeof(path), "%s/test-work/lw-am-pass-XXXXXX", LW_BINARY_DIR);
