@@ -3,6 +3,9 @@ lw_unit_test(test_api_params SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_api_par
 lw_unit_test(test_api_json SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_api_json.c
                               ${CMAKE_SOURCE_DIR}/common/lw_json.c LIBS lwcommon)
 target_include_directories(test_api_json PRIVATE ${CMAKE_SOURCE_DIR}/common)
+if(TARGET lwapi)
+  lw_unit_test(test_api_webconfig SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_api_webconfig.c LIBS lwapi)
+endif()
 
 if(TARGET lwapi-testd)
   lw_integration_test(api SCRIPT test_api.py GO_PEERS TIMEOUT 300)
