@@ -71,9 +71,27 @@ void pprof__hmap_free(pprof__hmap *m);
 /* ---- hashing ------------------------------------------------------------------ */
 
 uint64_t pprof__hash_bytes(uint64_t h, const void *data, size_t n);
-uint64_t pprof__hash_u64(uint64_t h, uint64_t v);
-uint64_t pprof__hash_final(uint64_t h);
 #define PPROF__HASH_SEED 0xcbf29ce484222325ULL
+
+/* One multiply-xorshift round per 64-bit word (byte-wise FNV was the hot
+ * spot of merging); pprof__hash_final mixes the result. Inline: the stack
+ * hash runs it once per frame. Changing it changes persisted stack hashes. */
+static inline uint64_t pprof__hash_u64(uint64_t h, uint64_t v)
+{
+    h = (h ^ v) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+}
+
+/* splitmix64's finaliser. */
+static inline uint64_t pprof__hash_final(uint64_t h)
+{
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
 
 /* ---- profile internals ---------------------------------------------------- */
 

@@ -235,6 +235,11 @@ size_t pprof_sample_frames(const pprof_profile *p, const pprof_sample *s, pprof_
  * Cannot fail. */
 uint64_t pprof_stack_hash(const pprof_profile *p, const pprof_sample *s);
 
+/* pprof_stack_hash() of every sample, into hashes[0..n_samples), computed
+ * with per-function and per-location caches (use it for whole profiles).
+ * 0 or -ENOMEM. */
+int pprof_stack_hashes(const pprof_profile *p, uint64_t *hashes) LW_WUR;
+
 /* ---- arithmetic ------------------------------------------------------------ */
 
 /* Index of the sample type named `name`; name == NULL picks the default

@@ -100,24 +100,6 @@ uint64_t pprof__hash_bytes(uint64_t h, const void *data, size_t n)
     return h;
 }
 
-uint64_t pprof__hash_u64(uint64_t h, uint64_t v)
-{
-    /* One multiply-xorshift round per word (byte-wise FNV was the hot spot
-     * of merging); pprof__hash_final mixes the result. */
-    h = (h ^ v) * 0x9e3779b97f4a7c15ULL;
-    return h ^ (h >> 29);
-}
-
-uint64_t pprof__hash_final(uint64_t h)
-{
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    h ^= h >> 31;
-    return h;
-}
-
 static uint64_t mix64(uint64_t h)
 {
     return pprof__hash_final(h + 0x9e3779b97f4a7c15ULL);

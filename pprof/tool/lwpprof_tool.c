@@ -119,6 +119,11 @@ static int cmd_stacks(pprof_profile *p)
 {
     pprof_frame *fr = NULL;
     size_t cap = 0;
+    uint64_t *hashes = calloc(p->n_samples + 1, sizeof(*hashes));
+    if (!hashes || pprof_stack_hashes(p, hashes)) {
+        free(hashes);
+        return -ENOMEM;
+    }
     for (size_t i = 0; i < p->n_samples; i++) {
         const pprof_sample *s = &p->samples[i];
         size_t depth = pprof_sample_depth(p, s);
@@ -126,11 +131,19 @@ static int cmd_stacks(pprof_profile *p)
             free(fr);
             cap = depth;
             fr = malloc(cap * sizeof(*fr));
-            if (!fr)
+            if (!fr) {
+                free(hashes);
                 return -ENOMEM;
+            }
         }
         size_t n = pprof_sample_frames(p, s, fr, cap);
-        printf("%016" PRIx64 "\t", pprof_stack_hash(p, s));
+        if (hashes[i] != pprof_stack_hash(p, s)) {
+            fprintf(stderr, "lwpprof-tool: sample %zu: bulk and single stack hashes differ\n", i);
+            free(fr);
+            free(hashes);
+            return -EINVAL;
+        }
+        printf("%016" PRIx64 "\t", hashes[i]);
         for (size_t t = 0; t < s->n_values; t++)
             printf("%s%" PRId64, t ? "," : "", s->values[t]);
         printf("\t");
@@ -139,6 +152,7 @@ static int cmd_stacks(pprof_profile *p)
         printf("\n");
     }
     free(fr);
+    free(hashes);
     return 0;
 }
 
@@ -204,6 +218,19 @@ static int cmd_bench(const char *path, int iters)
         pprof_free(p);
     }
     double t_decode = (now_seconds() - t0) / iters;
+    pprof_profile *p = NULL;
+    double t_hash = 0;
+    if (rc == 0 && (rc = pprof_decode(in.data, in.len, NULL, &p, err, sizeof(err))) == 0) {
+        uint64_t *h = calloc(p->n_samples + 1, sizeof(*h));
+        t0 = now_seconds();
+        for (int i = 0; i < iters && rc == 0 && h; i++)
+            rc = pprof_stack_hashes(p, h);
+        t_hash = (now_seconds() - t0) / iters;
+        if (!h)
+            rc = -ENOMEM;
+        free(h);
+    }
+    pprof_free(p);
     if (rc == 0) {
         printf("file %s: %zu bytes gzipped, %zu bytes raw\n", path, in.len, raw_len);
         printf("zlib inflate:              %8.3f ms  %8.1f MB/s (raw)\n", t_inflate * 1e3,
@@ -212,6 +239,9 @@ static int cmd_bench(const char *path, int iters)
                (double)raw_len / t_unpack / 1e6);
         printf("pprof_decode (gzip+parse+validate): %8.3f ms  %8.1f MB/s (raw), %.0f%% of inflate\n",
                t_decode * 1e3, (double)raw_len / t_decode / 1e6, 100.0 * t_inflate / t_decode);
+        printf("pprof_stack_hashes (all samples):    %8.3f ms\n", t_hash * 1e3);
+        printf("decode + stack hashes: %.0f%% of inflate throughput\n",
+               100.0 * t_inflate / (t_decode + t_hash));
     } else {
         fprintf(stderr, "lwpprof-tool: bench failed: %s\n", rc == -EINVAL ? "bad input" : err);
     }

@@ -724,6 +724,11 @@ static void test_stacks(void **state)
     }
     assert_string_equal(fr[1].file, "work.go");
     assert_int_equal(pprof_sample_frames(a, &a->samples[2], fr, 2), 4); /* capped write */
+    /* The bulk computation gives the same hashes. */
+    uint64_t bulk[3];
+    assert_int_equal(pprof_stack_hashes(a, bulk), 0);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(bulk[i], pprof_stack_hash(a, &a->samples[i]));
     /* A changed line changes the identity. */
     uint64_t h = pprof_stack_hash(b, &b->samples[2]);
     b->locations[3].lines[0].line = 11;
@@ -749,6 +754,9 @@ static void test_unsymbolized_identity(void **state)
         int64_t v = 1;
         assert_int_equal(pprof_add_sample(p, &loc, 1, &v, NULL, 0), 0);
         hashes[i] = pprof_stack_hash(p, &p->samples[0]);
+        uint64_t bulk;
+        assert_int_equal(pprof_stack_hashes(p, &bulk), 0);
+        assert_int_equal(bulk, hashes[i]);
         pprof_frame f;
         assert_int_equal(pprof_sample_frames(p, &p->samples[0], &f, 1), 1);
         assert_string_equal(f.file, "/usr/lib/libfoo.so");
@@ -884,7 +892,7 @@ static void test_allocation_failures(void **state)
     encode(a, false, &raw);
     char err[PPROF_ERR_LEN];
     long points = 0;
-    for (int op = 0; op < 9; op++) {
+    for (int op = 0; op < 10; op++) {
         for (long n = 1;; n++) {
             lw_buf out;
             lw_buf_init(&out, 1 << 20);
@@ -898,10 +906,15 @@ static void test_allocation_failures(void **state)
             case 2: rc = pprof_merge(both, 2, &r, err, sizeof(err)); break;
             case 3: rc = pprof_diff(a, b, &r, err, sizeof(err)); break;
             case 4: r = pprof_copy(a); rc = r ? 0 : -ENOMEM; break;
+            case 9: {
+                uint64_t h[3];
+                rc = pprof_stack_hashes(a, h);
+                break;
+            }
             case 5: rc = pprof_encode(a, true, &out); break;
             case 6: rc = pprof_render_top(a, 1, 0, &out); break;
             case 7: rc = pprof_render_folded(a, 1, &out); break;
-            default: rc = pprof_render_json(a, &out); break;
+            case 8: rc = pprof_render_json(a, &out); break;
             }
             bool hit = failed;
             fail_nth(0);
