@@ -479,6 +479,13 @@ typedef struct folds {
     lw_buf pool;
 } folds;
 
+/* Text at off in the pool; the pool has no memory yet while every stack so
+ * far was empty (Go goroutine profiles have empty-stack samples). */
+static const char *pool_at(const lw_buf *pool, size_t off)
+{
+    return pool->data ? pool->data + off : "";
+}
+
 static int fold_cmp(const void *a, const void *b)
 {
     const fold *x = a, *y = b;
@@ -519,13 +526,13 @@ int pprof_render_folded(const pprof_profile *p, int sample_index, lw_buf *out)
         if (rc)
             break;
         size_t len = fs.pool.len - off;
-        uint64_t h = pprof__hash_final(pprof__hash_bytes(PPROF__HASH_SEED, fs.pool.data + off, len));
+        uint64_t h = pprof__hash_final(pprof__hash_bytes(PPROF__HASH_SEED, pool_at(&fs.pool, off), len));
         size_t pos = SIZE_MAX;
         uint32_t v;
         bool found = false;
         while (!found && pprof__hmap_next(&map, h, &pos, &v)) {
             fold *f = &fs.v[v];
-            if (f->len == len && memcmp(fs.pool.data + f->off, fs.pool.data + off, len) == 0) {
+            if (f->len == len && memcmp(pool_at(&fs.pool, f->off), pool_at(&fs.pool, off), len) == 0) {
                 f->value = pprof__add(f->value, s->values[sample_index]);
                 fs.pool.len = off; /* forget the duplicate text */
                 found = true;
@@ -541,13 +548,13 @@ int pprof_render_folded(const pprof_profile *p, int sample_index, lw_buf *out)
         fs.v[fs.n++] = (fold){off, len, NULL, s->values[sample_index]};
     }
     for (size_t i = 0; i < fs.n && rc == 0; i++)
-        fs.v[i].text = fs.pool.data + fs.v[i].off;
+        fs.v[i].text = pool_at(&fs.pool, fs.v[i].off);
     if (rc == 0 && fs.n > 1)
         qsort(fs.v, fs.n, sizeof(fold), fold_cmp);
     for (size_t i = 0; i < fs.n && rc == 0; i++) {
         if (fs.v[i].value == 0)
             continue;
-        rc = lw_buf_append(out, fs.pool.data + fs.v[i].off, fs.v[i].len);
+        rc = lw_buf_append(out, pool_at(&fs.pool, fs.v[i].off), fs.v[i].len);
         if (rc == 0)
             rc = lw_buf_printf(out, " %" PRId64 "\n", fs.v[i].value);
     }
