@@ -1184,7 +1184,6 @@ int coll_new(const lw_config *cfg, store *s, const coll_hooks *hooks, const coll
         snprintf(err, err_len, "libcurl initialisation failed");
         goto fail;
     }
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
     for (; c->n_workers < COLL_WORKERS; c->n_workers++) {
         c->worker_args[c->n_workers] = (worker_arg){c, c->n_workers};
         if (pthread_create(&c->workers[c->n_workers], NULL, worker_main,
@@ -1327,7 +1326,7 @@ static int json_time(lw_buf *out, bool has, int64_t ns)
 {
     if (!has)
         return lw_buf_puts(out, "null");
-    char b[40];
+    char b[96];
     fmt_rfc3339(ns, b, sizeof(b));
     return lw_buf_json_str(out, b);
 }
