@@ -578,6 +578,51 @@ static void alias_bomb_is_bounded(void **state)
     lw_buf_cleanup(&y);
 }
 
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = calloc(1, 1 << 20);
+    assert_non_null(buf);
+    *len = fread(buf, 1, (1 << 20) - 1, f);
+    fclose(f);
+    return buf;
+}
+
+static void sample_configs(void **state)
+{
+    (void)state;
+    lw_flags f;
+    char err[LW_CONFIG_ERR_LEN] = "";
+    char *argv[] = {"leakwatchd", "--config.file=" LW_SOURCE_DIR "/tests/data/config/leakwatch.yml"};
+    assert_int_equal(lw_flags_parse(2, argv, &f, err, sizeof(err)), 0);
+    lw_config *c = NULL;
+    int rc = lw_config_load(&f, &c, err, sizeof(err));
+    printf("leakwatch.yml: rc=%d %s\n", rc, err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c->n_scrape_configs, 3);
+    const lw_scrape_config *cs = lw_config_job(c, "c-service");
+    assert_string_equal(cs->path_prefix, "/admin");
+    assert_true(lw_config_profile(cs, "threadcreate")->enabled);
+    assert_string_equal(cs->authorization.credentials_file, "/etc/leakwatch/token");
+    assert_false(c->leak.signals[LW_SIGNAL_HEAP_INUSE_OBJECTS].enabled);
+    lw_config_free(c);
+    lw_flags_cleanup(&f);
+
+    size_t len;
+    char *json = slurp(LW_SOURCE_DIR "/tests/data/config/targets.json", &len);
+    lw_target_group *g;
+    size_t n;
+    struct lw_arena *a;
+    rc = lw_file_sd_parse("targets.json", json, len, "http", &g, &n, &a, err, sizeof(err));
+    printf("targets.json: rc=%d %s\n", rc, err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(g[1].targets[0], "worker-3.internal:6060");
+    lw_arena_free(a);
+    free(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,7 +630,7 @@ int main(void)
         cmocka_unit_test(defaults),    cmocka_unit_test(full_config),
         cmocka_unit_test(malformed),   cmocka_unit_test(flags_parse),
         cmocka_unit_test(flags_errors), cmocka_unit_test(file_sd),
-        cmocka_unit_test(alias_bomb_is_bounded),
+        cmocka_unit_test(alias_bomb_is_bounded), cmocka_unit_test(sample_configs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
