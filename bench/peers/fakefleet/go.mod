@@ -1,0 +1,3 @@
+module fakefleet
+
+go 1.19
