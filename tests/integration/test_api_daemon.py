@@ -249,6 +249,9 @@ def test_reload_and_shutdown():
     check_eq(status, 200, f"POST /-/reload ({body[:200]!r})")
     code = lwtest.stop(S["proc"])
     check_eq(code, 0, f"leakwatchd exits 0 on SIGTERM:\n{lwtest.log_tail(S['proc'])}")
+    log = open(S["proc"].log_path, "rb").read().decode("utf-8", "replace")
+    check("Sanitizer" not in log and "runtime error" not in log,
+          f"no sanitizer reports in the daemon log:\n{log[-3000:]}")
 
 
 def main():
