@@ -332,7 +332,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         *con_cls = cs;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         uint64_t n;
-        if (cl && (api_parse_uint(cl, 0, UINT64_MAX, &n, NULL, 0) || n > srv->opt.max_body_bytes)) {
+        if (cl && api_parse_uint(cl, 0, UINT64_MAX, &n, NULL, 0))
+            return refuse_early(srv, conn, 400, "bad Content-Length");
+        if (cl && n > srv->opt.max_body_bytes) {
             char msg[96];
             snprintf(msg, sizeof msg, "request body larger than %zu bytes", srv->opt.max_body_bytes);
             return refuse_early(srv, conn, 413, msg);
