@@ -736,6 +736,8 @@ void store_close(store *s)
     store__idset_free(&s->kf.index);
     free(s->kf.entries);
     store__ingest_free(s->ing);
+    store__memos_clear(s);
+    free(s->memos);
     store__cache_free(&s->strings);
     store__cache_free(&s->functions);
     store__cache_free(&s->stacks);

@@ -36,6 +36,7 @@ void store__cache_free(store__cache *c)
 
 void store__caches_clear(store *s)
 {
+    store__memos_clear(s);
     store__kf_clear(&s->kf);
     store__cache_clear(&s->strings);
     store__cache_clear(&s->functions);

@@ -37,7 +37,16 @@ typedef struct store__ingest {
     size_t *loc_off;    /* per profile location index: offset of its frames in `frames` */
     size_t *loc_len;    /* per profile location index: SIZE_MAX = not yet encoded */
     store__idset fn_index;  /* function id → index */
-    store__idset loc_index; /* location id → index */
+    store__idset loc_index; /* location id → index (sparse ids) */
+    int32_t *loc_dense;     /* location id → index + 1 (dense ids), or NULL */
+    size_t cap_loc_dense;   /* entries of loc_dense in use */
+    void *loc_dense_mem;    /* its allocation (kept across ingests) */
+    size_t cap_loc_dense_mem;
+    store__memo *memo;      /* this target's previous profile, or NULL */
+    size_t memo_next;       /* expected position in memo */
+    uint64_t *hashes;       /* per sample: stack blob hash (the next memo) */
+    size_t *offs;           /* per sample + 1: offsets into `stacks` */
+    lw_buf stacks;          /* every sample's stack blob (the next memo) */
     lw_buf frames;      /* encoded frames of every location */
     lw_buf stack;       /* scratch: one stack's frames */
     lw_buf set;         /* raw sample set */
@@ -46,6 +55,8 @@ typedef struct store__ingest {
     lw_buf delta_packed; /* packed delta sample set */
     lw_buf meta;        /* raw meta */
     lw_buf tmp;         /* scratch: function keys, sample type text */
+    size_t n_done;      /* samples resolved so far */
+    size_t cap_hashes, cap_offs;
     int64_t *stack_ids; /* per sample */
     int64_t *totals;    /* per sample type */
     store__set_reader cur; /* the profile's sample set */
@@ -251,7 +262,12 @@ static int location_frames(ingest *in, uint64_t loc_id, const unsigned char **da
 {
     int64_t li;
     int rc;
-    if (!store__idset_get(&in->loc_index, (int64_t)loc_id, &li)) {
+    if (in->loc_dense) {
+        li = loc_id < in->cap_loc_dense ? (int64_t)in->loc_dense[loc_id] - 1 : -1;
+    } else if (!store__idset_get(&in->loc_index, (int64_t)loc_id, &li)) {
+        li = -1;
+    }
+    if (li < 0) {
         ierr(in, "location id %" PRIu64 " does not exist", loc_id);
         return -EINVAL;
     }
@@ -283,18 +299,36 @@ static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
 {
     store *s = in->s;
     int rc;
-    lw_buf_reset(&in->stack);
+    /* The stack's frames go straight into `stacks` (the next memo). */
+    size_t start = in->stacks.len;
     for (size_t i = 0; i < smp->n_locations; i++) {
         const unsigned char *d;
         size_t n;
         if ((rc = location_frames(in, smp->location_ids[i], &d, &n)))
             return rc;
-        if ((rc = store__buf_add(&in->stack, d, n)))
+        if ((rc = store__buf_add(&in->stacks, d, n)))
             return rc;
     }
-    const void *blob = in->stack.data ? in->stack.data : "";
-    size_t len = in->stack.len;
+    const void *blob = in->stacks.data ? in->stacks.data + start : "";
+    size_t len = in->stacks.len - start;
+    /* The previous profile's row at the expected position, or the one after
+     * it (a sample that went away): compared byte for byte, so a hit needs
+     * no hashing at all. */
+    const store__memo *m = in->memo;
+    for (size_t k = 0; m && k < 2; k++) {
+        size_t j = in->memo_next + k;
+        if (j < m->n && m->offs[j + 1] - m->offs[j] == len &&
+            memcmp(m->blobs + m->offs[j], blob, len) == 0) {
+            in->memo_next = j + 1;
+            in->hashes[in->n_done] = m->hashes[j];
+            in->offs[++in->n_done] = in->stacks.len;
+            *out = m->ids[j];
+            return 0;
+        }
+    }
     uint64_t h = store__hash(blob, len);
+    in->hashes[in->n_done] = h;
+    in->offs[++in->n_done] = in->stacks.len;
     int64_t id = store__cache_get(&s->stacks, h, blob, len);
     if (id) {
         *out = id;
@@ -651,6 +685,7 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
         lw_buf_init(&in->delta, SET_MAX_BYTES);
         lw_buf_init(&in->meta, (size_t)1 << 20);
         lw_buf_init(&in->tmp, (size_t)1 << 20);
+        lw_buf_init(&in->stacks, SET_MAX_BYTES);
         store__idset_init(&in->fn_index);
         store__idset_init(&in->loc_index);
         s->ing = in;
@@ -679,9 +714,35 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
     for (size_t i = 0; i < p->n_functions; i++)
         if ((rc = store__idset_put(&in->fn_index, (int64_t)p->functions[i].id, (int64_t)i)))
             return rc;
+    /* Location ids are usually 1..n: index them with an array then. */
+    uint64_t max_id = 0;
     for (size_t i = 0; i < p->n_locations; i++)
-        if ((rc = store__idset_put(&in->loc_index, (int64_t)p->locations[i].id, (int64_t)i)))
+        if (p->locations[i].id > max_id)
+            max_id = p->locations[i].id;
+    in->loc_dense = NULL;
+    if (max_id <= 4 * (uint64_t)p->n_locations + 64 && max_id < INT32_MAX) {
+        void *arr = in->loc_dense_mem;
+        if ((rc = grow(&arr, &in->cap_loc_dense_mem, (size_t)max_id + 1, sizeof(int32_t))))
             return rc;
+        in->loc_dense_mem = arr;
+        in->cap_loc_dense = (size_t)max_id + 1;
+        in->loc_dense = arr;
+        memset(in->loc_dense, 0, in->cap_loc_dense * sizeof(int32_t));
+        for (size_t i = 0; i < p->n_locations; i++)
+            in->loc_dense[p->locations[i].id] = (int32_t)i + 1;
+    } else {
+        for (size_t i = 0; i < p->n_locations; i++)
+            if ((rc = store__idset_put(&in->loc_index, (int64_t)p->locations[i].id, (int64_t)i)))
+                return rc;
+    }
+    if ((rc = grow((void **)&in->hashes, &in->cap_hashes, p->n_samples, sizeof(uint64_t))) ||
+        (rc = grow((void **)&in->offs, &in->cap_offs, p->n_samples + 1, sizeof(size_t))))
+        return rc;
+    lw_buf_reset(&in->stacks);
+    in->offs[0] = 0;
+    in->n_done = 0;
+    in->memo = NULL;
+    in->memo_next = 0;
     *out = in;
     return 0;
 }
@@ -699,6 +760,10 @@ void store__ingest_free(ingest *in)
     lw_buf_cleanup(&in->tmp);
     store__idset_free(&in->fn_index);
     store__idset_free(&in->loc_index);
+    lw_buf_cleanup(&in->stacks);
+    free(in->loc_dense_mem);
+    free(in->hashes);
+    free(in->offs);
     store__set_free(&in->cur);
     free(in->str_ids);
     free(in->fn_ids);
@@ -717,7 +782,7 @@ static void ingest_done(store *s)
     ingest *in = s->ing;
     if (!in)
         return;
-    size_t bytes = in->frames.cap + in->set.cap + in->packed.cap + in->delta.cap +
+    size_t bytes = in->frames.cap + in->set.cap + in->packed.cap + in->delta.cap + in->stacks.cap +
                    in->cur.cap_values * sizeof(int64_t) + in->cur.cap_labels * sizeof(int64_t) +
                    in->cap_samples * 3 * sizeof(int64_t) + in->cap_strings * sizeof(int64_t) +
                    in->cap_locations * 2 * sizeof(size_t);
@@ -735,6 +800,94 @@ static int step_simple(ingest *in, enum store__sql which, const char *what)
     int src = sqlite3_step(st);
     sqlite3_reset(st);
     return src == SQLITE_DONE ? 0 : sqlerr(in, src, what);
+}
+
+/* ---- stack memo ---------------------------------------------------------- */
+
+#define STORE_MEMO_BYTES ((size_t)32 << 20)
+
+static void memo_free(store__memo *m)
+{
+    free(m->hashes);
+    free(m->ids);
+    free(m->offs);
+    free(m->blobs);
+    memset(m, 0, sizeof(*m));
+}
+
+void store__memos_clear(store *s)
+{
+    for (size_t i = 0; i < s->n_memos; i++)
+        memo_free(&s->memos[i]);
+    s->n_memos = 0;
+    s->memo_bytes = 0;
+}
+
+static store__memo *memo_find(store *s, int64_t target_id, const char *type)
+{
+    for (size_t i = 0; i < s->n_memos; i++)
+        if (s->memos[i].target_id == target_id && !strcmp(s->memos[i].type, type))
+            return &s->memos[i];
+    return NULL;
+}
+
+/* After a commit: this profile's stacks become its target's memo (best
+ * effort; a failure only means the next ingest probes the caches). */
+static void swap_ptr(void *a, void *b)
+{
+    void *t;
+    memcpy(&t, a, sizeof(t));
+    memcpy(a, b, sizeof(t));
+    memcpy(b, &t, sizeof(t));
+}
+
+static void swap_size(size_t *a, size_t *b)
+{
+    size_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* After a commit: this profile's stacks become its target's memo. The
+ * arrays are swapped with the scratch, not copied; the old memo's arrays
+ * become the next ingest's scratch. Best effort: a failure only means the
+ * next ingest probes the caches. */
+static void memo_update(store *s, ingest *in, int64_t target_id, const char *type)
+{
+    size_t n = in->n_done;
+    store__memo *m = memo_find(s, target_id, type);
+    if (!m) {
+        if (s->n_memos == s->cap_memos) {
+            size_t cap = s->cap_memos ? s->cap_memos * 2 : 16;
+            store__memo *arr = realloc(s->memos, cap * sizeof(*arr));
+            if (!arr)
+                return;
+            s->memos = arr;
+            s->cap_memos = cap;
+        }
+        m = &s->memos[s->n_memos++];
+        memset(m, 0, sizeof(*m));
+        m->target_id = target_id;
+        snprintf(m->type, sizeof(m->type), "%s", type);
+    }
+    s->memo_bytes -= m->bytes;
+    swap_ptr(&m->hashes, &in->hashes);
+    swap_size(&m->cap_hashes, &in->cap_hashes);
+    swap_ptr(&m->ids, &in->stack_ids);
+    swap_size(&m->cap_ids, &in->cap_samples);
+    swap_ptr(&m->offs, &in->offs);
+    swap_size(&m->cap_offs, &in->cap_offs);
+    swap_ptr(&m->blobs, &in->stacks.data);
+    swap_size(&m->cap_blobs, &in->stacks.cap);
+    in->stacks.len = 0;
+    if (in->stacks.data)
+        in->stacks.data[0] = '\0';
+    m->n = n;
+    m->bytes = m->cap_hashes * sizeof(uint64_t) + m->cap_ids * sizeof(int64_t) +
+               m->cap_offs * sizeof(size_t) + m->cap_blobs;
+    s->memo_bytes += m->bytes;
+    if (s->memo_bytes > STORE_MEMO_BYTES)
+        store__memos_clear(s);
 }
 
 int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t time_ns,
@@ -765,6 +918,7 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
         goto out;
     began = true;
 
+    in->memo = memo_find(s, target_id, profile_type);
     for (size_t i = 0; i < p->n_samples; i++) {
         if (p->samples[i].n_locations && !p->samples[i].location_ids) {
             rc = -EINVAL;
@@ -817,6 +971,7 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
     if ((rc = step_simple(in, SQL_COMMIT, "commit")))
         goto out;
     began = false;
+    memo_update(s, in, target_id, profile_type);
     if (id_out)
         *id_out = profile_id;
 

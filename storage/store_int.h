@@ -218,7 +218,14 @@ void store__kf_clear(store__kfcache *kf);
 static inline int store__buf_add(lw_buf *b, const void *d, size_t n)
 {
     if (b->data && b->len + n < b->cap && b->len + n <= b->max_bytes) {
-        memcpy(b->data + b->len, d, n);
+        if (n <= 16) {
+            /* A few bytes per frame: a loop beats a call to memcpy. */
+            const char *src = d;
+            for (size_t i = 0; i < n; i++)
+                b->data[b->len + i] = src[i];
+        } else {
+            memcpy(b->data + b->len, d, n);
+        }
         b->len += n;
         b->data[b->len] = '\0';
         return 0;
@@ -271,6 +278,27 @@ int store__meta_strings(const void *blob, size_t len, int (*fn)(void *, int64_t)
 /* ---- GC (store_retention.c) ---- */
 int store__gc_full(store *s) LW_WUR;
 
+/* ---- stack memo (store_ingest.c) ---- */
+
+/* The previous profile of one target and type, sample by sample: stack
+ * blob (verified byte for byte), its hash and its stack id. Successive
+ * profiles of a service list mostly the same stacks in the same order, so
+ * the next ingest resolves them by a sequential comparison instead of one
+ * random hash-table probe per sample. */
+typedef struct store__memo {
+    int64_t target_id;
+    char type[32];
+    size_t n;
+    uint64_t *hashes;
+    int64_t *ids;
+    size_t *offs; /* n + 1 offsets into blobs */
+    char *blobs;
+    size_t cap_hashes, cap_ids, cap_offs, cap_blobs; /* allocated, swapped with the scratch */
+    size_t bytes; /* memory held */
+} store__memo;
+
+void store__memos_clear(store *s);
+
 /* ---- the handle ---- */
 struct store {
     char *path;
@@ -285,6 +313,9 @@ struct store {
     int64_t deleted_since_gc; /* profiles deleted since the last full GC */
     store__kfcache kf;        /* writer: decoded keyframes */
     struct store__ingest *ing; /* writer: scratch reused by every ingest */
+    store__memo *memos;        /* writer: one per (target, type) */
+    size_t n_memos, cap_memos;
+    size_t memo_bytes;         /* all memos; cleared when over STORE_MEMO_BYTES */
 };
 
 /* Free the ingest scratch (store_ingest.c). NULL is fine. */

@@ -254,8 +254,11 @@ static int delete_step(store *s, const char *profiles_sql, int64_t arg, bool for
                         "DELETE FROM series WHERE time_ns < "
                         "coalesce((SELECT min(time_ns) FROM profiles), ?1)",
                         INT64_MAX, NULL);
-    if (!rc && n > 0)
+    if (!rc && n > 0) {
         rc = sweep_blobs(db);
+        /* Deleted set ids can be reused: forget decoded keyframes. */
+        store__kf_clear(&s->kf);
+    }
     if (!rc && n > 0) {
         s->deleted_since_gc += n;
         if (force_gc || s->deleted_since_gc * 10 >= remaining)
