@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "lw_buf.h"
@@ -89,6 +90,42 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *cls)
     return lw_buf_append(b, data, size * nmemb) == 0 ? size * nmemb : 0;
 }
 
+/* Response headers the CLI shows: the profiles a diff compared, and how
+ * many profiles a merge combined. */
+typedef struct resp_headers {
+    char base_profile[32];
+    char profile[32];
+    char merged[32];
+} resp_headers;
+
+static void header_value(const char *line, size_t n, const char *name, char *out, size_t out_len)
+{
+    size_t nl = strlen(name);
+    if (n <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+        return;
+    const char *v = line + nl + 1;
+    size_t vl = n - nl - 1;
+    while (vl && (*v == ' ' || *v == '\t')) {
+        v++;
+        vl--;
+    }
+    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+        vl--;
+    snprintf(out, out_len, "%.*s", (int)vl, v);
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *cls)
+{
+    resp_headers *h = cls;
+    size_t n = size * nmemb;
+    header_value(data, n, "X-Leakwatch-Base-Profile", h->base_profile, sizeof h->base_profile);
+    header_value(data, n, "X-Leakwatch-Profile", h->profile, sizeof h->profile);
+    header_value(data, n, "X-Leakwatch-Merged-Profiles", h->merged, sizeof h->merged);
+    return n;
+}
+
+static resp_headers g_headers;
+
 /* GET url into body; *status gets the HTTP status. Exits on transport errors. */
 static void http_get(const cli *c, const char *url, lw_buf *body, long *status, char *ctype, size_t ctype_len)
 {
@@ -101,6 +138,9 @@ static void http_get(const cli *c, const char *url, lw_buf *body, long *status, 
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+    memset(&g_headers, 0, sizeof g_headers);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &g_headers);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout_s);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
@@ -516,6 +556,11 @@ static int profile_command(const cli *c, const char *path, flag_def *defs, int a
             printf("wrote %zu bytes to %s (open with: go tool pprof %s)\n", body.len, out_file, out_file);
         }
     } else {
+        if (g_headers.base_profile[0] && g_headers.profile[0])
+            printf("Diff: profile %s minus base profile %s (leakwatch profiles lists them)\n", g_headers.profile,
+                   g_headers.base_profile);
+        if (g_headers.merged[0])
+            printf("Merged: %s profiles\n", g_headers.merged);
         fwrite(body.data ? body.data : "", 1, body.len, stdout);
     }
     lw_buf_cleanup(&body);

@@ -56,6 +56,8 @@ def test_diff():
                  "--from", str(FX.t0), "--to", str(FX.t0 + 600)]
     r = run(*base_args, "--top", "5")
     check("runtime.gopark" in r.stdout and "flat%" in r.stdout, f"diff table:\n{r.stdout}")
+    check_eq(r.stdout.splitlines()[0],
+             f"Diff: profile {g2} minus base profile {g1} (leakwatch profiles lists them)", "diff names the profiles")
     rows = [l for l in r.stdout.splitlines() if "%" in l and "Showing" not in l and "flat%" not in l]
     check(0 < len(rows) <= 5, f"--top 5 rows: {len(rows)}")
     data = json.loads(run("--json", *base_args).stdout)
