@@ -56,6 +56,7 @@ typedef struct prof_state {
     CURL *easy; /* created on first use, reused */
     bool in_flight;
     struct curl_slist *headers;
+    struct curl_slist *connect_to; /* tls_config.server_name mapping */
     lw_buf body;
     char status_line[160]; /* last "HTTP/1.1 500 Internal Server Error" seen */
     bool content_gzip;     /* Content-Encoding: gzip */
@@ -178,6 +179,7 @@ static void prof_free(coll *c, prof_state *ps)
         curl_easy_cleanup(ps->easy);
     }
     curl_slist_free_all(ps->headers);
+    curl_slist_free_all(ps->connect_to);
     lw_buf_cleanup(&ps->body);
     free(ps->url);
     free(ps);
@@ -659,6 +661,8 @@ static int start_scrape(coll *c, prof_state *ps)
     curl_easy_reset(e);
     curl_slist_free_all(ps->headers);
     ps->headers = NULL;
+    curl_slist_free_all(ps->connect_to);
+    ps->connect_to = NULL;
     lw_buf_cleanup(&ps->body);
     lw_buf_init(&ps->body, c->opt.max_body_bytes);
     ps->status_line[0] = '\0';
@@ -692,7 +696,22 @@ static int start_scrape(coll *c, prof_state *ps)
     ps->headers = h;
 
     long timeout_ms = (long)(ps->timeout_ns / 1000000);
-    curl_easy_setopt(e, CURLOPT_URL, ps->url);
+    if (sc->tls.server_name && strncmp(ps->url, "https://", 8) == 0) {
+        /* Ask for https://SERVER_NAME:PORT/... (SNI and certificate name)
+         * but connect to the target's address. */
+        const char *colon = strrchr(t->address, ':');
+        char map[512], url[8192];
+        snprintf(map, sizeof(map), "%s:%s:%.*s:%s", sc->tls.server_name, colon + 1,
+                 (int)(colon - t->address), t->address, colon + 1);
+        snprintf(url, sizeof(url), "https://%s:%s%s", sc->tls.server_name, colon + 1,
+                 ps->url + 8 + strlen(t->address));
+        if (!(ps->connect_to = curl_slist_append(NULL, map)))
+            return -ENOMEM;
+        curl_easy_setopt(e, CURLOPT_CONNECT_TO, ps->connect_to);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+    } else {
+        curl_easy_setopt(e, CURLOPT_URL, ps->url);
+    }
     curl_easy_setopt(e, CURLOPT_PRIVATE, ps);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, ps);
