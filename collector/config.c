@@ -718,8 +718,11 @@ static int parse_profiling(pctx *p, yaml_node_t *n, lw_scrape_config *sc)
                 return oom(p);
             pr->enabled = true;
         }
-        if (is_null(v))
+        if (is_null(v)) {
+            if (custom)
+                return fail(p, k, name, "path is required for a custom profile");
             continue;
+        }
         if ((rc = check_keys(p, v, name, "pprof_config entry", pkeys)) != 0)
             return rc;
         const char *path = NULL;
