@@ -502,6 +502,70 @@ static void test_random_bytes(void **state)
     assert_contains(err, "protobuf: malformed");
 }
 
+/* Every truncation and every single-bit flip of a raw encoded profile must
+ * decode cleanly or fail cleanly; whatever decodes must validate, render,
+ * merge and re-encode without tripping ASan/UBSan. */
+static void test_mutations(void **state)
+{
+    (void)state;
+    pprof_profile *p = tiny(false);
+    lw_buf b;
+    encode(p, false, &b);
+    unsigned char *m = malloc(b.len);
+    assert_non_null(m);
+    char err[PPROF_ERR_LEN];
+    int ok = 0, refused = 0;
+    for (size_t len = 0; len <= b.len; len++) {
+        pprof_profile *q = NULL;
+        if (pprof_decode(b.data, len, NULL, &q, err, sizeof(err)) == 0)
+            ok++;
+        else
+            refused++;
+        pprof_free(q);
+    }
+    for (size_t i = 0; i < b.len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(m, b.data, b.len);
+            m[i] ^= (unsigned char)(1u << bit);
+            pprof_profile *q = NULL;
+            if (pprof_decode(m, b.len, NULL, &q, err, sizeof(err)) != 0) {
+                refused++;
+                assert_true(err[0] != '\0');
+                continue;
+            }
+            ok++;
+            assert_int_equal(pprof_validate(q, err, sizeof(err)), 0);
+            lw_buf out;
+            lw_buf_init(&out, 1 << 20);
+            int64_t t[8];
+            if (q->n_sample_types <= 8)
+                pprof_totals(q, t);
+            for (size_t st = 0; st < q->n_sample_types; st++) {
+                assert_int_equal(pprof_render_top(q, (int)st, 0, &out), 0);
+                assert_int_equal(pprof_render_folded(q, (int)st, &out), 0);
+            }
+            assert_int_equal(pprof_render_json(q, &out), 0);
+            assert_int_equal(pprof_encode(q, true, &out), 0);
+            const pprof_profile *two[2] = {q, q};
+            pprof_profile *mq = NULL;
+            int rc = pprof_merge(two, 2, &mq, err, sizeof(err));
+            assert_true(rc == 0 || rc == -EINVAL);
+            pprof_free(mq);
+            uint64_t *h = calloc(q->n_samples + 1, sizeof(*h));
+            assert_non_null(h);
+            assert_int_equal(pprof_stack_hashes(q, h), 0);
+            free(h);
+            lw_buf_cleanup(&out);
+            pprof_free(q);
+        }
+    }
+    printf("    %zu-byte profile: %d mutations decoded, %d refused\n", b.len, ok, refused);
+    assert_true(refused > 0 && ok > 0);
+    free(m);
+    lw_buf_cleanup(&b);
+    pprof_free(p);
+}
+
 static void test_gzip_of_garbage(void **state)
 {
     (void)state;
@@ -1050,6 +1114,7 @@ int main(void)
         cmocka_unit_test(test_validate_api),
         cmocka_unit_test(test_truncated_gzip),
         cmocka_unit_test(test_random_bytes),
+        cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_gzip_of_garbage),
         cmocka_unit_test(test_gzip_bomb),
         cmocka_unit_test(test_sample_type_index),
