@@ -515,6 +515,42 @@ static void test_delta_sets(void **state)
         pprof_free(series[i]);
 }
 
+/* Retention deletes a keyframe; its set id is reused by the next full set:
+ * deltas must be computed against the new one, not a remembered old one. */
+static void test_keyframe_id_reuse(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    int64_t other = target(s, "other", "127.0.0.1:2");
+    pprof_profile *b = random_profile(12, 500, 100);
+    pprof_profile *a = mutate(b, 9); /* close to b: a delta against it would be kept */
+    pprof_profile *c = mutate(b, 3);
+    /* Enough younger profiles elsewhere that deleting one runs no full GC
+     * (which would clear every cache anyway). */
+    pprof_profile *g = goroutine_profile(5);
+    for (int i = 0; i < 20; i++)
+        ingest_ok(s, other, "goroutine", T0 + 100 * SEC + i, g);
+    pprof_free(g);
+    ingest_ok(s, tid, "heap", T0, a); /* its set has the highest id */
+    int64_t deleted = 0;
+    assert_int_equal(store_retention_apply(s, 10 * SEC, 0, T0 + 50 * SEC, &deleted), 0);
+    assert_int_equal(deleted, 1);
+    ingest_ok(s, tid, "heap", T0 + 20 * SEC, b);
+    int64_t cid = ingest_ok(s, tid, "heap", T0 + 21 * SEC, c);
+    pprof_profile *out = NULL;
+    assert_int_equal(store_profile_load(s, cid, &out, NULL), 0);
+    assert_same_profile(c, out);
+    pprof_free(out);
+    store_close(s);
+    printf("deltas: %" PRId64 "\n", count_rows(path, "sample_sets WHERE base_id IS NOT NULL"));
+    pprof_free(a);
+    pprof_free(b);
+    pprof_free(c);
+}
+
 static void test_retention_age(void **state)
 {
     (void)state;
@@ -1154,6 +1190,7 @@ int main(void)
         cmocka_unit_test(test_unsymbolized),
         cmocka_unit_test(test_dedup),
         cmocka_unit_test(test_delta_sets),
+        cmocka_unit_test(test_keyframe_id_reuse),
         cmocka_unit_test(test_retention_age),
         cmocka_unit_test(test_retention_gc_partial),
         cmocka_unit_test(test_retention_size),
