@@ -3,3 +3,6 @@ lw_unit_test(test_config SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_config.c LI
 if(TARGET leakwatchd)
   lw_integration_test(collector SCRIPT test_collector.py GO_PEERS TIMEOUT 400)
 endif()
+if(TARGET lwstore)
+  lw_unit_test(test_coll SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_coll.c LIBS lwcoll)
+endif()
