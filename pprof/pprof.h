@@ -4,8 +4,13 @@
  * The in-memory profile mirrors profile.proto (see pprof/profile.proto): all
  * strings live in one string table and every name field is an index into it;
  * locations, functions and mappings carry non-zero ids that samples and lines
- * refer to. A profile owns all of its memory (one arena), so pprof_free()
- * releases everything at once. There is no global state: distinct profiles
+ * refer to. A profile owns all of its memory (an arena for strings and the
+ * per-sample/per-location arrays, plus its top-level arrays), so
+ * pprof_free() releases everything at once. Callers may read every field and
+ * change values in place; entries are added with the builder functions
+ * (pointers into the arrays are invalidated by additions). A decoded
+ * profile's sample n_values always equals n_sample_types.
+ * There is no global state: distinct profiles
  * may be used from distinct threads at the same time; one profile must not be
  * changed by two threads at once.
  *
@@ -130,6 +135,10 @@ typedef struct pprof_frame {
     uint64_t address;     /* informative only; not part of the identity */
 } pprof_frame;
 
+/* Caps for pprof_decode(). A decoded profile takes about 5-10x its raw
+ * (decompressed) protobuf size in memory, at worst ~30x for hostile input
+ * (every 1-byte varint becomes an 8-byte value), so max_decompressed_bytes
+ * also bounds the memory a decode can use. */
 typedef struct pprof_limits {
     size_t max_compressed_bytes;   /* input larger than this is refused */
     size_t max_decompressed_bytes; /* gunzipped data larger than this is refused */
