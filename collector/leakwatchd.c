@@ -333,7 +333,10 @@ static int api_setup(daemon_state *d, char *err, size_t err_len)
 #endif
     src.reload = daemon_reload;
     src.ready = api_ready;
-    return api_server_start(d->flags.web_listen_address, NULL, &src, &d->api, err, err_len);
+    api_options opt;
+    memset(&opt, 0, sizeof(opt));
+    opt.web_config_file = d->flags.web_config_file;
+    return api_server_start(d->flags.web_listen_address, &opt, &src, &d->api, err, err_len);
 }
 #endif
 
