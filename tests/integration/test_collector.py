@@ -21,6 +21,8 @@ SQLite schema) and what it logged (logfmt at debug level).
 - tls_and_auth: HTTPS with ca_file and server_name, a wrong CA,
   insecure_skip_verify, bearer credentials_file, basic auth password_file,
   a wrong password.
+- retention_timer: --storage.retention.time/interval delete old profiles
+  while scraping continues.
 - disk_full: ingest failures on a full database are scrape errors with the
   storage's message; scraping continues; the DB stays intact.
 - leaky_demo (only when build/bin/leaky-demo exists): the C agent's demo is
@@ -613,6 +615,31 @@ def test_tls_and_auth():
           f"https-bearer: requests name server_name in Host/SNI ({seen[0][0]})")
 
 
+def test_retention_timer():
+    """--storage.retention.time with a short --storage.retention.interval:
+    old profiles go while scraping continues."""
+    work = lwtest.tempdir("coll-ret-")
+    svc, base = lwtest.start_gosvc(log_dir=work)
+    instance = base.split("//")[1]
+    db = os.path.join(work, "lw.db")
+    p = start_leakwatchd(["--target=" + base, "--scrape.interval=1s", "--storage.path=" + db,
+                          "--storage.retention.time=3s", "--storage.retention.interval=1s"], work)
+    wait_log(p, lambda: len(scrapes_ok(p, instance, "goroutine")) >= 8, 60, "8 goroutine scrapes")
+    wait_log(p, lambda: log_events(p, "retention deleted old profiles"), 30, "retention to delete profiles")
+    stop_ok(p)
+    stop_ns = time.time_ns()
+    lwtest.stop(svc)
+    d = dump(db)
+    tid = target_id(d, instance)
+    stored = profiles_of(d, tid, "goroutine")
+    ok = scrapes_ok(p, instance, "goroutine")
+    ages = sorted((stop_ns - pr["time_ns"]) / 1e9 for pr in stored)
+    print(f"{len(ok)} scrapes, {len(stored)} goroutine profiles kept, ages {[round(a, 1) for a in ages]}")
+    check(len(stored) < len(ok), "retention removed profiles")
+    check(all(a < 3 + 1 + 5 for a in ages), "no profile older than retention + interval (+5 s slack)")
+    check_eq(d["integrity"], "ok", "integrity_check")
+
+
 def test_leaky_demo():
     demo = os.path.join(lwtest.BIN, "leaky-demo")
     if not os.path.exists(demo):
@@ -642,4 +669,5 @@ def test_leaky_demo():
 if __name__ == "__main__":
     lwtest.run_tests([test_config_check, test_scrape_gosvc, test_hostile_targets, test_file_sd,
                       test_reload, test_second_instance, test_disk_full, test_tls_and_auth,
+                      test_retention_timer,
                       test_leaky_demo])
