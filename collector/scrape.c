@@ -604,17 +604,22 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* Read a small secret file, trimmed of trailing whitespace. NULL on error. */
-static char *read_secret(const char *path)
+/* Read a small secret file, trimmed of trailing whitespace. NULL on error,
+ * with why (for "cannot read FILE: why") set. */
+static char *read_secret(const char *path, const char **why)
 {
     FILE *f = fopen(path, "re");
-    if (!f)
+    if (!f) {
+        *why = strerror(errno);
         return NULL;
+    }
     char *buf = calloc(1, MAX_SECRET_FILE_BYTES + 1);
     size_t n = buf ? fread(buf, 1, MAX_SECRET_FILE_BYTES, f) : 0;
     fclose(f);
-    if (!buf)
+    if (!buf) {
+        *why = "out of memory";
         return NULL;
+    }
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
         buf[--n] = '\0';
     return buf;
@@ -650,11 +655,14 @@ static void set_result(coll *c, prof_state *ps, bool ok, const char *err, int64_
     }
 }
 
-static int start_scrape(coll *c, prof_state *ps)
+/* Start one transfer. 0, or a negative errno with err set. */
+static int start_scrape(coll *c, prof_state *ps, char *err, size_t err_len)
 {
     const target *t = ps->t;
     const lw_scrape_config *sc = t->sc;
     char *secret = NULL;
+    const char *why = NULL;
+    snprintf(err, err_len, "out of memory");
     if (!ps->easy && !(ps->easy = curl_easy_init()))
         return -ENOMEM;
     CURL *e = ps->easy;
@@ -675,8 +683,13 @@ static int start_scrape(coll *c, prof_state *ps)
         h = curl_slist_append(h, "Accept: application/octet-stream, */*;q=0.5");
     if (sc->authorization.set && h) {
         const char *cred = sc->authorization.credentials;
-        if (sc->authorization.credentials_file)
-            cred = secret = read_secret(sc->authorization.credentials_file);
+        if (sc->authorization.credentials_file &&
+            !(cred = secret = read_secret(sc->authorization.credentials_file, &why))) {
+            curl_slist_free_all(h);
+            snprintf(err, err_len, "authorization: cannot read %s: %s",
+                     sc->authorization.credentials_file, why);
+            return -EIO;
+        }
         if (cred) {
             char line[MAX_SECRET_FILE_BYTES + 128];
             snprintf(line, sizeof(line), "Authorization: %s %s", sc->authorization.type, cred);
@@ -731,8 +744,11 @@ static int start_scrape(coll *c, prof_state *ps)
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(e, CURLOPT_USERNAME, sc->basic_auth.username);
         if (sc->basic_auth.password_file) {
-            secret = read_secret(sc->basic_auth.password_file);
-            curl_easy_setopt(e, CURLOPT_PASSWORD, secret ? secret : "");
+            if (!(secret = read_secret(sc->basic_auth.password_file, &why))) {
+                snprintf(err, err_len, "basic_auth: cannot read %s: %s", sc->basic_auth.password_file, why);
+                return -EIO;
+            }
+            curl_easy_setopt(e, CURLOPT_PASSWORD, secret);
             free(secret);
         } else {
             curl_easy_setopt(e, CURLOPT_PASSWORD, sc->basic_auth.password ? sc->basic_auth.password : "");
@@ -752,8 +768,7 @@ static int start_scrape(coll *c, prof_state *ps)
     ps->start_wall_ns = wall_ns();
     CURLMcode mrc = curl_multi_add_handle(c->multi, e);
     if (mrc != CURLM_OK) {
-        lw_log(LW_LOG_ERROR, "cannot start scrape", "url", ps->url, "err", curl_multi_strerror(mrc),
-               NULL);
+        snprintf(err, err_len, "cannot start request: %s", curl_multi_strerror(mrc));
         return -EIO;
     }
     ps->in_flight = true;
@@ -1161,10 +1176,10 @@ static void start_due(coll *c, int64_t now)
                        "instance", t->instance, "profile", ps->name, NULL);
                 continue;
             }
-            int rc = start_scrape(c, ps);
-            if (rc) {
+            char err[ERR_LEN];
+            if (start_scrape(c, ps, err, sizeof(err)) != 0) {
                 ps->start_wall_ns = wall_ns();
-                set_result(c, ps, false, rc == -ENOMEM ? "out of memory" : "cannot start request", 0);
+                set_result(c, ps, false, err, 0);
             }
         }
         t->next_mono_ns += t->interval_ns;

@@ -90,6 +90,8 @@ static bool is_boot(const void *p)
     return (const char *)p >= boot_arena && (const char *)p < boot_arena + BOOT_ARENA_BYTES;
 }
 
+static void filter_add_boot(const void *p);
+
 static void *boot_alloc(size_t n, size_t align)
 {
     if (align < 16)
@@ -101,6 +103,7 @@ static void *boot_alloc(size_t n, size_t align)
     uintptr_t base = (uintptr_t)boot_arena + off + sizeof(boot_hdr);
     uintptr_t p = (base + align - 1) & ~(uintptr_t)(align - 1);
     ((boot_hdr *)p)[-1].size = n;
+    filter_add_boot((void *)p);
     return (void *)p;
 }
 
@@ -383,6 +386,14 @@ static inline bool filter_maybe(const void *p)
     return atomic_load_explicit(&filter[h & (FILTER_SLOTS - 1)], memory_order_relaxed) != 0;
 }
 
+/* Bootstrap blocks stay in the filter for good, so that free()'s fast path
+ * needs no address-range check: they always take the slow path. */
+static void filter_add_boot(const void *p)
+{
+    uint64_t h = ptr_hash((uintptr_t)p);
+    atomic_fetch_add_explicit(&filter[h & (FILTER_SLOTS - 1)], 1, memory_order_relaxed);
+}
+
 static void live_insert(uintptr_t p, bucket *b)
 {
     uint64_t h = ptr_hash(p);
@@ -513,22 +524,40 @@ static __attribute__((noinline)) void *sample_slow(void *p, size_t n)
 
 /* ---- the interposed functions ------------------------------------------ */
 
-LW_EXPORT void *malloc(size_t n)
+/* The fast paths of malloc and free are what every allocation of the host
+ * pays: malloc counts down and tail-calls the real malloc; free checks the
+ * pointer filter and tail-calls the real free. A thread's countdown starts
+ * at 0, so its first allocation takes the slow path, which resolves the real
+ * functions: the fast path never sees them unresolved. Tail calls are allowed
+ * here only (the agent is built with -fno-optimize-sibling-calls); the slow
+ * paths keep a real frame for sample_slow's fixed frame count. */
+#define LW_TAIL_CALLS __attribute__((optimize("optimize-sibling-calls")))
+
+LW_EXPORT LW_TAIL_CALLS void *malloc(size_t n)
 {
-    if (LW_UNLIKELY(!ensure_real()))
-        return boot_alloc(n, 16);
-    void *p = real_malloc(n);
-    AFTER_ALLOC(p, n);
+    if (LW_LIKELY((tls_countdown -= (int64_t)n) > 0))
+        return real_malloc(n);
+    void *p = sample_slow(lw__real_malloc(n), n);
+    __asm__ volatile("" : "+r"(p)::"memory"); /* keep a real frame: not a tail call */
+    return p;
 }
 
-LW_EXPORT void free(void *p)
+static __attribute__((noinline)) void free_slow(void *p)
 {
-    if (p == NULL || LW_UNLIKELY(is_boot(p)))
+    if (p == NULL || is_boot(p))
         return;
     untrack(p);
-    if (LW_UNLIKELY(!ensure_real()))
-        return;
-    real_free(p);
+    if (ensure_real())
+        real_free(p);
+}
+
+LW_EXPORT LW_TAIL_CALLS void free(void *p)
+{
+    free_fn f = __atomic_load_n(&real_free, __ATOMIC_RELAXED);
+    if (LW_UNLIKELY(f == NULL || filter_maybe(p)))
+        free_slow(p);
+    else
+        f(p);
 }
 
 LW_EXPORT void *calloc(size_t nmemb, size_t size)

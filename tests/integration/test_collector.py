@@ -576,6 +576,7 @@ def test_tls_and_auth():
         "https-insecure": start_relay(base, None, tls),
         "basic": start_relay(base, basic),
         "basic-wrong": start_relay(base, basic),
+        "bearer-nofile": start_relay(base, "Bearer x"),
     }
     cfg = os.path.join(work, "lw.yml")
     with open(cfg, "w") as f:
@@ -588,6 +589,7 @@ def test_tls_and_auth():
             "https-insecure": "scheme: https\n    tls_config: {insecure_skip_verify: true}",
             "basic": "basic_auth: {username: scraper, password_file: %s}" % os.path.join(work, "pw"),
             "basic-wrong": "basic_auth: {username: scraper, password: wrong}",
+            "bearer-nofile": "authorization: {credentials_file: %s}" % os.path.join(work, "missing"),
         }
         for job, body in jobs.items():
             f.write("  - job_name: %s\n    %s\n    static_configs: [{targets: ['%s']}]\n" % (job, body, relays[job][1]))
@@ -599,7 +601,7 @@ def test_tls_and_auth():
     def failed():
         return {e.get("job"): e.get("err", "") for e in log_events(p, "scrape failed")}
     wait_log(p, lambda: {"https-bearer", "https-insecure", "basic"} <= ok_jobs() and
-             {"https-wrongca", "basic-wrong"} <= set(failed()), 60, "every job scraped once")
+             {"https-wrongca", "basic-wrong", "bearer-nofile"} <= set(failed()), 60, "every job scraped once")
     stop_ok(p)
     lwtest.stop(svc)
     for srv, _ in relays.values():
@@ -610,6 +612,9 @@ def test_tls_and_auth():
         check(job not in f, f"{job}: never failed")
     check(f["https-wrongca"].startswith("TLS: "), f"https-wrongca: TLS error ({f['https-wrongca']!r})")
     check_eq(f["basic-wrong"], "HTTP 401 Unauthorized", "basic-wrong: error")
+    check_eq(f["bearer-nofile"], "authorization: cannot read %s: No such file or directory"
+             % os.path.join(work, "missing"), "bearer-nofile: error")
+    check(not relays["bearer-nofile"][0].seen, "bearer-nofile: no request sent without its credentials")
     seen = relays["https-bearer"][0].seen
     check(all(h == "pprof.test:" + relays["https-bearer"][1].split(":")[1] for h, _ in seen),
           f"https-bearer: requests name server_name in Host/SNI ({seen[0][0]})")
