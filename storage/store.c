@@ -622,9 +622,11 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
     s->read_only = opt->read_only;
     pthread_mutex_init(&s->w.mu, NULL);
     pthread_mutex_init(&s->r.mu, NULL);
-    store__cache_init(&s->strings, 1u << 18, 16u << 20);
-    store__cache_init(&s->functions, 1u << 17, 4u << 20);
-    store__cache_init(&s->stacks, 1u << 18, 24u << 20);
+    /* Memory budget of the writer's caches (the sidecar's RSS matters):
+     * about 4 + 2 + 12 MB here, 8 MB of keyframes, 8 MB of stack memos. */
+    store__cache_init(&s->strings, 1u << 16, 3u << 20);
+    store__cache_init(&s->functions, 1u << 15, 1u << 20);
+    store__cache_init(&s->stacks, 1u << 17, 8u << 20);
     s->path = strdup(path);
     size_t lp_len = strlen(path) + sizeof(".lock");
     s->lock_path = malloc(lp_len);

@@ -470,12 +470,17 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
      * only means no delta. */
     lw_buf *chosen = &in->set;
     if (base_id) {
+        store__set_reader own;
+        memset(&own, 0, sizeof(own));
         const store__set_reader *kf = store__kf_get(s, base_id, &rc);
+        if (!kf && rc == -ENOMEM && store__set_load(&s->w, base_id, &own) == 0)
+            kf = &own; /* over the cache's budget: decode it just for now */
         if (kf && store__set_encode_delta(cur, kf, &in->delta) == 0 &&
             in->delta.len * DELTA_MAX_DEN <= in->set.len * DELTA_MAX_NUM)
             chosen = &in->delta;
         else
             base_id = 0;
+        store__set_free(&own);
         rc = 0;
     }
     if ((rc = store__pack(chosen->data ? chosen->data : "", chosen->len, &in->packed)))
@@ -775,7 +780,7 @@ void store__ingest_free(ingest *in)
 }
 
 /* Scratch beyond this is released after the ingest that needed it. */
-#define SCRATCH_KEEP_BYTES ((size_t)64 << 20)
+#define SCRATCH_KEEP_BYTES ((size_t)16 << 20)
 
 static void ingest_done(store *s)
 {
@@ -804,7 +809,7 @@ static int step_simple(ingest *in, enum store__sql which, const char *what)
 
 /* ---- stack memo ---------------------------------------------------------- */
 
-#define STORE_MEMO_BYTES ((size_t)32 << 20)
+#define STORE_MEMO_BYTES ((size_t)8 << 20)
 
 static void memo_free(store__memo *m)
 {
@@ -885,9 +890,14 @@ static void memo_update(store *s, ingest *in, int64_t target_id, const char *typ
     m->n = n;
     m->bytes = m->cap_hashes * sizeof(uint64_t) + m->cap_ids * sizeof(int64_t) +
                m->cap_offs * sizeof(size_t) + m->cap_blobs;
+    if (s->memo_bytes + m->bytes > STORE_MEMO_BYTES) {
+        /* Over budget: this target goes without (the others keep theirs,
+         * rather than everyone thrashing). */
+        memo_free(m);
+        *m = s->memos[--s->n_memos];
+        return;
+    }
     s->memo_bytes += m->bytes;
-    if (s->memo_bytes > STORE_MEMO_BYTES)
-        store__memos_clear(s);
 }
 
 int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t time_ns,

@@ -494,7 +494,7 @@ out:
 
 /* ---- keyframe cache (writer only) ---------------------------------------- */
 
-#define STORE_KF_CACHE_BYTES ((size_t)32 << 20)
+#define STORE_KF_CACHE_BYTES ((size_t)8 << 20)
 
 static size_t reader_bytes(const store__set_reader *r)
 {
@@ -515,10 +515,10 @@ void store__kf_clear(store__kfcache *kf)
 static void kf_adopt(store__kfcache *kf, int64_t id, store__set_reader *r)
 {
     size_t bytes = reader_bytes(r);
-    if (bytes > STORE_KF_CACHE_BYTES / 4)
-        goto drop;
+    /* Over budget: not cached (callers then decode it themselves); the
+     * cached ones stay rather than everyone thrashing. */
     if (kf->bytes + bytes > STORE_KF_CACHE_BYTES)
-        store__kf_clear(kf);
+        goto drop;
     if (kf->n == kf->cap) {
         size_t cap = kf->cap ? kf->cap * 2 : 16;
         store__set_reader *e = realloc(kf->entries, cap * sizeof(*e));
