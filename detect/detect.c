@@ -17,19 +17,51 @@
 
 /* Largest fall of the rolling low quantile (q25 over w points) of v[0..n):
  * max over i of (highest rolling value before i) - (rolling value at i). A
- * leak's floor only climbs; periodic load and rise-and-recover fall back. */
-static double floor_drawdown(const double *v, size_t n, size_t w, double *scratch)
+ * leak's floor only climbs; periodic load and rise-and-recover fall back.
+ * The window is kept sorted in win[0..w) and slid by one removal and one
+ * insertion per step: O(n w). */
+static double floor_drawdown(const double *v, size_t n, size_t w, double *win)
 {
     double peak = -INFINITY, dd = 0;
     if (w > n)
         w = n;
-    for (size_t i = 0; i + w <= n; i++) {
-        memcpy(scratch, v + i, w * sizeof(*scratch));
-        double r = stats_quantile_inplace(scratch, w, 0.25);
+    if (w == 0)
+        return 0;
+    memcpy(win, v, w * sizeof(*win));
+    for (size_t i = 1; i < w; i++) {
+        double x = win[i];
+        size_t j = i;
+        while (j > 0 && win[j - 1] > x) {
+            win[j] = win[j - 1];
+            j--;
+        }
+        win[j] = x;
+    }
+    double pos = 0.25 * (double)(w - 1);
+    size_t lo = (size_t)floor(pos);
+    double frac = pos - (double)lo;
+    for (size_t i = 0;; i++) {
+        double r = win[lo] + (lo + 1 < w ? (win[lo + 1] - win[lo]) * frac : 0);
         if (r > peak)
             peak = r;
         if (peak - r > dd)
             dd = peak - r;
+        if (i + w >= n)
+            break;
+        /* Slide: drop v[i], add v[i + w]. */
+        size_t k = 0;
+        while (k < w && win[k] != v[i])
+            k++;
+        if (k == w)
+            k = w - 1; /* cannot happen: v[i] is in the window */
+        memmove(win + k, win + k + 1, (w - 1 - k) * sizeof(*win));
+        double x = v[i + w];
+        size_t j = w - 1;
+        while (j > 0 && win[j - 1] > x) {
+            win[j] = win[j - 1];
+            j--;
+        }
+        win[j] = x;
     }
     return dd;
 }

@@ -126,6 +126,57 @@ out:
     return rc;
 }
 
+static void swap_d(double *a, double *b)
+{
+    double t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Reorder x so that x[k] is the k-th smallest, everything before it <= and
+ * everything after it >= (Hoare's quickselect, median-of-three pivot,
+ * insertion sort for short ranges): O(n) expected, no allocation. */
+static void select_kth(double *x, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1;
+    while (hi > lo + 16) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (x[mid] < x[lo])
+            swap_d(&x[mid], &x[lo]);
+        if (x[hi] < x[lo])
+            swap_d(&x[hi], &x[lo]);
+        if (x[hi] < x[mid])
+            swap_d(&x[hi], &x[mid]);
+        double pivot = x[mid];
+        size_t i = lo, j = hi;
+        for (;;) {
+            while (x[i] < pivot)
+                i++;
+            while (pivot < x[j])
+                j--;
+            if (i >= j)
+                break;
+            swap_d(&x[i], &x[j]);
+            i++;
+            j--;
+        }
+        /* x[lo..j] <= pivot <= x[j+1..hi] */
+        if (k <= j)
+            hi = j;
+        else
+            lo = j + 1;
+    }
+    for (size_t i = lo + 1; i <= hi; i++) {
+        double v = x[i];
+        size_t j = i;
+        while (j > lo && x[j - 1] > v) {
+            x[j] = x[j - 1];
+            j--;
+        }
+        x[j] = v;
+    }
+}
+
 double stats_quantile_inplace(double *x, size_t n, double q)
 {
     if (x == NULL || n == 0)
@@ -134,12 +185,22 @@ double stats_quantile_inplace(double *x, size_t n, double q)
         q = 0;
     if (q > 1)
         q = 1;
-    qsort(x, n, sizeof(*x), cmp_double);
     double pos = q * (double)(n - 1);
     size_t lo = (size_t)floor(pos);
-    size_t hi = lo + 1 < n ? lo + 1 : lo;
+    if (lo > n - 1)
+        lo = n - 1;
     double frac = pos - (double)lo;
-    return x[lo] + (x[hi] - x[lo]) * frac;
+    select_kth(x, n, lo);
+    double v = x[lo];
+    if (frac > 0 && lo + 1 < n) {
+        /* The next order statistic is the smallest of the upper part. */
+        double next = x[lo + 1];
+        for (size_t i = lo + 2; i < n; i++)
+            if (x[i] < next)
+                next = x[i];
+        v += (next - v) * frac;
+    }
+    return v;
 }
 
 double stats_quantile(const double *x, size_t n, double q)

@@ -49,8 +49,9 @@ int stats_theil_sen(const double *t, const double *y, size_t n, double *slope,
                     double *intercept) LW_WUR;
 
 /* The q-quantile (0 <= q <= 1, linear interpolation between order
- * statistics, like numpy's default) of x[0..n), n >= 1. Sorts x in place.
- * Cannot fail for valid arguments; returns NAN for n == 0. */
+ * statistics, like numpy's default) of x[0..n), n >= 1, by quickselect in
+ * O(n): reorders x in place (the values stay the same multiset). Cannot
+ * fail for valid arguments; returns NAN for n == 0. */
 double stats_quantile_inplace(double *x, size_t n, double q);
 
 /* The same on a copy: x is left untouched. NAN when n == 0 or out of memory. */
