@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -155,13 +156,51 @@ static void quantile_and_noise(void **state)
     near(stats_norm_sf(2.33), 0.009903, 1e-6, "1-Phi(2.33)");
 }
 
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Quickselect against a full sort on 2000 random arrays (sizes 1..400,
+ * with and without many ties) at several quantiles. */
+static void quantile_matches_sort(void **state)
+{
+    (void)state;
+    double x[400], sorted[400];
+    unsigned seed = 12345;
+    int checked = 0;
+    for (int rep = 0; rep < 2000; rep++) {
+        size_t n = 1 + (size_t)(rand_r(&seed) % 400);
+        int ties = rep % 3 == 0;
+        for (size_t i = 0; i < n; i++)
+            x[i] = ties ? (double)(rand_r(&seed) % 7) : (double)rand_r(&seed) / RAND_MAX;
+        memcpy(sorted, x, n * sizeof(*x));
+        qsort(sorted, n, sizeof(*sorted), cmp_d);
+        const double qs[] = {0, 0.1, 0.25, 0.5, 0.9, 1};
+        for (size_t k = 0; k < 6; k++) {
+            double pos = qs[k] * (double)(n - 1);
+            size_t lo = (size_t)floor(pos);
+            size_t hi = lo + 1 < n ? lo + 1 : lo;
+            double want = sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - (double)lo);
+            double got = stats_quantile(x, n, qs[k]);
+            if (fabs(got - want) > 1e-12) {
+                printf("n=%zu q=%g: got %.17g want %.17g\n", n, qs[k], got, want);
+                fail();
+            }
+            checked++;
+        }
+    }
+    printf("  %d quantiles equal to the sorted reference\n", checked);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mk_no_ties),         cmocka_unit_test(mk_ties),
         cmocka_unit_test(mk_falling_and_flat), cmocka_unit_test(theil_sen_small),
         cmocka_unit_test(theil_sen_outlier),   cmocka_unit_test(theil_sen_subsampled),
-        cmocka_unit_test(quantile_and_noise),
+        cmocka_unit_test(quantile_and_noise),  cmocka_unit_test(quantile_matches_sort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
