@@ -11,8 +11,10 @@
  * series) goes through store.h, so only prepared statements reach SQLite.
  *
  * Threads: libmicrohttpd runs one thread per connection (bounded by
- * max_connections), so a slow client or a long diff never stalls other
- * clients, and never the daemon's scrape threads. Callbacks are therefore
+ * max_connections), so a slow client never stalls other clients. To keep
+ * the daemon's scrape loop on schedule however many clients come, the
+ * connection threads run at a lower CPU priority (nice +5) and at most
+ * max_concurrent_queries requests read the store at once. Callbacks are therefore
  * called from several threads at once and must be thread-safe; they must not
  * block for long (they render state the daemon already has).
  *
@@ -60,6 +62,9 @@ typedef struct api_options {
     size_t max_merge_profiles;           /* profiles one merge may combine [1000] */
     int64_t max_range_seconds;           /* longest from..to range [31 days] */
     size_t max_list_profiles;            /* rows of /api/v1/profiles [10000] */
+    unsigned max_concurrent_queries;     /* store-reading requests (lists, profiles, merges,
+                                            diffs, series) running at once; others wait up to
+                                            request_timeout_seconds, then 503 [2] */
     const char *web_config_file;         /* exporter-toolkit web config: TLS and basic auth
                                             (see webconfig.h); NULL = plain HTTP, no auth */
 } api_options;

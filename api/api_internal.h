@@ -12,6 +12,7 @@
 #define LW_API_INTERNAL_H
 
 #include <microhttpd.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 
 #include "api.h"
@@ -40,6 +41,8 @@ struct api_server {
     int64_t start_time_ns;
     atomic_ullong *requests;  /* n_routes + 1 (unmatched) rows of API__N_CODES counters */
     api_webconfig web;        /* TLS and users from opt.web_config_file (empty without) */
+    sem_t queries;            /* max_concurrent_queries slots for store-reading handlers */
+    bool queries_init;
 };
 
 typedef struct api_request {

@@ -3,7 +3,10 @@
  *
  * One thread per connection (MHD_USE_THREAD_PER_CONNECTION with an internal
  * poll() thread), bounded by max_connections: a slow client or a long merge
- * occupies only its own thread. The listening socket is made here (not by
+ * occupies only its own thread. Connection threads renice themselves (+5)
+ * and store-reading handlers take one of max_concurrent_queries semaphore
+ * slots, so 50 clients merging never starve the daemon's scrape loop of CPU
+ * or of the store's reader connection. The listening socket is made here (not by
  * MHD) so that IPv4, bracketed IPv6 and host names all work and bind errors
  * read well. Limits: MHD's connection memory limit bounds the request line
  * and headers (431/414 from MHD), the URL with its query string is checked
@@ -27,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +46,8 @@
 #define DEFAULT_MAX_MERGE_PROFILES 1000
 #define DEFAULT_MAX_RANGE_S (31 * 24 * 3600)
 #define DEFAULT_MAX_LIST_PROFILES 10000
+#define DEFAULT_MAX_CONCURRENT_QUERIES 2
+#define API_THREAD_NICE 5 /* connection threads yield the CPU to the scrape loop */
 #define MAX_QUERY_ARGS 64
 
 const unsigned api__codes[API__N_CODES] = {200, 400, 404, 405, 413, 414, 422, 431, 500, 503, 0};
@@ -259,6 +266,19 @@ static int map_failure(api_request *r, int rc)
     }
 }
 
+/* Wait for one of the max_concurrent_queries slots, until deadline_ns. */
+static bool acquire_query_slot(api_server *srv, int64_t deadline_ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / API_NS_PER_SECOND),
+                          .tv_nsec = (long)(deadline_ns % API_NS_PER_SECOND)};
+    for (;;) {
+        if (sem_timedwait(&srv->queries, &ts) == 0)
+            return true;
+        if (errno != EINTR)
+            return false;
+    }
+}
+
 static enum MHD_Result dispatch(api_server *srv, struct MHD_Connection *conn, const char *url,
                                 const char *method, const conn_state *cs)
 {
@@ -292,10 +312,15 @@ static enum MHD_Result dispatch(api_server *srv, struct MHD_Connection *conn, co
         rc = api__error(&r, 413, "bad_data", "request body larger than %zu bytes", srv->opt.max_body_bytes);
     else if (api__routes[route].needs_store && !api__ready(srv))
         rc = api__error(&r, 503, "unavailable", "leakwatchd is not ready");
+    else if (api__routes[route].needs_store && !acquire_query_slot(srv, r.deadline_ns))
+        rc = api__error(&r, 503, "timeout", "too many concurrent queries; waited %u s",
+                        srv->opt.request_timeout_seconds);
     else {
         rc = api__routes[route].handler(&r);
         if (rc < 0)
             rc = map_failure(&r, rc);
+        if (api__routes[route].needs_store)
+            sem_post(&srv->queries);
     }
     enum MHD_Result res = rc == 0 ? send_reply(&r, route) : MHD_NO;
     lw_buf_cleanup(&r.body);
@@ -330,6 +355,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!cs)
             return MHD_NO;
         *con_cls = cs;
+        /* Linux nice values are per thread; this connection's thread only. */
+        if (getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)) < API_THREAD_NICE)
+            (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), API_THREAD_NICE);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         uint64_t n;
         if (cl && api_parse_uint(cl, 0, UINT64_MAX, &n, NULL, 0))
@@ -487,6 +515,8 @@ static void fill_defaults(api_options *o)
         o->max_range_seconds = DEFAULT_MAX_RANGE_S;
     if (!o->max_list_profiles)
         o->max_list_profiles = DEFAULT_MAX_LIST_PROFILES;
+    if (!o->max_concurrent_queries)
+        o->max_concurrent_queries = DEFAULT_MAX_CONCURRENT_QUERIES;
 }
 
 int api_server_start(const char *listen_address, const api_options *opt, const api_sources *src,
@@ -509,6 +539,12 @@ int api_server_start(const char *listen_address, const api_options *opt, const a
     fill_defaults(&srv->opt);
     srv->src = *src;
     srv->start_time_ns = api__now_ns();
+    if (sem_init(&srv->queries, 0, srv->opt.max_concurrent_queries) != 0) {
+        rc = -errno;
+        set_err(err, err_len, "api: sem_init: %s", strerror(errno));
+        goto fail;
+    }
+    srv->queries_init = true;
     srv->requests = calloc((api__n_routes + 1) * API__N_CODES, sizeof *srv->requests);
     if (!srv->requests) {
         rc = -ENOMEM;
@@ -555,6 +591,8 @@ int api_server_start(const char *listen_address, const api_options *opt, const a
 fail:
     if (fd >= 0)
         close(fd);
+    if (srv->queries_init)
+        sem_destroy(&srv->queries);
     api_webconfig_cleanup(&srv->web);
     free(srv->requests);
     free(srv);
@@ -571,6 +609,7 @@ void api_server_stop(api_server *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->mhd); /* joins connection threads, closes the listening socket */
+    sem_destroy(&srv->queries);
     api_webconfig_cleanup(&srv->web);
     free(srv->requests);
     free(srv);

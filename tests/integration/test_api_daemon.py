@@ -120,6 +120,46 @@ def test_diff_between_timestamps():
     S["t_before"] = t_before
 
 
+def expect_error(path, status, error_type, needle):
+    got, _, body = lwtest.http(S["base"] + path)
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = {}
+    check(got == status and doc.get("errorType") == error_type and needle in doc.get("error", ""),
+          f"GET {path[:100]} -> {got} {doc} (want {status} {error_type} containing {needle!r})")
+
+
+def test_endpoints_and_errors():
+    inst = S["instance"]
+    for path in ["/-/healthy", "/-/ready", "/api/v1/leaks", "/api/v1/alerts",
+                 "/api/v1/profiles" + q(instance=inst, type="heap"),
+                 "/api/v1/series" + q(instance=inst, signal="goroutines", **{"from": "now-10m"}),
+                 "/api/v1/series" + q(instance=inst, signal="heap_inuse_bytes", **{"from": "now-10m"}),
+                 "/api/v1/merge" + q(instance=inst, type="heap", format="folded", sample_type="inuse_space")]:
+        status, _, body = lwtest.http(S["base"] + path)
+        check_eq(status, 200, f"GET {path[:90]} ({body[:120]!r})")
+    status, doc = lwtest.http_json(S["base"] + "/api/v1/series" + q(instance=inst, signal="goroutines",
+                                                                      **{"from": "now-10m"}))
+    vals = [float(v) for _, v in doc["data"]["result"][0]["values"]]
+    check(len(vals) >= 3 and max(vals) - min(vals) >= 37, f"goroutine series shows the leak: {vals[:3]}..{vals[-3:]}")
+    status, doc = lwtest.http_json(S["base"] + "/api/v1/leaks")
+    check(isinstance(doc["data"], list) and all(l.get("instance") == inst for l in doc["data"]),
+          f"leak verdicts of the target: {str(doc['data'])[:300]}")
+    expect_error("/api/v1/profiles" + q(**{"from": "tomorrow"}), 400, "bad_data", 'invalid parameter "from"')
+    expect_error("/api/v1/diff" + q(instance=inst, type="goroutine"), 400, "bad_data", 'invalid parameter "from"')
+    expect_error("/api/v1/series" + q(instance=inst, signal="threads"), 400, "bad_data", 'invalid parameter "signal"')
+    expect_error("/api/v1/profiles/987654", 404, "not_found", "no profile with id 987654")
+    expect_error("/api/v1/merge" + q(instance="10.9.9.9:1", type="heap"), 404, "not_found", "unknown target")
+    expect_error("/api/v1/merge" + q(instance=inst, type="heap", **{"from": "1000000000", "to": "1000000100"}),
+                 422, "execution", "no heap profiles stored")
+    expect_error("/api/v1/diff" + q(instance=inst, type="goroutine", **{"from": "1000000000"}), 422, "execution",
+                 "stored at or before from")
+    expect_error("/api/v1/nothing", 404, "not_found", "no such endpoint")
+    status, headers, _ = lwtest.http(S["base"] + "/api/v1/targets", method="POST", data=b"")
+    check_eq(status, 405, "POST /api/v1/targets")
+
+
 def test_metrics_promtool_and_prometheus():
     text = metrics()
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
@@ -256,7 +296,8 @@ def test_reload_and_shutdown():
 
 def main():
     setup()
-    lwtest.run_tests([test_scraping_and_targets, test_diff_between_timestamps, test_metrics_promtool_and_prometheus,
+    lwtest.run_tests([test_scraping_and_targets, test_diff_between_timestamps, test_endpoints_and_errors,
+                      test_metrics_promtool_and_prometheus,
                       test_concurrent_clients_while_scraping, test_cli_json, test_reload_and_shutdown])
 
 
