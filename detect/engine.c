@@ -39,6 +39,7 @@ typedef struct tgt {
     char *job, *instance;
     bool have[DETECT_N_SIGNALS];
     detect_verdict v[DETECT_N_SIGNALS];
+    int64_t last_eval_ns; /* now_ns of the latest published evaluation */
 } tgt;
 
 struct detect_engine {
@@ -806,6 +807,11 @@ int detect_evaluate_target(detect_engine *e, int64_t target_id, const store_labe
         memset(t, 0, sizeof(*t));
         t->target_id = target_id;
     }
+    /* Two threads may evaluate the same target (goroutine and heap ingests);
+     * never let an older evaluation overwrite a newer one. */
+    if (now_ns < t->last_eval_ns)
+        goto unlock;
+    t->last_eval_ns = now_ns;
     rc = tgt_set_labels(t, labels, n_labels);
     if (rc < 0)
         goto unlock;
