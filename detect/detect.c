@@ -132,14 +132,12 @@ static void fmt_reason(detect_verdict *out, const char *fmt, ...)
     va_end(ap);
 }
 
-int detect_series(const detect_config *cfg, int signal, const int64_t *times_ns,
-                  const double *values, size_t n, detect_verdict *out)
+/* detect_series() on points that are finite and in time order. */
+static int judge(const detect_config *cfg, int signal, const int64_t *times_ns, const double *values,
+                 size_t n, detect_verdict *out)
 {
     int rc = 0;
     double *t = NULL, *scratch = NULL;
-    if (cfg == NULL || out == NULL || signal < 0 || signal >= DETECT_N_SIGNALS ||
-        (n > 0 && (times_ns == NULL || values == NULL)))
-        return -EINVAL;
     memset(out, 0, sizeof(*out));
     out->signal = signal;
     if (n == 0) {
@@ -260,5 +258,37 @@ int detect_series(const detect_config *cfg, int signal, const int64_t *times_ns,
 out:
     free(t);
     free(scratch);
+    return rc;
+}
+
+int detect_series(const detect_config *cfg, int signal, const int64_t *times_ns,
+                  const double *values, size_t n, detect_verdict *out)
+{
+    if (cfg == NULL || out == NULL || signal < 0 || signal >= DETECT_N_SIGNALS ||
+        (n > 0 && (times_ns == NULL || values == NULL)))
+        return -EINVAL;
+    /* Points that are not finite or go back in time (never written by the
+     * store, but this is the detector's contract) are left out. */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(values[i]) && (m == 0 || times_ns[i] >= times_ns[m - 1]))
+            m++;
+    if (m == n)
+        return judge(cfg, signal, times_ns, values, n, out);
+    int64_t *t = malloc((m ? m : 1) * sizeof(*t));
+    double *v = malloc((m ? m : 1) * sizeof(*v));
+    int rc = -ENOMEM;
+    if (t != NULL && v != NULL) {
+        m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (isfinite(values[i]) && (m == 0 || times_ns[i] >= t[m - 1])) {
+                t[m] = times_ns[i];
+                v[m++] = values[i];
+            }
+        }
+        rc = judge(cfg, signal, t, v, m, out);
+    }
+    free(t);
+    free(v);
     return rc;
 }

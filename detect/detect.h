@@ -119,7 +119,8 @@ void detect_config_default(detect_config *c);
 const char *detect_signal_name(int signal);
 
 /* Judge one series: times_ns/values[0..n) oldest first, already limited to
- * the window by the caller. Fills *out (attribution fields zero). 0 on
+ * the window by the caller (non-finite values and points that go back in
+ * time are ignored). Fills *out (attribution fields zero). 0 on
  * success (including "not enough samples", see out->evaluated); -EINVAL for
  * bad arguments; -ENOMEM. This is the exact code the daemon runs. */
 int detect_series(const detect_config *cfg, int signal, const int64_t *times_ns,

@@ -366,6 +366,48 @@ static void slope_units(void **state)
     assert_true(d.suspected);
 }
 
+/* Hostile input: NaN and infinities, times going back, identical times,
+ * huge and negative values, a long series. Never a crash or a leak verdict
+ * built on garbage. */
+static void hostile_inputs(void **state)
+{
+    (void)state;
+    detect_config cfg;
+    detect_config_default(&cfg);
+    enum { N = 3000 };
+    static double v[N];
+    static int64_t t[N];
+    detect_verdict d;
+    for (int i = 0; i < N; i++) {
+        t[i] = i * INTERVAL_NS;
+        v[i] = i % 7 == 0 ? NAN : i % 11 == 0 ? INFINITY : 100 + i;
+    }
+    assert_int_equal(detect_series(&cfg, DETECT_GOROUTINES, t, v, N, &d), 0);
+    printf("NaN/inf mixed into a rising series: n=%zu suspected=%d %s\n", d.n_samples, d.suspected, d.reason);
+    assert_true(d.n_samples < N);
+    assert_true(isfinite(d.growth) && isfinite(d.score));
+    assert_true(d.suspected);
+    for (int i = 0; i < N; i++)
+        t[i] = 5 * INTERVAL_NS;
+    assert_int_equal(detect_series(&cfg, DETECT_GOROUTINES, t, v, 50, &d), 0);
+    printf("identical times: evaluated=%d %s\n", d.evaluated, d.reason);
+    assert_false(d.suspected);
+    for (int i = 0; i < N; i++) {
+        t[i] = (N - i) * INTERVAL_NS;
+        v[i] = (i % 2 ? -1e300 : 1e300);
+    }
+    assert_int_equal(detect_series(&cfg, DETECT_GOROUTINES, t, v, N, &d), 0);
+    printf("times going back, +-1e300: n=%zu %s\n", d.n_samples, d.reason);
+    assert_false(d.suspected);
+    for (int i = 0; i < N; i++) {
+        t[i] = i * INTERVAL_NS;
+        v[i] = NAN;
+    }
+    assert_int_equal(detect_series(&cfg, DETECT_GOROUTINES, t, v, N, &d), 0);
+    printf("all NaN: %s\n", d.reason);
+    assert_false(d.suspected);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +416,7 @@ int main(void)
         cmocka_unit_test(restart_cuts_window),
         cmocka_unit_test(too_few_samples),
         cmocka_unit_test(slope_units),
+        cmocka_unit_test(hostile_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
