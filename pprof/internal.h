@@ -53,11 +53,12 @@ int pprof__idmap_reserve(pprof__idmap *m, size_t n);
 void pprof__idmap_free(pprof__idmap *m);
 
 /* Generic hash -> index map: stores (hash, index) pairs; equality is the
- * caller's business (pprof__hmap_next iterates candidates with that hash). */
+ * caller's business (pprof__hmap_next iterates candidates whose hash has the
+ * same upper 32 bits). One 8-byte slot per entry, so a lookup usually costs
+ * one cache miss. */
 typedef struct pprof__hmap {
-    uint64_t *hashes;
-    uint32_t *vals; /* index + 1; 0 marks an empty slot */
-    size_t cap;     /* power of two, 0 when unallocated */
+    uint64_t *slots; /* hash >> 32 in the upper half, index + 1 in the lower; 0 = empty */
+    size_t cap;      /* power of two, 0 when unallocated */
     size_t n;
 } pprof__hmap;
 

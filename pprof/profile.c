@@ -193,26 +193,22 @@ int pprof__hmap_reserve(pprof__hmap *m, size_t n)
         cap *= 2;
     if (cap > UINT32_MAX)
         return -ENOMEM;
-    uint64_t *hashes = malloc(cap * sizeof(*hashes));
-    uint32_t *vals = calloc(cap, sizeof(*vals));
-    if (!hashes || !vals) {
-        free(hashes);
-        free(vals);
+    uint64_t *slots = calloc(cap, sizeof(*slots));
+    if (!slots)
         return -ENOMEM;
-    }
     for (size_t i = 0; i < m->cap; i++) {
-        if (!m->vals[i])
+        uint64_t e = m->slots[i];
+        if (!e)
             continue;
-        size_t j = m->hashes[i] & (cap - 1);
-        while (vals[j])
+        /* The slot keeps the hash's upper half; probing starts from the
+         * lower bits of that half, so rehashing needs only the slot. */
+        size_t j = (size_t)(e >> 32) & (cap - 1);
+        while (slots[j])
             j = (j + 1) & (cap - 1);
-        hashes[j] = m->hashes[i];
-        vals[j] = m->vals[i];
+        slots[j] = e;
     }
-    free(m->hashes);
-    free(m->vals);
-    m->hashes = hashes;
-    m->vals = vals;
+    free(m->slots);
+    m->slots = slots;
     m->cap = cap;
     return 0;
 }
@@ -224,11 +220,11 @@ int pprof__hmap_put(pprof__hmap *m, uint64_t h, uint32_t val)
     int rc = pprof__hmap_reserve(m, m->n + 1);
     if (rc)
         return rc;
-    size_t j = h & (m->cap - 1);
-    while (m->vals[j])
+    uint64_t hi = h >> 32;
+    size_t j = (size_t)hi & (m->cap - 1);
+    while (m->slots[j])
         j = (j + 1) & (m->cap - 1);
-    m->hashes[j] = h;
-    m->vals[j] = val + 1;
+    m->slots[j] = hi << 32 | ((uint64_t)val + 1);
     m->n++;
     return 0;
 }
@@ -237,11 +233,13 @@ bool pprof__hmap_next(const pprof__hmap *m, uint64_t h, size_t *pos, uint32_t *v
 {
     if (!m->cap)
         return false;
-    size_t j = *pos == SIZE_MAX ? (h & (m->cap - 1)) : ((*pos + 1) & (m->cap - 1));
-    while (m->vals[j]) {
-        if (m->hashes[j] == h) {
+    uint64_t hi = h >> 32;
+    size_t j = *pos == SIZE_MAX ? ((size_t)hi & (m->cap - 1)) : ((*pos + 1) & (m->cap - 1));
+    uint64_t e;
+    while ((e = m->slots[j]) != 0) {
+        if (e >> 32 == hi) {
             *pos = j;
-            *val = m->vals[j] - 1;
+            *val = (uint32_t)(e & 0xffffffffu) - 1;
             return true;
         }
         j = (j + 1) & (m->cap - 1);
@@ -251,8 +249,7 @@ bool pprof__hmap_next(const pprof__hmap *m, uint64_t h, size_t *pos, uint32_t *v
 
 void pprof__hmap_free(pprof__hmap *m)
 {
-    free(m->hashes);
-    free(m->vals);
+    free(m->slots);
     memset(m, 0, sizeof(*m));
 }
 

@@ -250,6 +250,51 @@ static int cmd_bench(const char *path, int iters)
     return rc;
 }
 
+/* Time the phases of `diff` (CPU time, best of iters). */
+static int cmd_bench_diff(const char *base_path, const char *cur_path, int iters)
+{
+    lw_buf a, b, out;
+    char err[PPROF_ERR_LEN];
+    int rc = read_file(base_path, &a);
+    if (rc)
+        return rc;
+    if ((rc = read_file(cur_path, &b))) {
+        lw_buf_cleanup(&a);
+        return rc;
+    }
+    double best[4] = {1e9, 1e9, 1e9, 1e9};
+    for (int i = 0; i < iters && rc == 0; i++) {
+        pprof_profile *p = NULL, *q = NULL, *d = NULL;
+        lw_buf_init(&out, MAX_OUT_BYTES);
+        double t0 = now_seconds();
+        rc = pprof_decode(a.data, a.len, NULL, &p, err, sizeof(err));
+        if (rc == 0)
+            rc = pprof_decode(b.data, b.len, NULL, &q, err, sizeof(err));
+        double t1 = now_seconds();
+        if (rc == 0)
+            rc = pprof_diff(p, q, &d, err, sizeof(err));
+        double t2 = now_seconds();
+        if (rc == 0)
+            rc = pprof_encode(d, true, &out);
+        double t3 = now_seconds();
+        double t[4] = {t1 - t0, t2 - t1, t3 - t2, t3 - t0};
+        for (int k = 0; k < 4; k++)
+            best[k] = t[k] < best[k] ? t[k] : best[k];
+        pprof_free(p);
+        pprof_free(q);
+        pprof_free(d);
+        lw_buf_cleanup(&out);
+    }
+    if (rc == 0)
+        printf("decode both %.3f ms, diff %.3f ms, encode+gzip %.3f ms, total %.3f ms (CPU, best of %d)\n",
+               best[0] * 1e3, best[1] * 1e3, best[2] * 1e3, best[3] * 1e3, iters);
+    else
+        fprintf(stderr, "lwpprof-tool: bench-diff failed: %s\n", err);
+    lw_buf_cleanup(&a);
+    lw_buf_cleanup(&b);
+    return rc;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -261,7 +306,8 @@ static void usage(void)
             "       lwpprof-tool folded FILE [sample_type]\n"
             "       lwpprof-tool json FILE\n"
             "       lwpprof-tool stacks FILE\n"
-            "       lwpprof-tool bench FILE [iterations]\n");
+            "       lwpprof-tool bench FILE [iterations]\n"
+            "       lwpprof-tool bench-diff BASE NEW [iterations]\n");
 }
 
 static int run(int argc, char **argv)
@@ -274,6 +320,8 @@ static int run(int argc, char **argv)
     lw_buf_init(&out, MAX_OUT_BYTES);
     if (strcmp(cmd, "bench") == 0 && (argc == 3 || argc == 4))
         return cmd_bench(argv[2], argc == 4 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 1 : 5);
+    if (strcmp(cmd, "bench-diff") == 0 && (argc == 4 || argc == 5))
+        return cmd_bench_diff(argv[2], argv[3], argc == 5 && atoi(argv[4]) > 0 ? atoi(argv[4]) : 5);
     if (strcmp(cmd, "diff") == 0 && argc == 5) {
         if ((rc = load(argv[2], &p)) || (rc = load(argv[3], &q)))
             goto out;

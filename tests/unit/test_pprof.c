@@ -258,11 +258,40 @@ static void test_build_encode_decode(void **state)
     pprof_free(p);
 }
 
-/* Cross-check the direct decoder against protobuf-c's unpack. */
-static void test_protobuf_c_cross_check(void **state)
+/* Cross-check the direct decoder against protobuf-c's unpack, and the
+ * direct encoder against protobuf-c's pack. */
+/* A profile using every field: labels (string and numeric), negative
+ * values, comments, default sample type, frames regexps, mapping flags. */
+static pprof_profile *rich(void)
 {
-    (void)state;
-    pprof_profile *p = tiny(true);
+    pprof_profile *a = tiny(false), *c = tiny(true), *d = NULL;
+    char err[PPROF_ERR_LEN];
+    pprof_scale(c, 2.0);
+    assert_int_equal(pprof_diff(a, c, &d, err, sizeof(err)), 0);
+    pprof_free(a);
+    pprof_free(c);
+    pprof_label *l = d->samples[0].labels = malloc(2 * sizeof(pprof_label));
+    assert_non_null(l);
+    l[0] = (pprof_label){pprof_intern(d, "bytes"), 0, -4096, pprof_intern(d, "bytes")};
+    l[1] = (pprof_label){pprof_intern(d, "worker"), pprof_intern(d, "w1"), 0, 0};
+    d->samples[0].n_labels = 2;
+    assert_int_equal(pprof_add_comment(d, "made by test_pprof"), 0);
+    assert_int_equal(pprof_set_default_sample_type(d, "cpu"), 0);
+    d->drop_frames = pprof_intern(d, "runtime\\..*");
+    d->keep_frames = pprof_intern(d, "main\\..*");
+    d->mappings[0].has_filenames = d->mappings[0].has_line_numbers = true;
+    d->mappings[0].has_inline_frames = true;
+    d->mappings[0].build_id = pprof_intern(d, "abc123");
+    d->mappings[0].file_offset = 0x1000;
+    d->locations[0].is_folded = true;
+    d->locations[0].lines[0].column = 7;
+    d->functions[0].start_line = -1;
+    d->time_nanos = -5;
+    return d;
+}
+
+static void cross_check(pprof_profile *p)
+{
     lw_buf b;
     encode(p, false, &b);
     Perftools__Profiles__Profile *pb =
@@ -290,10 +319,31 @@ static void test_protobuf_c_cross_check(void **state)
         assert_int_equal(pb->location[i]->address, q->locations[i].address);
         assert_int_equal(pb->location[i]->n_line, q->locations[i].n_lines);
     }
+    /* Our direct encoder writes exactly what protobuf-c's packer writes. */
+    size_t size = perftools__profiles__profile__get_packed_size(pb);
+    uint8_t *packed = malloc(size);
+    assert_non_null(packed);
+    assert_int_equal(perftools__profiles__profile__pack(pb, packed), size);
+    printf("    ours %zu bytes, protobuf-c %zu bytes\n", b.len, size);
+    assert_int_equal(size, b.len);
+    assert_memory_equal(packed, b.data, size);
+    free(packed);
     perftools__profiles__profile__free_unpacked(pb, NULL);
     pprof_free(q);
-    pprof_free(p);
     lw_buf_cleanup(&b);
+}
+
+static void test_protobuf_c_cross_check(void **state)
+{
+    (void)state;
+    pprof_profile *p = tiny(true);
+    cross_check(p);
+    pprof_free(p);
+    p = rich();
+    pprof_label *labels = p->samples[0].labels; /* malloc'd by rich() */
+    cross_check(p);
+    pprof_free(p);
+    free(labels);
 }
 
 static void test_copy(void **state)
