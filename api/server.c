@@ -388,6 +388,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) LW_PRINTF(2, 0);
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;

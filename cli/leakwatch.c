@@ -45,7 +45,7 @@ typedef struct flag_def {
     const char *value; /* set while parsing */
 } flag_def;
 
-static void die_usage(const char *fmt, ...) LW_PRINTF(1, 2);
+static void die_usage(const char *fmt, ...) LW_PRINTF(1, 2) __attribute__((noreturn));
 
 static void die_usage(const char *fmt, ...)
 {
@@ -198,6 +198,8 @@ static void url_init(const cli *c, lw_buf *url, const char *path)
 }
 
 /* An API error answer: print its message and exit 1. */
+static void die_api(long status, const lw_buf *body) __attribute__((noreturn));
+
 static void die_api(long status, const lw_buf *body)
 {
     lw_json_doc *doc = NULL;
