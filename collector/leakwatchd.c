@@ -47,7 +47,8 @@ typedef struct daemon_state {
     store *store;
     coll *coll;
 #ifdef LW_HAVE_DETECT
-    detect_engine *detect;
+    detect_engine *detect;          /* NULL only if a restart failed twice */
+    pthread_rwlock_t detect_lock;   /* write-held while the engine is replaced */
 #endif
 #ifdef LW_HAVE_API
     api_server *api;
@@ -122,6 +123,10 @@ static void *signal_thread(void *arg)
 
 /* ---- reload ------------------------------------------------------------------ */
 
+#ifdef LW_HAVE_DETECT
+static void detect_reload(daemon_state *d, const lw_config *old_cfg);
+#endif
+
 /* Load the configuration again and apply it. Main thread only. */
 static int do_reload(daemon_state *d, const char *why, char *err, size_t err_len)
 {
@@ -139,8 +144,12 @@ static int do_reload(daemon_state *d, const char *why, char *err, size_t err_len
         lw_config_free(cfg);
         return rc;
     }
-    lw_config_free(d->cfg);
+    lw_config *old = d->cfg;
     d->cfg = cfg;
+#ifdef LW_HAVE_DETECT
+    detect_reload(d, old);
+#endif
+    lw_config_free(old);
     char n[32];
     snprintf(n, sizeof(n), "%zu", coll_n_targets(d->coll));
     lw_log(LW_LOG_INFO, "configuration reloaded", "trigger", why, "file",
@@ -229,8 +238,11 @@ static void on_ingest(void *ctx, int64_t target_id, const store_label *labels, s
     (void)profile_id;
     if (strcmp(profile_type, "goroutine") != 0 && strcmp(profile_type, "heap") != 0)
         return;
-    int rc = detect_evaluate_target(d->detect, target_id, (const struct store_label *)labels,
-                                    n_labels, time_ns);
+    pthread_rwlock_rdlock(&d->detect_lock);
+    int rc = d->detect ? detect_evaluate_target(d->detect, target_id,
+                                                (const struct store_label *)labels, n_labels, time_ns)
+                       : 0;
+    pthread_rwlock_unlock(&d->detect_lock);
     if (rc)
         lw_log(LW_LOG_WARN, "leak evaluation failed", "err", strerror(-rc), NULL);
 }
@@ -238,41 +250,78 @@ static void on_ingest(void *ctx, int64_t target_id, const store_label *labels, s
 static void on_target_removed(void *ctx, int64_t target_id)
 {
     daemon_state *d = ctx;
-    if (detect_forget_target(d->detect, target_id, wall_now_ns()) != 0)
+    pthread_rwlock_rdlock(&d->detect_lock);
+    int rc = d->detect ? detect_forget_target(d->detect, target_id, wall_now_ns()) : 0;
+    pthread_rwlock_unlock(&d->detect_lock);
+    if (rc)
         lw_log(LW_LOG_WARN, "cannot forget target in the leak detector", NULL);
 }
 
-/* The detector's settings from the configuration. */
-static int detect_setup(daemon_state *d, char *err, size_t err_len)
+/* The detector's and notifier's settings from cfg (zeroed first, so two
+ * results can be compared with memcmp). */
+static void detect_settings(const daemon_state *d, const lw_config *cfg, detect_config *dc,
+                            alerts_config *ac)
 {
-    const lw_config *cfg = d->cfg;
-    detect_config dc;
-    detect_config_default(&dc);
-    dc.window_ns = cfg->leak.window_ns;
-    dc.min_samples = (size_t)cfg->leak.min_samples;
+    memset(dc, 0, sizeof(*dc));
+    memset(ac, 0, sizeof(*ac));
+    detect_config_default(dc);
+    dc->window_ns = cfg->leak.window_ns;
+    dc->min_samples = (size_t)cfg->leak.min_samples;
     for (int i = 0; i < LW_N_SIGNALS && i < DETECT_N_SIGNALS; i++) {
-        dc.signals[i].enabled = cfg->leak.signals[i].enabled;
-        dc.signals[i].min_growth = cfg->leak.signals[i].min_growth;
-        dc.signals[i].min_relative_growth = cfg->leak.signals[i].min_relative_growth;
+        dc->signals[i].enabled = cfg->leak.signals[i].enabled;
+        dc->signals[i].min_growth = cfg->leak.signals[i].min_growth;
+        dc->signals[i].min_relative_growth = cfg->leak.signals[i].min_relative_growth;
     }
-    alerts_config ac;
-    alerts_config_default(&ac);
-    ac.for_ns = cfg->leak.for_ns;
-    snprintf(ac.severity, sizeof(ac.severity), "%s", cfg->leak.signals[0].severity);
-    snprintf(ac.external_url, sizeof(ac.external_url), "http://%s", d->flags.web_listen_address);
-    ac.resend_delay_ns = cfg->alerting.resend_delay_ns;
+    alerts_config_default(ac);
+    ac->for_ns = cfg->leak.for_ns;
+    snprintf(ac->severity, sizeof(ac->severity), "%s", cfg->leak.signals[0].severity);
+    snprintf(ac->external_url, sizeof(ac->external_url), "http://%s", d->flags.web_listen_address);
+    ac->resend_delay_ns = cfg->alerting.resend_delay_ns;
     for (size_t i = 0; i < cfg->alerting.n_alertmanagers; i++) {
         const lw_alertmanager_config *am = &cfg->alerting.alertmanagers[i];
         if (am->timeout_ns)
-            ac.timeout_ns = am->timeout_ns;
-        for (size_t j = 0; j < am->n_targets && ac.n_alertmanagers < ALERTS_MAX_AM; j++)
-            snprintf(ac.alertmanagers[ac.n_alertmanagers++], sizeof(ac.alertmanagers[0]), "%s://%s%s",
-                     am->scheme, am->targets[j], am->path_prefix);
+            ac->timeout_ns = am->timeout_ns;
+        for (size_t j = 0; j < am->n_targets && ac->n_alertmanagers < ALERTS_MAX_AM; j++)
+            snprintf(ac->alertmanagers[ac->n_alertmanagers++], sizeof(ac->alertmanagers[0]),
+                     "%s://%s%s", am->scheme, am->targets[j], am->path_prefix);
     }
+}
+
+static int detect_setup(daemon_state *d, char *err, size_t err_len)
+{
+    detect_config dc;
+    alerts_config ac;
+    detect_settings(d, d->cfg, &dc, &ac);
     int rc = detect_engine_new(d->store, &dc, &ac, &d->detect);
     if (rc)
         snprintf(err, err_len, "cannot start the leak detector: %s", strerror(-rc));
     return rc;
+}
+
+/* After a reload: restart the detector if its settings changed. Alert
+ * states and pending-since times live in the store, so the new engine picks
+ * them up; hooks and API calls wait on the lock meanwhile. */
+static void detect_reload(daemon_state *d, const lw_config *old_cfg)
+{
+    detect_config dc_old, dc_new;
+    alerts_config ac_old, ac_new;
+    detect_settings(d, old_cfg, &dc_old, &ac_old);
+    detect_settings(d, d->cfg, &dc_new, &ac_new);
+    if (memcmp(&dc_old, &dc_new, sizeof(dc_old)) == 0 && memcmp(&ac_old, &ac_new, sizeof(ac_old)) == 0)
+        return;
+    pthread_rwlock_wrlock(&d->detect_lock);
+    detect_engine_free(d->detect);
+    d->detect = NULL;
+    int rc = detect_engine_new(d->store, &dc_new, &ac_new, &d->detect);
+    if (rc) {
+        lw_log(LW_LOG_ERROR, "cannot restart the leak detector with the new settings, keeping the old ones",
+               "err", strerror(-rc), NULL);
+        if (detect_engine_new(d->store, &dc_old, &ac_old, &d->detect) != 0)
+            d->detect = NULL;
+    } else {
+        lw_log(LW_LOG_INFO, "leak detector restarted with new settings", NULL);
+    }
+    pthread_rwlock_unlock(&d->detect_lock);
 }
 #endif
 
@@ -288,8 +337,10 @@ static int api_metrics_text(void *ctx, lw_buf *out)
     daemon_state *d = ctx;
     int rc = coll_metrics_text(d->coll, out);
 #ifdef LW_HAVE_DETECT
-    if (!rc)
+    pthread_rwlock_rdlock(&d->detect_lock);
+    if (!rc && d->detect)
         rc = detect_metrics_text(d->detect, out);
+    pthread_rwlock_unlock(&d->detect_lock);
 #endif
     return rc;
 }
@@ -298,15 +349,20 @@ static int api_metrics_text(void *ctx, lw_buf *out)
 static int api_leaks_json(void *ctx, lw_buf *out)
 {
     daemon_state *d = ctx;
-    return detect_leaks_json(d->detect, out);
+    pthread_rwlock_rdlock(&d->detect_lock);
+    int rc = d->detect ? detect_leaks_json(d->detect, out) : lw_buf_puts(out, "[]");
+    pthread_rwlock_unlock(&d->detect_lock);
+    return rc;
 }
 
 static int api_alerts_json(void *ctx, lw_buf *out)
 {
     daemon_state *d = ctx;
     int rc = lw_buf_puts(out, "{\"alerts\":");
+    pthread_rwlock_rdlock(&d->detect_lock);
     if (!rc)
-        rc = detect_alerts_json(d->detect, out);
+        rc = d->detect ? detect_alerts_json(d->detect, out) : lw_buf_puts(out, "[]");
+    pthread_rwlock_unlock(&d->detect_lock);
     if (!rc)
         rc = lw_buf_puts(out, "}");
     return rc;
@@ -385,6 +441,9 @@ int main(int argc, char **argv)
     pthread_mutex_init(&d->rl_mu, NULL);
     pthread_cond_init(&d->rl_cv, NULL);
     pthread_mutex_init(&d->wake_mu, NULL);
+#ifdef LW_HAVE_DETECT
+    pthread_rwlock_init(&d->detect_lock, NULL);
+#endif
 
     if (lw_flags_parse(argc, argv, &d->flags, err, sizeof(err)) != 0) {
         fprintf(stderr, "leakwatchd: %s\n", err);
@@ -536,6 +595,9 @@ out:
     }
     lw_flags_cleanup(&d->flags);
     pthread_mutex_destroy(&d->wake_mu);
+#ifdef LW_HAVE_DETECT
+    pthread_rwlock_destroy(&d->detect_lock);
+#endif
     pthread_cond_destroy(&d->rl_cv);
     pthread_mutex_destroy(&d->rl_mu);
     return exit_code;
