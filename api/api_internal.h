@@ -41,6 +41,7 @@ struct api_server {
     int64_t start_time_ns;
     atomic_ullong *requests;  /* n_routes + 1 (unmatched) rows of API__N_CODES counters */
     api_webconfig web;        /* TLS and users from opt.web_config_file (empty without) */
+    atomic_bool stopping;     /* set by api_server_stop: long handlers give up early */
     sem_t queries;            /* max_concurrent_queries slots for store-reading handlers */
     bool queries_init;
 };

@@ -610,6 +610,7 @@ void api_server_stop(api_server *srv)
 {
     if (!srv)
         return;
+    atomic_store(&srv->stopping, true);
     MHD_stop_daemon(srv->mhd); /* joins connection threads, closes the listening socket */
     sem_destroy(&srv->queries);
     api_webconfig_cleanup(&srv->web);

@@ -480,6 +480,17 @@ def test_web_config_tls_and_basic_auth():
     check_eq(lwtest.stop(p), 0, "TLS testd exits 0")
 
 
+def test_listen_errors():
+    busy = FX.base[len("http://"):]
+    cases = [(busy, "Address already in use"), ("127.0.0.1", "missing port"), ("127.0.0.1:99999", "bad host or port"),
+             ("::1:80", "IPv6 addresses need brackets"), ("[::1:80", "want [IPv6]:port"),
+             ("no-such-host.invalid:80", "no-such-host.invalid:80")]
+    for addr, msg in cases:
+        r = subprocess.run([TESTD, "--db", os.path.join(FX.dir, "listen", "lw.db"), "--listen", addr],
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode == 1 and msg in r.stderr, f"--listen {addr} -> exit {r.returncode}: {r.stderr.strip()}")
+
+
 def test_ipv6():
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
@@ -589,7 +600,8 @@ def main():
     lwtest.run_tests([
         test_health_ready_reload, test_not_ready, test_targets, test_profiles_list, test_profile_formats,
         test_merge, test_diff, test_series, test_leaks_alerts, test_metrics, test_limits_and_methods,
-        test_server_limits, test_web_config_tls_and_basic_auth, test_ipv6, test_bad_input_never_500, test_concurrent_clients, test_clean_shutdown,
+        test_server_limits, test_web_config_tls_and_basic_auth, test_listen_errors,
+        test_ipv6, test_bad_input_never_500, test_concurrent_clients, test_clean_shutdown,
     ])
 
 
