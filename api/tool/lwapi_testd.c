@@ -27,7 +27,7 @@
 #include "pprof.h"
 #include "store.h"
 
-#define MAX_INGESTS 256
+#define MAX_INGESTS 4096
 
 static volatile sig_atomic_t g_stop;
 
@@ -202,8 +202,13 @@ int main(int argc, char **argv)
             db = v;
         else if (strcmp(a, "--listen") == 0 && v)
             listen = v;
-        else if (strcmp(a, "--ingest") == 0 && v && n_ingests < MAX_INGESTS)
+        else if (strcmp(a, "--ingest") == 0 && v) {
+            if (n_ingests == MAX_INGESTS) {
+                fprintf(stderr, "lwapi-testd: more than %d --ingest\n", MAX_INGESTS);
+                return 2;
+            }
             ingests[n_ingests++] = v;
+        }
         else if (strcmp(a, "--ready-after") == 0 && v)
             t.ready_at = time(NULL) + atoi(v);
         else if (strcmp(a, "--leaks-json") == 0 && v)
