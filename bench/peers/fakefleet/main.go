@@ -11,7 +11,7 @@
 // outside the standard library) with the same layout as runtime/pprof:
 // one mapping, one location per (function, line), functions with file names.
 //
-// Usage: fakefleet -n 1000 -ports FILE
+// Usage: fakefleet -n 1000 -ports FILE [-goroutine-stacks 40] [-heap-stacks 150]
 // writes the listening ports (one per line) to FILE once all are open.
 // Requests are counted per profile and printed on SIGTERM/SIGINT.
 package main
@@ -122,7 +122,7 @@ func makeStacks(n int, seed uint64, leafs []int) []stack {
 	nApp := len(funcs) - 18
 	out := make([]stack, n)
 	for i := range out {
-		d := 6 + int(r()%14)
+		d := 6 + int(r()%12)
 		s := stack{{fn: leafs[int(r()%uint64(len(leafs)))], line: int64(10 + r()%400)}}
 		for j := 1; j < d; j++ {
 			s = append(s, frame{fn: int(r() % uint64(nApp)), line: int64(10 + r()%400)})
@@ -294,6 +294,8 @@ var nGoroutine, nHeap atomic.Int64
 func main() {
 	n := flag.Int("n", 1000, "number of simulated targets (ports)")
 	portsFile := flag.String("ports", "", "write the ports here, one per line (required)")
+	nGoroutineStacks := flag.Int("goroutine-stacks", 40, "distinct goroutine stacks of the code base")
+	nHeapStacks := flag.Int("heap-stacks", 150, "distinct heap stacks of the code base")
 	flag.Parse()
 	if *portsFile == "" || *n <= 0 {
 		fmt.Fprintln(os.Stderr, "usage: fakefleet -n N -ports FILE")
@@ -302,8 +304,8 @@ func main() {
 	makeCodeBase()
 	leafG := []int{len(funcs) - 18, len(funcs) - 17, len(funcs) - 16, len(funcs) - 12, len(funcs) - 8}
 	leafH := []int{len(funcs) - 7, len(funcs) - 6, len(funcs) - 5, len(funcs) - 3, len(funcs) - 2}
-	goroutineStacks = makeStacks(60, 1, leafG)
-	heapStacks = makeStacks(400, 2, leafH)
+	goroutineStacks = makeStacks(*nGoroutineStacks, 1, leafG)
+	heapStacks = makeStacks(*nHeapStacks, 2, leafH)
 	var ports []string
 	for i := 0; i < *n; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
