@@ -105,11 +105,13 @@ void coll_wakeup(coll *c);
 void coll_free(coll *c);
 
 /* The "data" value of GET /api/v1/targets:
- * {"activeTargets":[{"labels":{..},"scrapeUrl":"http://h:p","health":"up"|"down"|"unknown",
+ * {"activeTargets":[{"labels":{..},"scrapePool":"job","scrapeUrl":"http://h:p",
+ *   "health":"up"|"down"|"unknown",
  *   "lastScrape":"RFC3339"|null,"lastScrapeDuration":seconds,"lastError":"..",
  *   "scrapeInterval":"15s","scrapeTimeout":"10s",
  *   "profiles":[{"type":"goroutine","url":"..","health":..,"lastScrape":..,
- *     "lastScrapeDuration":..,"lastError":..,"scrapesOk":n,"scrapesError":n}]}]}
+ *     "lastScrapeDuration":..,"lastError":..,"scrapesOk":n,"scrapesError":n}]}],
+ *  "droppedTargets":[]}
  * A target is "up" when the last scrape of each enabled profile succeeded,
  * "unknown" before its first scrape; its lastError is that of its first
  * failing profile. Appended to out; thread-safe. */

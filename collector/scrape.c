@@ -1396,7 +1396,8 @@ static int target_json(const target *t, lw_buf *out)
     char iv[32], to[32];
     lw_format_duration(t->interval_ns, iv, sizeof(iv));
     lw_format_duration(t->sc->scrape_timeout_ns, to, sizeof(to));
-    rc = rc || lw_buf_puts(out, "},\"scrapeUrl\":") || lw_buf_json_str(out, t->base_url) ||
+    rc = rc || lw_buf_puts(out, "},\"scrapePool\":") || lw_buf_json_str(out, t->sc->job_name) ||
+         lw_buf_puts(out, ",\"scrapeUrl\":") || lw_buf_json_str(out, t->base_url) ||
          lw_buf_printf(out, ",\"health\":\"%s\",\"lastScrape\":", health) ||
          json_time(out, latest != NULL, latest ? latest->last_scrape_ns : 0) ||
          lw_buf_printf(out, ",\"lastScrapeDuration\":%.6f,\"lastError\":",
@@ -1432,7 +1433,7 @@ int coll_targets_json(coll *c, lw_buf *out)
             rc = target_json(c->targets[i], out);
     }
     if (!rc)
-        rc = lw_buf_puts(out, "]}");
+        rc = lw_buf_puts(out, "],\"droppedTargets\":[]}");
     pthread_mutex_unlock(&c->mu);
     if (rc) {
         out->len = mark;

@@ -142,11 +142,11 @@ static void health_json_metrics(void **state)
     assert_int_equal(coll_targets_json(c, &b), 0);
     printf("after reload: %s\n", b.data);
     /* Kept: still down with its error (a new target would be "unknown"). */
-    assert_non_null(strstr(b.data, "\"job\":\"j\",\"team\":\"t\"},\"scrapeUrl\":\"http://127.0.0.1:1\","
+    assert_non_null(strstr(b.data, "\"job\":\"j\",\"team\":\"t\"},\"scrapePool\":\"j\",\"scrapeUrl\":\"http://127.0.0.1:1\","
                                    "\"health\":\"down\""));
-    assert_non_null(strstr(b.data, "\"job\":\"k\",\"team\":\"ext\"},\"scrapeUrl\":\"http://127.0.0.1:1\","
+    assert_non_null(strstr(b.data, "\"job\":\"k\",\"team\":\"ext\"},\"scrapePool\":\"k\",\"scrapeUrl\":\"http://127.0.0.1:1\","
                                    "\"health\":\"unknown\""));
-    run_until(c, "\"job\":\"k\",\"team\":\"ext\"},\"scrapeUrl\":\"http://127.0.0.1:1\",\"health\":\"down\"");
+    run_until(c, "\"job\":\"k\",\"team\":\"ext\"},\"scrapePool\":\"k\",\"scrapeUrl\":\"http://127.0.0.1:1\",\"health\":\"down\"");
 
     /* Reload to nothing. */
     lw_config *cfg3 = cfg_of("scrape_configs: []\n");
@@ -155,7 +155,7 @@ static void health_json_metrics(void **state)
     assert_int_equal(coll_n_targets(c), 0);
     lw_buf_reset(&b);
     assert_int_equal(coll_targets_json(c, &b), 0);
-    assert_string_equal(b.data, "{\"activeTargets\":[]}");
+    assert_string_equal(b.data, "{\"activeTargets\":[],\"droppedTargets\":[]}");
     lw_buf_cleanup(&b);
     coll_free(c);
     lw_config_free(cfg3);
