@@ -47,7 +47,8 @@ def start_testd(db, extra=(), log_dir=None, listen=None):
 def setup():
     fx = Fixture()
     fx.dir = lwtest.tempdir("api-")
-    svc, svc_base = lwtest.start_gosvc(log_dir=fx.dir)
+    # No background churn: goroutine counts then change only when the fixture leaks.
+    svc, svc_base = lwtest.start_gosvc(["-churn-every", "0"], log_dir=fx.dir)
     fx.instance = svc_base[len("http://"):]
     d = fx.dir
     g1 = fetch(svc_base + "/debug/pprof/goroutine", os.path.join(d, "g1.pb.gz"))
