@@ -958,6 +958,13 @@ static void job_run(coll *c, job *j)
     char serr[STORE_ERR_LEN] = "";
     rc = store_ingest(c->store, j->store_id, j->profile_type, j->start_wall_ns, p, &profile_id, serr,
                       sizeof(serr));
+    if (rc == -ENOENT && store_target_upsert(c->store, j->labels, j->n_labels, &j->store_id) == 0) {
+        /* The cached target id is gone from the store (deleted meanwhile):
+         * registered again, retry once. */
+        serr[0] = '\0';
+        rc = store_ingest(c->store, j->store_id, j->profile_type, j->start_wall_ns, p, &profile_id,
+                          serr, sizeof(serr));
+    }
     if (rc) {
         snprintf(j->err, sizeof(j->err), "storage: %s", serr[0] ? serr : strerror(-rc));
         goto out;
