@@ -323,6 +323,12 @@ static int reply_profile(api_request *r, const pprof_profile *p, const char *ste
         r->status = 200;
         r->content_type = "application/octet-stream";
         snprintf(r->filename, sizeof r->filename, "%s.pb.gz", stem);
+        /* The stem holds a stored profile type: keep the header value plain. */
+        for (char *c = r->filename; *c; c++) {
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+                  *c == '-' || *c == '_'))
+                *c = '_';
+        }
         return pprof_encode(p, true, &r->body);
     case API_FORMAT_JSON:
         rc = api__json_begin(r);
