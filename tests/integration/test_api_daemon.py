@@ -83,6 +83,12 @@ def test_scraping_and_targets():
     check(len(t) == 1 and t[0]["health"] == "up", f"target up: {t}")
 
 
+def accounting_for(text):
+    m = re.search(r"Showing nodes accounting for (-?\d+)", text)
+    check(m is not None, f"go tool pprof printed 'Showing nodes accounting for': {text[:200]}")
+    return int(m.group(1))
+
+
 def test_diff_between_timestamps():
     base = S["base"]
     before = time.time()
@@ -92,7 +98,8 @@ def test_diff_between_timestamps():
     lwtest.http(S["svc"] + "/leak/goroutine?n=40")
     n0 = n_goroutine_profiles()
     lwtest.wait_until(lambda: n_goroutine_profiles() >= n0 + 2, 30, "profiles after the leak")
-    params = dict(instance=S["instance"], type="goroutine", **{"from": f"{t_before:.3f}", "to": "now"})
+    t_after = time.time()  # fixed, so that every request below compares the same two profiles
+    params = dict(instance=S["instance"], type="goroutine", **{"from": f"{t_before:.3f}", "to": f"{t_after:.3f}"})
     status, headers, body = lwtest.http(base + "/api/v1/diff" + q(format="json", **params))
     check_eq(status, 200, f"diff status ({body[:200]!r})")
     diff_total = json.loads(body)["data"]["totals"][0]
@@ -105,18 +112,20 @@ def test_diff_between_timestamps():
     url = base + "/api/v1/diff" + q(**params)
     out = lwtest.go_tool_pprof("-top", "-cum", "-nodefraction=0", url)
     check("main.blockedForever" in out, "go tool pprof on the diff URL names main.blockedForever")
-    flat = lwtest.go_tool_pprof("-top", "-nodefraction=0", "-edgefraction=0", url)
-    m = re.search(r"Showing nodes accounting for (-?\d+)", flat)
-    check(m is not None and int(m.group(1)) >= 37, f"go tool pprof diff accounts for the growth: {flat[:300]}")
+    opts = ["-top", "-nodefraction=0", "-edgefraction=0"]
+    d = accounting_for(lwtest.go_tool_pprof(*opts, url))
+    cur = accounting_for(lwtest.go_tool_pprof(*opts, base + f"/api/v1/profiles/{c}"))
+    old = accounting_for(lwtest.go_tool_pprof(*opts, base + f"/api/v1/profiles/{b}"))
+    check_eq(d, cur - old, f"go tool pprof: diff URL accounts for profile {c} minus profile {b}")
     out = lwtest.go_tool_pprof("-top", base + f"/api/v1/profiles/{c}")
     check_eq(lwtest.pprof_top_total(out), str(totals[c]), "go tool pprof total of the profile URL")
-    merge_url = base + "/api/v1/merge" + q(instance=S["instance"], type="goroutine",
-                                             **{"from": f"{before - 60:.3f}", "to": "now"})
-    status, headers, _ = lwtest.http(merge_url)
-    n = int(headers["X-Leakwatch-Merged-Profiles"])
+    rng = {"from": f"{before - 60:.3f}", "to": f"{t_after:.3f}"}
+    merge_url = base + "/api/v1/merge" + q(instance=S["instance"], type="goroutine", **rng)
+    status, doc = lwtest.http_json(base + "/api/v1/profiles" + q(instance=S["instance"], type="goroutine", **rng))
+    want = sum(p["totals"][0] for p in doc["data"])
     out = lwtest.go_tool_pprof("-top", merge_url)
-    check(int(lwtest.pprof_top_total(out)) >= sum(sorted(totals.values())[:n]),
-          f"merge of {n} profiles: go tool pprof total {lwtest.pprof_top_total(out)}")
+    check_eq(lwtest.pprof_top_total(out), str(want),
+             f"go tool pprof total of the merge URL = sum over the {len(doc['data'])} profiles in the range")
     S["t_before"] = t_before
 
 
