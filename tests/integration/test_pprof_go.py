@@ -207,14 +207,23 @@ def heap_diff(extra_args, n, size, rel):
                  f"diff {st}: our top total (the base's, as pprof) vs go tool pprof -diff_base")
         check_eq([r[2] for r in top_rows(mine)], [r[2] for r in top_rows(theirs)],
                  f"diff {st}: our top-10 functions vs go tool pprof -diff_base")
-    # Allocations made by main.retainBuffers itself (the leaf frame); the
-    # runtime may allocate below it too (e.g. starting GC workers).
-    _, folded, _ = tool("folded", diff, "inuse_space")
+    # The buffers' own allocation site: leaf frame main.retainBuffers at the
+    # line of `make([]byte, size)` (the runtime may allocate below or beside
+    # it, e.g. when a GC starts its workers).
+    src = os.path.join(lwtest.SOURCE_DIR, "tests", "peers", "gosvc", "main.go")
+    with open(src) as f:
+        make_line = next(i for i, l in enumerate(f, 1) if "b := make([]byte, size)" in l)
+    index = list(totals).index("inuse_space/bytes")
+    _, out, _ = tool("stacks", diff)
     retained = 0
-    for line in folded.splitlines():
-        stack, value = line.rsplit(" ", 1)
-        if stack.split(";")[-1] == "main.retainBuffers":
-            retained += int(value)
+    for line in out.splitlines():
+        _, values, frames = line.split("\t")
+        leaf = frames.split(";")[0]
+        if leaf.startswith("main.retainBuffers "):
+            value = int(values.split(",")[index])
+            print(f"  leaf {leaf}: inuse_space {value}")
+            if leaf.endswith(f"main.go:{make_line}"):
+                retained += value
     return retained
 
 
