@@ -34,5 +34,9 @@ if(TARGET leakwatch-agent)
   lw_integration_test(agent_demo_cpu SCRIPT test_agent_cpu.py TIMEOUT 180)
   lw_integration_test(agent_endpoints SCRIPT test_agent_endpoints.py TIMEOUT 180)
   lw_integration_test(agent_preload SCRIPT test_agent_preload.py TIMEOUT 180)
-  lw_integration_test(agent_stress SCRIPT test_agent_stress.py TIMEOUT 600)
+  # One stress script, one ctest entry per rate (they can run in parallel).
+  lw_integration_test(agent_stress_rate1 SCRIPT test_agent_stress.py TIMEOUT 600
+    ENV LW_STRESS_RATE=rate1)
+  lw_integration_test(agent_stress_default SCRIPT test_agent_stress.py TIMEOUT 600
+    ENV LW_STRESS_RATE=default)
 endif()

@@ -98,6 +98,7 @@ void lw_agent_set_heap_rate(int64_t rate_bytes)
 static void child_after_fork(void)
 {
     lw__http_forget();
+    lw__cpu_after_fork_child();
 }
 
 static bool preloaded(void)

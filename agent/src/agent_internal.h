@@ -39,6 +39,10 @@
 extern LW_TLS int lw__tls_busy;     /* > 0 while the agent itself runs on this thread */
 extern LW_TLS int lw__tls_internal; /* 1 on agent-owned threads */
 extern LW_TLS int lw__tls_spawn_internal; /* 1: threads created now are agent-owned */
+/* > 0 while this thread runs libunwind outside a signal handler: a signal
+ * handler interrupting it must not unwind (libunwind's per-thread caches are
+ * not reentrant) and records only the interrupted pc. */
+extern LW_TLS volatile int lw__tls_unwinding;
 
 typedef struct lw_stack {
     uint32_t n;                   /* frames used */
@@ -53,6 +57,11 @@ void *lw__real_malloc(size_t n);
 void lw__real_free(void *p);
 void *lw__real_calloc(size_t n, size_t size);
 void *lw__real_realloc(void *p, size_t n);
+
+/* Unwind the interrupted context of a signal handler (uctx) into st, leaf
+ * first (pc[0] exact); async-signal-safe. When the thread was itself inside
+ * libunwind, only the interrupted pc is recorded. */
+void lw__stack_from_signal(void *uctx, lw_stack *st);
 
 /* Capture the calling thread's stack, skipping `skip` innermost frames
  * (the capturing function itself is always skipped). Cannot fail. */
@@ -125,6 +134,9 @@ int lw__cpu_profile(int seconds, pprof_profile **out, char *err, size_t err_len)
 /* Called by the thread trampoline at thread start: arm a timer for this
  * thread when a profile runs. */
 void lw__cpu_thread_started(void);
+
+/* In the child after fork(): no profile runs there. */
+void lw__cpu_after_fork_child(void);
 
 /* ---- symbolization ---------------------------------------------------- */
 

@@ -22,8 +22,6 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
 
 #include "agent_internal.h"
 
@@ -73,18 +71,7 @@ static void on_sigprof(int sig, siginfo_t *si, void *uctx)
             pos = atomic_load_explicit(&ring_head, memory_order_relaxed);
         }
     }
-    lw__tls_busy++;
-    unw_cursor_t cur;
-    s->st.n = 0;
-    if (unw_init_local2(&cur, (unw_context_t *)uctx, UNW_INIT_SIGNAL_FRAME) >= 0) {
-        do {
-            unw_word_t ip = 0;
-            if (unw_get_reg(&cur, UNW_REG_IP, &ip) < 0 || ip == 0)
-                break;
-            s->st.pc[s->st.n++] = (uintptr_t)ip;
-        } while (s->st.n < LW_MAX_FRAMES && unw_step(&cur) > 0);
-    }
-    lw__tls_busy--;
+    lw__stack_from_signal(uctx, &s->st);
     atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
     errno = saved;
 }
@@ -188,6 +175,15 @@ static void arm_timer(pid_t tid)
         timer_delete(t);
     }
     pthread_mutex_unlock(&timers_lock);
+}
+
+void lw__cpu_after_fork_child(void)
+{
+    /* Timers are not inherited; the parent's profile is not ours. */
+    atomic_store(&cpu_active, 0);
+    n_timers = 0;
+    pthread_mutex_init(&timers_lock, NULL);
+    pthread_mutex_init(&cpu_lock, NULL);
 }
 
 void lw__cpu_thread_started(void)

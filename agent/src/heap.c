@@ -23,11 +23,13 @@
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #define UNW_LOCAL_ONLY
@@ -40,6 +42,7 @@
 LW_TLS int lw__tls_busy;
 LW_TLS int lw__tls_internal;
 LW_TLS int lw__tls_spawn_internal;
+LW_TLS volatile int lw__tls_unwinding;
 static LW_TLS int64_t tls_countdown; /* bytes left until the next sample */
 static LW_TLS uint64_t tls_rng;      /* xorshift state, 0 until seeded */
 static LW_TLS int tls_started;       /* countdown drawn at least once */
@@ -452,6 +455,46 @@ static inline void untrack(void *p)
     }
 }
 
+/* ---- the fork gate for libunwind ------------------------------------------
+ * libunwind has internal mutexes and no fork handlers: a child forked while
+ * another thread was inside libunwind would deadlock at its first unwind.
+ * Every unwind enters the gate (a counter) and fork_prepare closes it and
+ * waits for the counter to drain; an unwinder that finds the gate closed
+ * backs out (a signal handler then records only the interrupted pc). */
+static _Atomic int gate_closed;
+static _Atomic int gate_inside;
+
+static bool gate_enter(bool may_wait)
+{
+    for (;;) {
+        atomic_fetch_add(&gate_inside, 1);
+        if (!atomic_load(&gate_closed))
+            return true;
+        atomic_fetch_sub(&gate_inside, 1);
+        if (!may_wait)
+            return false;
+        while (atomic_load(&gate_closed))
+            sched_yield();
+    }
+}
+
+static void gate_leave(void)
+{
+    atomic_fetch_sub(&gate_inside, 1);
+}
+
+static void gate_close(void)
+{
+    atomic_store(&gate_closed, 1);
+    while (atomic_load(&gate_inside) != 0)
+        sched_yield();
+}
+
+static void gate_open(void)
+{
+    atomic_store(&gate_closed, 0);
+}
+
 /* ---- stacks ------------------------------------------------------------ */
 
 void lw__stack_here(lw_stack *st, int skip)
@@ -462,11 +505,43 @@ void lw__stack_here(lw_stack *st, int skip)
     if (skip > 8)
         skip = 8;
     lw__tls_busy++;
+    lw__tls_unwinding++;
+    gate_enter(true);
     int n = unw_backtrace(buf, LW_MAX_FRAMES + skip + 1);
+    gate_leave();
+    lw__tls_unwinding--;
     lw__tls_busy--;
     st->n = 0;
     for (int i = skip + 1; i < n && st->n < LW_MAX_FRAMES; i++)
         st->pc[st->n++] = (uintptr_t)buf[i];
+}
+
+void lw__stack_from_signal(void *uctx, lw_stack *st)
+{
+    ucontext_t *uc = uctx;
+    st->n = 0;
+    if (lw__tls_unwinding || !gate_enter(false)) {
+#if defined(__x86_64__)
+        st->pc[st->n++] = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+        st->pc[st->n++] = (uintptr_t)uc->uc_mcontext.pc;
+#endif
+        return;
+    }
+    lw__tls_unwinding++;
+    lw__tls_busy++;
+    unw_cursor_t cur;
+    if (unw_init_local2(&cur, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) >= 0) {
+        do {
+            unw_word_t ip = 0;
+            if (unw_get_reg(&cur, UNW_REG_IP, &ip) < 0 || ip == 0)
+                break;
+            st->pc[st->n++] = (uintptr_t)ip;
+        } while (st->n < LW_MAX_FRAMES && unw_step(&cur) > 0);
+    }
+    lw__tls_busy--;
+    lw__tls_unwinding--;
+    gate_leave();
 }
 
 /* ---- the sampling slow path --------------------------------------------- */
@@ -499,7 +574,11 @@ static __attribute__((noinline)) void *sample_slow(void *p, size_t n)
     tls_countdown = next_gap(rate);
     if (rate > 0 && p != NULL) {
         void *buf[LW_MAX_FRAMES + 2];
+        lw__tls_unwinding++;
+        gate_enter(true);
         int got = unw_backtrace(buf, LW_MAX_FRAMES + 2);
+        gate_leave();
+        lw__tls_unwinding--;
         int skip = 2;
         uintptr_t pcs[LW_MAX_FRAMES];
         uint32_t k = 0;
@@ -707,6 +786,7 @@ done:
 
 static void fork_prepare(void)
 {
+    gate_close();
     pthread_mutex_lock(&bucket_lock);
     for (size_t i = 0; i < LIVE_STRIPES; i++)
         pthread_mutex_lock(&live[i].lock);
@@ -717,6 +797,7 @@ static void fork_parent(void)
     for (size_t i = LIVE_STRIPES; i-- > 0;)
         pthread_mutex_unlock(&live[i].lock);
     pthread_mutex_unlock(&bucket_lock);
+    gate_open();
 }
 
 

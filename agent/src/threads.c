@@ -29,8 +29,6 @@
 #include <unistd.h>
 #include <dlfcn.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
 
 #include "agent_internal.h"
 
@@ -418,20 +416,6 @@ static pthread_mutex_t cap_lock = PTHREAD_MUTEX_INITIALIZER;
 static int cap_installed;
 static struct sigaction cap_prev;
 
-static void unwind_context(ucontext_t *uc, lw_stack *st)
-{
-    unw_cursor_t cur;
-    st->n = 0;
-    if (unw_init_local2(&cur, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) < 0)
-        return;
-    do {
-        unw_word_t ip = 0;
-        if (unw_get_reg(&cur, UNW_REG_IP, &ip) < 0 || ip == 0)
-            break;
-        st->pc[st->n++] = (uintptr_t)ip;
-    } while (st->n < LW_MAX_FRAMES && unw_step(&cur) > 0);
-}
-
 static void on_capture(int sig, siginfo_t *si, void *uctx)
 {
     int saved = errno;
@@ -443,9 +427,7 @@ static void on_capture(int sig, siginfo_t *si, void *uctx)
         pid_t me = lw__gettid();
         for (size_t i = 0; slots && i < n; i++) {
             if (slots[i].tid == me && !atomic_load(&slots[i].done)) {
-                lw__tls_busy++;
-                unwind_context(uctx, &slots[i].st);
-                lw__tls_busy--;
+                lw__stack_from_signal(uctx, &slots[i].st);
                 atomic_store(&slots[i].done, 1);
                 break;
             }

@@ -8,10 +8,13 @@ and being replaced, a thread forking children that allocate and exec
 stress_worker must equal the program's live data exactly; at the default
 rate (512 KiB) within 4 standard deviations of the sampling error (the
 program computes sigma from its live block sizes). No crash, no deadlock (bounded
-wait), every child exits 0.
+wait), every child exits 0. Meanwhile goroutine dumps and CPU profiles are
+requested over and over, so capture and profiling signals land in the middle
+of allocations, of the agent's own sampling and of fork().
 """
 import os
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,6 +33,29 @@ def run_stress(rate, threads=8, ops=2000000, gens=4, deadline=240):
                 env={"LD_PRELOAD": AGENT, "LEAKWATCH_AGENT_ADDR": f"127.0.0.1:{port}",
                      "LEAKWATCH_HEAP_RATE": str(rate), "LEAKWATCH_QUIET": "1"}, log=log)
 
+    base = f"http://127.0.0.1:{port}/debug/pprof/"
+    t.wait_http(base, proc=p)
+    done = threading.Event()
+    hits = {"goroutine": 0, "profile": 0, "errors": []}
+
+    def hammer_goroutines():
+        while not done.is_set():
+            status, _, body = t.http(base + "goroutine?debug=1", timeout=60)
+            if status != 200 or not body.startswith(b"goroutine profile: total "):
+                hits["errors"].append((status, body[:80]))
+            hits["goroutine"] += 1
+            time.sleep(0.2)
+
+    def hammer_cpu():
+        while not done.is_set():
+            status, _, body = t.http(base + "profile?seconds=1", timeout=60)
+            if status != 200:
+                hits["errors"].append((status, body[:80]))
+            hits["profile"] += 1
+    hammers = [threading.Thread(target=hammer_goroutines), threading.Thread(target=hammer_cpu)]
+    for h in hammers:
+        h.start()
+
     def live_line():
         if p.poll() is not None:
             raise t.TestFailure(f"stress exited with {p.returncode}:\n{t.log_tail(p)}")
@@ -38,8 +64,16 @@ def run_stress(rate, threads=8, ops=2000000, gens=4, deadline=240):
                 if line.startswith("LIVE "):
                     return line.split()
         return None
-    fields = t.wait_until(live_line, deadline, f"the stress run at rate {rate} to finish (deadlock?)")
+    try:
+        fields = t.wait_until(live_line, deadline, f"the stress run at rate {rate} to finish (deadlock?)")
+    finally:
+        done.set()
+        for h in hammers:
+            h.join()
     took = time.time() - start
+    print(f"during the run: {hits['goroutine']} goroutine dumps, {hits['profile']} CPU profiles")
+    t.check_eq(hits["errors"], [], "failed profile requests during the run")
+    t.check(hits["goroutine"] > 0 and hits["profile"] > 0, "profiles were taken during the run")
     live_bytes, live_count = int(fields[1]), int(fields[2])
     forks, failed, sigma = int(fields[4]), int(fields[6]), float(fields[8])
     print(f"FIGURE stress rate {rate}: {threads}x{ops} ops in {took:.1f}s, live {live_bytes} B in "
@@ -76,4 +110,7 @@ def test_default_rate():
 
 
 if __name__ == "__main__":
-    t.run_tests([test_rate_1_exact, test_default_rate])
+    # ctest runs the two rates as separate tests (LW_STRESS_RATE=rate1|default).
+    which = os.environ.get("LW_STRESS_RATE", "all")
+    t.run_tests({"rate1": [test_rate_1_exact], "default": [test_default_rate]}.get(
+        which, [test_rate_1_exact, test_default_rate]))
