@@ -122,7 +122,8 @@ void store_targets_free(store_target *targets, size_t n);
  * its series points, in one transaction. *id_out (may be NULL) gets the new
  * profile id. -ENOSPC when the disk or max_page_count is full (nothing is
  * stored). -ENOENT when target_id does not exist; -EINVAL for a bad
- * argument or a profile_type of 32 bytes or more. */
+ * argument, a profile_type of 32 bytes or more, or more than 64 sample
+ * types. */
 int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t time_ns,
                  const pprof_profile *p, int64_t *id_out, char *err, size_t err_len) LW_WUR;
 

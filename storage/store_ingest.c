@@ -908,8 +908,11 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
     int rc;
     if (err && err_len)
         err[0] = '\0';
+    /* Stored sets are read back with at most 64 sample types (a bound that
+     * protects the decoder from corrupt counts); real profiles have 1-4. */
     if (!s || !profile_type || !p || target_id <= 0 || !*profile_type ||
-        strlen(profile_type) >= sizeof(((store_profile_info *)0)->profile_type)) {
+        strlen(profile_type) >= sizeof(((store_profile_info *)0)->profile_type) ||
+        p->n_sample_types > 64) {
         if (err && err_len)
             snprintf(err, err_len, "invalid arguments");
         return -EINVAL;
