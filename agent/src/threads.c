@@ -147,6 +147,17 @@ static void unregister_self(void *p)
     tls_rec = NULL;
 }
 
+/* Run the thread's function; unregister when it returns, calls
+ * pthread_exit() or is cancelled. */
+static void *run_registered(thread_rec *r, const start_arg *a)
+{
+    void *volatile ret = NULL;
+    pthread_cleanup_push(unregister_self, r);
+    ret = a->fn(a->arg);
+    pthread_cleanup_pop(1);
+    return ret;
+}
+
 static void *trampoline(void *p)
 {
     start_arg a = *(start_arg *)p;
@@ -172,11 +183,7 @@ static void *trampoline(void *p)
     pthread_mutex_unlock(&reg_lock);
     tls_rec = r;
     lw__cpu_thread_started();
-    void *ret;
-    pthread_cleanup_push(unregister_self, r);
-    ret = a.fn(a.arg);
-    pthread_cleanup_pop(1);
-    return ret;
+    return run_registered(r, &a);
 }
 
 typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
