@@ -18,6 +18,8 @@ PACKAGES=(
   python3 python3-yaml curl ca-certificates procps
   # fuzzing (libFuzzer targets, tests/fuzz) and the TSan build: clang 14 and its runtimes
   clang libclang-rt-14-dev
+  # agent tests: the agent interposes malloc (no ASan), checked under valgrind
+  valgrind
 )
 
 if [ "$(id -u)" -ne 0 ]; then
