@@ -72,15 +72,6 @@ static const char *const sql_text[SQL_COUNT_] = {
                        "WHERE p.target_id = ?1 AND p.type = ?2 AND p.time_ns <= ?3 "
                        "ORDER BY p.time_ns DESC, p.id DESC LIMIT 1",
     [SQL_PROFILE_SET] = "SELECT sample_set_id FROM profiles WHERE id = ?1",
-#define LIST_WHERE                                                                       \
-    "JOIN targets t ON t.id = p.target_id WHERE (?1 = 0 OR p.target_id = ?1) "            \
-    "AND (?2 IS NULL OR t.job = ?2) AND (?3 IS NULL OR t.instance = ?3) "                \
-    "AND (?4 IS NULL OR p.type = ?4) AND (?5 = 0 OR p.time_ns >= ?5) "                   \
-    "AND (?6 = 0 OR p.time_ns <= ?6) "
-    [SQL_PROFILES_LIST_ASC] = "SELECT " PROFILE_COLS PROFILE_FROM LIST_WHERE
-                              "ORDER BY p.time_ns, p.id",
-    [SQL_PROFILES_LIST_DESC] = "SELECT " PROFILE_COLS PROFILE_FROM LIST_WHERE
-                               "ORDER BY p.time_ns DESC, p.id DESC LIMIT ?7",
     [SQL_SERIES_INSERT] = "INSERT OR REPLACE INTO series(target_id, signal, time_ns, value) "
                           "VALUES (?1, ?2, ?3, ?4)",
     [SQL_SERIES_GET] = "SELECT time_ns, value FROM series WHERE target_id = ?1 AND signal = ?2 "
@@ -728,6 +719,8 @@ void store_close(store *s)
         store__exec_best_effort(s->w.db, "PRAGMA wal_checkpoint(TRUNCATE)");
         pthread_mutex_unlock(&s->w.mu);
     }
+    for (size_t i = 0; i < sizeof(s->list_stmts) / sizeof(s->list_stmts[0]); i++)
+        sqlite3_finalize(s->list_stmts[i]);
     close_conn(&s->r);
     close_conn(&s->w);
     if (s->lock_fd >= 0) {
@@ -988,6 +981,40 @@ int store_profile_at(store *s, int64_t target_id, const char *profile_type, int6
     return info_query(s, SQL_PROFILE_AT, target_id, profile_type, time_ns, info);
 }
 
+/* The listing statement for exactly the filters q uses (one cached
+ * statement per combination), so SQLite can use the (target, type, time)
+ * index instead of scanning every profile. Reader lock held. */
+static sqlite3_stmt *list_stmt(store *s, const store_profile_query *q)
+{
+    unsigned mask = (q->target_id ? 1u : 0) | (q->job ? 2u : 0) | (q->instance ? 4u : 0) |
+                    (q->profile_type ? 8u : 0) | (q->from_ns ? 16u : 0) | (q->to_ns ? 32u : 0) |
+                    (q->limit ? 64u : 0);
+    sqlite3_stmt *st = s->list_stmts[mask];
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return st;
+    }
+    static const char *const conds[] = {
+        " AND p.target_id = ?1", " AND t.job = ?2",       " AND t.instance = ?3",
+        " AND p.type = ?4",      " AND p.time_ns >= ?5", " AND p.time_ns <= ?6",
+    };
+    char sql[1024];
+    int n = snprintf(sql, sizeof(sql),
+                     "SELECT " PROFILE_COLS PROFILE_FROM
+                     "JOIN targets t ON t.id = p.target_id WHERE 1");
+    for (int k = 0; k < 6; k++)
+        if (mask & (1u << k))
+            n += snprintf(sql + n, sizeof(sql) - (size_t)n, "%s", conds[k]);
+    snprintf(sql + n, sizeof(sql) - (size_t)n, "%s",
+             (mask & 64u) ? " ORDER BY p.time_ns DESC, p.id DESC LIMIT ?7"
+                          : " ORDER BY p.time_ns, p.id");
+    if (sqlite3_prepare_v3(s->r.db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+        return NULL;
+    s->list_stmts[mask] = st;
+    return st;
+}
+
 int store_profiles_list(store *s, const store_profile_query *q, store_profile_info **out,
                         size_t *n_out)
 {
@@ -1002,20 +1029,23 @@ int store_profiles_list(store *s, const store_profile_query *q, store_profile_in
     if (!q)
         q = &any;
     pthread_mutex_lock(&s->r.mu);
-    sqlite3_stmt *st = store__stmt(&s->r, q->limit ? SQL_PROFILES_LIST_DESC : SQL_PROFILES_LIST_ASC);
+    sqlite3_stmt *st = list_stmt(s, q);
     if (!st) {
         rc = -EIO;
         goto out;
     }
-    sqlite3_bind_int64(st, 1, q->target_id);
+    if (q->target_id)
+        sqlite3_bind_int64(st, 1, q->target_id);
     if (q->job)
         sqlite3_bind_text(st, 2, q->job, -1, SQLITE_STATIC);
     if (q->instance)
         sqlite3_bind_text(st, 3, q->instance, -1, SQLITE_STATIC);
     if (q->profile_type)
         sqlite3_bind_text(st, 4, q->profile_type, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, q->from_ns);
-    sqlite3_bind_int64(st, 6, q->to_ns);
+    if (q->from_ns)
+        sqlite3_bind_int64(st, 5, q->from_ns);
+    if (q->to_ns)
+        sqlite3_bind_int64(st, 6, q->to_ns);
     if (q->limit)
         sqlite3_bind_int64(st, 7, q->limit > INT64_MAX ? INT64_MAX : (int64_t)q->limit);
     int src;

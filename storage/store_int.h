@@ -61,8 +61,6 @@ enum store__sql {
     SQL_PROFILE_INFO,
     SQL_PROFILE_AT,
     SQL_PROFILE_SET,
-    SQL_PROFILES_LIST_ASC,
-    SQL_PROFILES_LIST_DESC,
     SQL_SERIES_INSERT,
     SQL_SERIES_GET,
     SQL_TARGET_FIND,
@@ -313,6 +311,7 @@ struct store {
     int64_t deleted_since_gc; /* profiles deleted since the last full GC */
     store__kfcache kf;        /* writer: decoded keyframes */
     struct store__ingest *ing; /* writer: scratch reused by every ingest */
+    sqlite3_stmt *list_stmts[128]; /* reader: store_profiles_list by filter mask */
     store__memo *memos;        /* writer: one per (target, type) */
     size_t n_memos, cap_memos;
     size_t memo_bytes;         /* all memos; cleared when over STORE_MEMO_BYTES */
