@@ -99,6 +99,7 @@ static void child_after_fork(void)
 {
     lw__http_forget();
     lw__cpu_after_fork_child();
+    lw__sym_after_fork_child();
 }
 
 static bool preloaded(void)

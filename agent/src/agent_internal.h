@@ -158,6 +158,8 @@ typedef struct lw_sym {
 void lw__sym_lock(void);
 void lw__sym_unlock(void);
 void lw__sym_lookup(uintptr_t pc, bool is_return, lw_sym *out);
+/* In the child after fork(): forget the parent's symbolizer session. */
+void lw__sym_after_fork_child(void);
 
 /* ---- profile building (prof.c) --------------------------------------- */
 

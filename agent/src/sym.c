@@ -78,6 +78,15 @@ static void open_session(void)
     dl_subs = v[1];
 }
 
+void lw__sym_after_fork_child(void)
+{
+    /* The parent's session may have been mid-update by a thread that does
+     * not exist here: abandon it (a small leak) and start afresh. */
+    pthread_mutex_init(&sym_mutex, NULL);
+    dwfl = NULL;
+    mods = NULL;
+}
+
 void lw__sym_lock(void)
 {
     pthread_mutex_lock(&sym_mutex);

@@ -596,6 +596,12 @@ static void fork_child(void)
         keep->tid = lw__gettid();
     }
     pthread_mutex_unlock(&reg_lock);
+    /* A capture in progress in the parent belongs to a thread that does not
+     * exist here; its slots are the parent's business. */
+    pthread_mutex_init(&cap_lock, NULL);
+    atomic_store(&cap_slots, NULL);
+    atomic_store(&cap_n, 0);
+    atomic_store(&cap_in_handler, 0);
 }
 
 void lw__threads_init(void)

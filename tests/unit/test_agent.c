@@ -332,12 +332,56 @@ static void test_http(void **state)
     lw_agent_set_heap_rate(LW_AGENT_DEFAULT_HEAP_RATE_BYTES);
 }
 
+/* A pre-fork server: the parent serves, the child forgets the parent's
+ * server and can start its own, whose profiles work. */
+static void test_fork_serving(void **state)
+{
+    (void)state;
+    int port = start_any_port(LW_AGENT_DEFAULT_HEAP_RATE_BYTES);
+    char *r = http_req(port, "GET", "/debug/pprof/goroutine?debug=1", NULL);
+    assert_non_null(r);
+    free(r);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (lw_agent_port() != 0)
+            _exit(2);
+        lw_agent_options o;
+        lw_agent_options_init(&o);
+        o.listen_addr = "127.0.0.1:0";
+        char err[256];
+        if (lw_agent_start(&o, err, sizeof err) != 0)
+            _exit(3);
+        int cport = lw_agent_port();
+        const char *paths[] = {"/debug/pprof/goroutine?debug=2", "/debug/pprof/heap?debug=1",
+                               "/debug/pprof/threadcreate"};
+        for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+            char *cr = http_req(cport, "GET", paths[i], NULL);
+            if (!cr || !strstr(cr, "200 OK"))
+                _exit(4 + (int)i);
+            free(cr);
+        }
+        lw_agent_stop();
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    r = http_req(port, "GET", "/debug/pprof/heap?debug=1", NULL);
+    assert_non_null(r);
+    assert_non_null(strstr(r, "200 OK"));
+    free(r);
+    lw_agent_stop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc_family), cmocka_unit_test(test_rates),
         cmocka_unit_test(test_threads),      cmocka_unit_test(test_fork),
         cmocka_unit_test(test_start_errors), cmocka_unit_test(test_http),
+        cmocka_unit_test(test_fork_serving),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
