@@ -1017,9 +1017,11 @@ static void *worker_main(void *arg)
         while (!c->q_stop && !(j = pick_job(c)))
             pthread_cond_wait(&c->q_cv, &c->q_mu);
         if (c->q_stop) {
-            if (j) {
-                j->next = c->done_head;
-                c->done_head = j;
+            if (j) { /* not run: back to the queue, dropped by coll_free */
+                j->next = c->todo_head;
+                c->todo_head = j;
+                if (!c->todo_tail)
+                    c->todo_tail = j;
             }
             break;
         }
@@ -1333,11 +1335,10 @@ void coll_free(coll *c)
     pthread_mutex_unlock(&c->q_mu);
     for (size_t i = 0; i < c->n_workers; i++)
         pthread_join(c->workers[i], NULL);
+    /* Results of finished jobs are reported (their profiles are stored);
+     * queued jobs are dropped. */
+    collect_done(c);
     for (job *j = c->todo_head, *next; j; j = next) {
-        next = j->next;
-        job_free(j);
-    }
-    for (job *j = c->done_head, *next; j; j = next) {
         next = j->next;
         job_free(j);
     }

@@ -21,6 +21,8 @@ SQLite schema) and what it logged (logfmt at debug level).
 - tls_and_auth: HTTPS with ca_file and server_name, a wrong CA,
   insecure_skip_verify, bearer credentials_file, basic auth password_file,
   a wrong password.
+- all_profiles: every built-in profile type, the CPU profile as a delta,
+  params and a custom profile path.
 - retention_timer: --storage.retention.time/interval delete old profiles
   while scraping continues.
 - disk_full: ingest failures on a full database are scrape errors with the
@@ -668,6 +670,43 @@ def test_retention_timer():
     check_eq(d["integrity"], "ok", "integrity_check")
 
 
+def test_all_profiles():
+    """Every built-in profile type enabled, the CPU profile as a delta
+    (seconds = interval - 1s), params passed on, a custom profile path."""
+    work = lwtest.tempdir("coll-allprof-")
+    svc, base = lwtest.start_gosvc(["-cpu-burn"], log_dir=work)
+    instance = base.split("//")[1]
+    cfg = os.path.join(work, "lw.yml")
+    types = ["goroutine", "heap", "allocs", "threadcreate", "mutex", "block", "profile", "goroutine2"]
+    with open(cfg, "w") as f:
+        f.write("global: {scrape_interval: 2s}\nscrape_configs:\n  - job_name: all\n"
+                "    params: {debug: ['0']}\n"
+                "    static_configs: [{targets: ['%s']}]\n    profiling_config:\n      pprof_config:\n" % instance)
+        for t in types[2:7]:
+            f.write("        %s: {enabled: true}\n" % t)
+        f.write("        goroutine2: {path: /debug/pprof/goroutine}\n")
+    db = os.path.join(work, "lw.db")
+    p = start_leakwatchd(["--config.file=" + cfg, "--storage.path=" + db], work)
+    wait_log(p, lambda: all(len(scrapes_ok(p, instance, t)) >= 2 for t in types), 60,
+             "2 scrapes of every profile type")
+    api = api_targets(p)
+    if api is not None:
+        urls = {pr["type"]: pr["url"] for pr in api[instance]["profiles"]}
+        print("URLs:", urls)
+        check_eq(urls["profile"], base + "/debug/pprof/profile?debug=0&seconds=1", "CPU profile URL")
+        check_eq(urls["goroutine2"], base + "/debug/pprof/goroutine?debug=0", "custom profile URL")
+    stop_ok(p)
+    lwtest.stop(svc)
+    d = dump(db)
+    tid = target_id(d, instance)
+    for t in types:
+        stored = profiles_of(d, tid, t)
+        check(len(stored) == len(scrapes_ok(p, instance, t)) >= 2, f"{t}: {len(stored)} stored, one per scrape")
+    cpu = profiles_of(d, tid, "profile")[0]
+    print("CPU profile:", cpu["sample_types"], cpu["totals"])
+    check(cpu["sample_types"].startswith("samples/count,cpu/nanoseconds"), "CPU profile sample types")
+
+
 def test_leaky_demo():
     demo = os.path.join(lwtest.BIN, "leaky-demo")
     if not os.path.exists(demo):
@@ -695,7 +734,8 @@ def test_leaky_demo():
 
 
 ALL = [test_config_check, test_scrape_gosvc, test_hostile_targets, test_file_sd, test_reload,
-       test_second_instance, test_disk_full, test_tls_and_auth, test_retention_timer, test_leaky_demo]
+       test_second_instance, test_disk_full, test_tls_and_auth, test_retention_timer, test_all_profiles,
+       test_leaky_demo]
 
 if __name__ == "__main__":
     # ctest runs the suite in two halves (LW_COLLECTOR_TESTS=name,name) so
