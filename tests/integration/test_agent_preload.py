@@ -96,5 +96,23 @@ def test_off_and_bad_env():
         t.check_eq(t.stop(p), 0, "exit code with the address in use")
 
 
+def test_thousands_of_threads():
+    port = t.free_port()
+    d = t.tempdir()
+    p = t.start([PROG, "1500", "1"], env={"LD_PRELOAD": AGENT, "LEAKWATCH_AGENT_ADDR": f"127.0.0.1:{port}"},
+                log=os.path.join(d, "many.log"))
+    base = f"http://127.0.0.1:{port}/debug/pprof/"
+    t.wait_http(base, proc=p)
+    t.wait_until(lambda: "ready" in open(p.log_path).read(), 60, "1500 threads started")
+    top = t.go_tool_pprof("-top", base + "goroutine")
+    rows = rows_by_name(top)
+    t.check_eq(t.pprof_value(rows["plain_blocked_worker"]["cum"]), 1500.0, "threads in plain_blocked_worker")
+    status, _, body = t.http(base + "goroutine?debug=2", timeout=60)
+    text = body.decode()
+    t.check_eq(text.count("plain_blocked_worker(...)"), 1500, "debug=2 stacks of the 1500 threads")
+    t.check_eq(text.count("stack unavailable"), 0, "every thread answered the capture signal")
+    t.check_eq(t.stop(p), 0, "exit code")
+
+
 if __name__ == "__main__":
-    t.run_tests([test_all_endpoints, test_off_and_bad_env])
+    t.run_tests([test_all_endpoints, test_off_and_bad_env, test_thousands_of_threads])

@@ -115,5 +115,25 @@ def test_threadcreate_and_delta():
     t.stop(proc)
 
 
+def test_leak_every_timer():
+    """--leak-every leaks with no traffic; /leak/timer threads show up by name."""
+    proc, app, pprof = t.start_leaky_demo(["--leak-every=100ms", "--leak=timer"])
+
+    def leaked():
+        _, stats = t.http_json(app + "/stats")
+        return stats["timers"] >= 8 and stats
+    stats = t.wait_until(leaked, 30, "8 timers leaked by --leak-every")
+    top = t.go_tool_pprof("-top", pprof + "/debug/pprof/goroutine")
+    rows = rows_by_name(top)
+    n = t.pprof_value(rows.get("leak_timer_ticker_loop", {"cum": "0"})["cum"])
+    t.check(n >= 8, f"leak_timer_ticker_loop threads {n} >= 8 (demo says {stats['timers']})")
+    status, _, body = t.http(pprof + "/debug/pprof/goroutine?debug=2")
+    blocks = [b for b in body.decode().split("\n\n") if "leak_timer_ticker_loop" in b]
+    t.check(all("created by leak_timer_never_stopped" in b for b in blocks) and len(blocks) >= 8,
+            f"{len(blocks)} ticker threads, each 'created by leak_timer_never_stopped'")
+    t.stop(proc)
+
+
 if __name__ == "__main__":
-    t.run_tests([test_goroutine_top, test_goroutine_text, test_threadcreate_and_delta])
+    t.run_tests([test_goroutine_top, test_goroutine_text, test_threadcreate_and_delta,
+                 test_leak_every_timer])
