@@ -21,7 +21,7 @@ if(TARGET leakwatch-agent)
   if(LW_VALGRIND)
     add_test(NAME unit.test_agent_valgrind
       COMMAND ${LW_VALGRIND} --error-exitcode=99 --errors-for-leak-kinds=definite
-              --leak-check=full --trace-children=no --child-silent-after-fork=yes
+              --leak-check=full --trace-children=no
               --suppressions=${CMAKE_CURRENT_SOURCE_DIR}/agent_programs/valgrind.supp
               $<TARGET_FILE:test_agent>)
     set_tests_properties(unit.test_agent_valgrind PROPERTIES TIMEOUT 600

@@ -80,8 +80,13 @@ static void open_session(void)
 
 void lw__sym_after_fork_child(void)
 {
-    /* The parent's session may have been mid-update by a thread that does
-     * not exist here: abandon it (a small leak) and start afresh. */
+    /* Unlocked at fork: the session is consistent and stays usable. Locked:
+     * a thread that does not exist here was updating it; abandon it (a
+     * small leak) and start afresh. */
+    if (pthread_mutex_trylock(&sym_mutex) == 0) {
+        pthread_mutex_unlock(&sym_mutex);
+        return;
+    }
     pthread_mutex_init(&sym_mutex, NULL);
     dwfl = NULL;
     mods = NULL;
