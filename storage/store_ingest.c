@@ -13,7 +13,10 @@
  * Every shared row is found by the hash of its content and then compared
  * byte for byte, so a hash collision can only cost a duplicate row, never a
  * wrong answer. The writer's caches make repeated content (the common case)
- * free of SQLite lookups.
+ * free of SQLite lookups, and the stack memo (the same target's previous
+ * profile, sample by sample) resolves most stacks by one sequential
+ * comparison. The scratch buffers live in the handle and are reused, so a
+ * big profile does not pay for fresh page-faulting allocations each time.
  */
 #include "store_int.h"
 
@@ -48,11 +51,9 @@ typedef struct store__ingest {
     size_t *offs;           /* per sample + 1: offsets into `stacks` */
     lw_buf stacks;          /* every sample's stack blob (the next memo) */
     lw_buf frames;      /* encoded frames of every location */
-    lw_buf stack;       /* scratch: one stack's frames */
     lw_buf set;         /* raw sample set */
     lw_buf packed;      /* packed sample set */
     lw_buf delta;       /* raw delta sample set */
-    lw_buf delta_packed; /* packed delta sample set */
     lw_buf meta;        /* raw meta */
     lw_buf tmp;         /* scratch: function keys, sample type text */
     size_t n_done;      /* samples resolved so far */
@@ -684,7 +685,6 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
         if (!in)
             return -ENOMEM;
         lw_buf_init(&in->frames, STACK_MAX_BYTES);
-        lw_buf_init(&in->stack, STACK_MAX_BYTES);
         lw_buf_init(&in->set, SET_MAX_BYTES);
         lw_buf_init(&in->packed, SET_MAX_BYTES);
         lw_buf_init(&in->delta, SET_MAX_BYTES);
@@ -757,7 +757,6 @@ void store__ingest_free(ingest *in)
     if (!in)
         return;
     lw_buf_cleanup(&in->frames);
-    lw_buf_cleanup(&in->stack);
     lw_buf_cleanup(&in->set);
     lw_buf_cleanup(&in->packed);
     lw_buf_cleanup(&in->delta);
