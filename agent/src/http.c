@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -559,12 +560,23 @@ int lw__http_start(const char *addr, bool cpu_enabled, char *err, size_t err_len
     getsockname(fd, (struct sockaddr *)&got, &gl);
     int port = got.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&got)->sin6_port)
                                          : ntohs(((struct sockaddr_in *)&got)->sin_port);
+    /* The agent's threads must never take the host's process-directed
+     * signals (SIGTERM sent to a service that sigwait()s for it would kill
+     * it): they block everything but the capture and profiling signals and
+     * synchronous faults. Threads inherit the mask of their creator. */
+    sigset_t all, saved_mask;
+    sigfillset(&all);
+    int keep[] = {SIGURG, SIGPROF, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        sigdelset(&all, keep[i]);
+    pthread_sigmask(SIG_BLOCK, &all, &saved_mask);
     lw__tls_spawn_internal = 1; /* MHD's threads are agent threads */
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
         on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     lw__tls_spawn_internal = 0;
+    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     if (!d) {
         rc = -EIO;
         snprintf(err, err_len, "libmicrohttpd failed to start on %s", addr);

@@ -64,6 +64,16 @@ def test_all_endpoints():
         status, _, body = t.http(base + ep)
         t.check(status == 200 and body.decode().startswith(want_start),
                 f"/debug/pprof/{ep}: {status} {body[:40]!r} starts with {want_start!r}")
+    # The agent's threads must not take the host's SIGTERM (the program
+    # sigwait()s for it): they block it.
+    agent_threads = 0
+    for tid in os.listdir(f"/proc/{p.pid}/task"):
+        with open(f"/proc/{p.pid}/task/{tid}/status") as f:
+            st = dict(ln.split(":\t", 1) for ln in f.read().splitlines() if ":\t" in ln)
+        if st["Name"].startswith("MHD"):
+            agent_threads += 1
+            t.check(int(st["SigBlk"], 16) & (1 << (15 - 1)) != 0, f"agent thread {tid} blocks SIGTERM")
+    t.check(agent_threads >= 1, f"{agent_threads} agent threads checked")
     status, hdr, _ = t.http(base + "goroutine?seconds=x")
     t.check_eq((status, hdr.get("X-Go-Pprof")), (400, "1"), "bad seconds")
     t.check_eq(t.stop(p), 0, "the program exits 0 on SIGTERM with the agent loaded")
