@@ -4,10 +4,13 @@
 // levels of nine dispatch functions), so a profile has as many samples as
 // stacks were used.
 //
-// Usage: heapgen -out DIR [-sizes 1000,5000,33000] [-b 33000]
+// Usage: heapgen -out DIR [-sizes 1000,5000,33000] [-series K] [-b 33000]
 //
 // For each size N (ascending) it allocates from stacks [0, N) (keeping the
-// objects live), runs a GC and writes DIR/heap-N.pb.gz. With -b M it then
+// objects live), runs a GC and writes DIR/heap-N.pb.gz. With -series K it
+// then writes K more profiles DIR/series-I.pb.gz of the same stacks, each
+// after one more object on every 50th stack and freeing those of every
+// 97th (a large service scraped again and again). With -b M it then
 // frees the objects of the first M/8 stacks, allocates from stacks
 // [M/8, M/8 + M) (new stacks beyond the last size, more objects on every
 // 7th stack), and writes DIR/heap-b.pb.gz: the "after" of a diff whose
@@ -104,6 +107,7 @@ func main() {
 	fns = [9]func(d, k int){f0, f1, f2, f3, f4, f5, f6, f7, f8}
 	out := flag.String("out", "", "output directory (required)")
 	sizesArg := flag.String("sizes", "1000,5000,33000", "stack counts of the profiles to write")
+	series := flag.Int("series", 0, "profiles of the largest size to write after small changes")
 	bArg := flag.Int("b", 33000, "stack count of the second diff profile (0 = none)")
 	flag.Parse()
 	if *out == "" {
@@ -127,6 +131,17 @@ func main() {
 		}
 		done = n
 		write(filepath.Join(*out, fmt.Sprintf("heap-%d.pb.gz", n)))
+	}
+	for i := 1; i <= *series; i++ {
+		for k := 0; k < done; k++ {
+			if k%50 == i%50 {
+				step(depth, k)
+			}
+			if k%97 == i%97 {
+				delete(retained, k)
+			}
+		}
+		write(filepath.Join(*out, fmt.Sprintf("series-%02d.pb.gz", i)))
 	}
 	if *bArg > 0 {
 		lo := *bArg / 8
