@@ -326,10 +326,11 @@ def store_bench(a, typ, files, tag):
         if os.path.exists(db + suffix):
             os.remove(db + suffix)
     out = run([os.path.join(a.build, "bin", "lwstore-tool"), "bench", db, typ, "1"] + files).stdout
-    pct = float(re.search(r"decode\+store .*= ([\d.]+)% of inflate", out).group(1))
+    m = re.search(r"decode\+store .*= ([\d.]+)% of inflate", out)
+    pct = float(m.group(1)) if m else float("nan")  # nothing timed (one file)
     size = sum(os.path.getsize(db + sfx) for sfx in ("", "-wal") if os.path.exists(db + sfx))
     gz = sum(os.path.getsize(f) for f in files)
-    rates = {k: float(v) for k, v in re.findall(r"^(inflate|decode|store)\s+([\d.]+) MB/s", out, re.M)}
+    rates = {k: float(v) for k, v in re.findall(r"^(inflate|decode|store)\s+(\S+) MB/s", out, re.M)}
     return pct, size, gz, rates
 
 
