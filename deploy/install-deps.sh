@@ -20,6 +20,8 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # agent tests: the agent interposes malloc (no ASan), checked under valgrind
   valgrind
+  # benchmarks (bench/run): HTTP load generator for the agent-on-a-service figure
+  wrk
 )
 
 if [ "$(id -u)" -ne 0 ]; then
