@@ -327,7 +327,9 @@ int store__unpack(const void *blob, size_t len, lw_buf *out)
             return -EINVAL;
         return lw_buf_append(out, p + pos, len - pos);
     }
-    if (p[0] != 1)
+    /* Deflate cannot expand more than ~1032:1: a larger claimed size is a
+     * corrupt header, refused before allocating for it. */
+    if (p[0] != 1 || raw_len / 1032 > len - pos)
         return -EINVAL;
     unsigned char *dst = malloc(raw_len ? raw_len : 1);
     if (!dst)

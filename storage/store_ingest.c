@@ -440,8 +440,9 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
         return sqlerr(in, src, "sample set lookup");
     for (size_t k = 0; k < n_ids; k++) {
         if ((rc = store__set_load_w(s, ids[k], &cand))) {
-            ierr(in, "sample set %" PRId64 " unreadable", ids[k]);
-            return rc;
+            if (rc == -ENOMEM)
+                return rc;
+            continue; /* a damaged row is no match; the set is stored anew */
         }
         bool same = store__set_equal(cur, &cand);
         store__set_free(&cand);

@@ -10,6 +10,9 @@
  * remains) or when the size limit is being enforced. Until then unreferenced
  * stacks merely wait; nothing refers to a deleted row.
  *
+ * Damaged rows (blobs that do not decode) are treated as referring to
+ * nothing, so retention keeps freeing space on a partly damaged database.
+ *
  * The database is created with auto_vacuum=INCREMENTAL; after deleting,
  * `PRAGMA incremental_vacuum` moves free pages to the end and truncates, and
  * a TRUNCATE checkpoint empties the WAL, so the files really shrink.
@@ -80,8 +83,15 @@ int store__gc_full(store *s)
         store__set_reader r;
         rc = store__set_parse(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
                               sqlite3_column_int(st, 1) != 0, NULL, &r);
-        if (rc)
+        if (rc == -ENOMEM)
             break;
+        if (rc) {
+            /* A damaged set refers to nothing we can know: its profile is
+             * unreadable anyway, and retention must still free space. */
+            rc = 0;
+            src = SQLITE_OK;
+            continue;
+        }
         for (size_t i = 0; i < r.n_samples && !rc; i++)
             rc = mark(&live_stacks, r.stack_ids[i]);
         size_t n_labels = r.label_off[r.n_samples];
@@ -103,6 +113,8 @@ int store__gc_full(store *s)
     while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
         rc = store__meta_strings(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
                                  mark, &live_strs);
+        if (rc == -EINVAL)
+            rc = 0; /* damaged: as for sets above */
         src = SQLITE_OK;
     }
     sqlite3_finalize(st);
@@ -125,9 +137,8 @@ int store__gc_full(store *s)
             uint64_t fid;
             int64_t line;
             if (store__get_uvarint(f, len, &pos, &fid) || store__get_svarint(f, len, &pos, &line))
-                rc = -EIO;
-            else
-                rc = mark(&live_fns, (int64_t)fid);
+                break; /* damaged: keep the row, mark what was readable */
+            rc = mark(&live_fns, (int64_t)fid);
         }
     }
     sqlite3_finalize(st);

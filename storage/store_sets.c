@@ -257,8 +257,10 @@ static int parse_full(const unsigned char *d, size_t dl, store__set_reader *r)
     uint64_t n, nt, u;
     int64_t v;
     int rc;
+    /* Every row takes at least one byte per column (stack, values, label
+     * count): bound the counts by the data before allocating. */
     if (store__get_uvarint(d, dl, &pos, &n) || store__get_uvarint(d, dl, &pos, &nt) || n > dl ||
-        nt > 64)
+        nt > 64 || n * (2 + nt) > dl)
         return -EINVAL;
     /* Label counts come after the values: find them first to size the
      * label array. Cheap: one pass over varints. */
@@ -318,7 +320,7 @@ static int parse_delta(const unsigned char *d, size_t dl, const store__set_reade
     int rc = -EINVAL;
     memset(r, 0, sizeof(*r));
     if (store__get_uvarint(d, dl, &pos, &n) || store__get_uvarint(d, dl, &pos, &nt) || n > dl ||
-        nt > 64 || (base && base->n_types != nt))
+        nt > 64 || n * (1 + nt) > dl || (base && base->n_types != nt))
         return -EINVAL;
     match = malloc((n ? n : 1) * sizeof(*match));
     new_stacks = malloc((n ? n : 1) * sizeof(*new_stacks));
