@@ -97,7 +97,10 @@ typedef struct lw_thread_info {
     char wait[32];         /* syscall name it waits in, "" when running */
     int64_t age_seconds;   /* how long the thread has been alive */
     bool has_stack;
+    bool stack_scanned;    /* recovered by stack scanning, not unwinding (see threads.c) */
     lw_stack stack;        /* current stack (leaf first, pc[0] exact) */
+    long sys_nr;           /* syscall it blocks in, -1 if none */
+    uintptr_t sys_sp, sys_pc; /* user sp and pc at that syscall */
     bool has_created_by;
     lw_stack created_by;   /* stack of the pthread_create call */
     pid_t creator_tid;     /* 0 when unknown */

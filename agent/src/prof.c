@@ -403,7 +403,8 @@ static bool same_group(const lw_thread_info *a, const lw_thread_info *b)
 {
     return a->has_stack == b->has_stack && a->stack.n == b->stack.n &&
            memcmp(a->stack.pc, b->stack.pc, a->stack.n * sizeof(uintptr_t)) == 0 &&
-           a->state == b->state && strcmp(a->wait, b->wait) == 0 &&
+           a->state == b->state && a->stack_scanned == b->stack_scanned &&
+           strcmp(a->wait, b->wait) == 0 &&
            strcmp(a->name, b->name) == 0;
 }
 
@@ -459,7 +460,8 @@ int lw__prof_goroutine(pprof_profile **out)
     p->time_nanos = lw__now_ns();
     int64_t k_name = pprof_intern(p, "thread_name"), k_state = pprof_intern(p, "state"),
             k_wait = pprof_intern(p, "wait");
-    if (k_name < 0 || k_state < 0 || k_wait < 0)
+    int64_t k_stack = pprof_intern(p, "stack"), v_scanned = pprof_intern(p, "scanned");
+    if (k_name < 0 || k_state < 0 || k_wait < 0 || k_stack < 0 || v_scanned < 0)
         goto out;
     for (size_t i = 0; i < ng; i++) {
         const lw_thread_info *ti = g[i].first;
@@ -474,9 +476,14 @@ int lw__prof_goroutine(pprof_profile **out)
                 v_wait = pprof_intern(p, ti->wait);
         if (v_name < 0 || v_state < 0 || v_wait < 0)
             goto out;
-        pprof_label labs[3] = {{k_name, v_name, 0, 0}, {k_state, v_state, 0, 0}, {k_wait, v_wait, 0, 0}};
+        pprof_label labs[4] = {{k_name, v_name, 0, 0}, {k_state, v_state, 0, 0}};
+        size_t nl = 2;
+        if (ti->wait[0])
+            labs[nl++] = (pprof_label){k_wait, v_wait, 0, 0};
+        if (ti->stack_scanned)
+            labs[nl++] = (pprof_label){k_stack, v_scanned, 0, 0};
         int64_t v = (int64_t)g[i].count;
-        if (pprof_add_sample(p, ids, (size_t)k, &v, labs, ti->wait[0] ? 3 : 2) != 0)
+        if (pprof_add_sample(p, ids, (size_t)k, &v, labs, nl) != 0)
             goto out;
     }
     *out = lw__pb_finish(b);
@@ -504,7 +511,8 @@ static int goroutine_text1(lw_buf *out, const lw_thread_info *t, size_t n)
         for (uint32_t k = 0; ti->has_stack && k < ti->stack.n && rc == 0; k++)
             rc = lw_buf_printf(out, " %#lx", (unsigned long)ti->stack.pc[k]);
         if (rc == 0)
-            rc = lw_buf_printf(out, "\n# labels: {\"state\":\"%s\", \"thread_name\":\"%s\"%s%s%s}\n",
+            rc = lw_buf_printf(out, "\n# labels: {%s\"state\":\"%s\", \"thread_name\":\"%s\"%s%s%s}\n",
+                               ti->stack_scanned ? "\"stack\":\"scanned\", " : "",
                                state_word(ti->state), ti->name, ti->wait[0] ? ", \"wait\":\"" : "",
                                ti->wait, ti->wait[0] ? "\"" : "");
         if (rc == 0 && ti->has_stack)
@@ -530,6 +538,10 @@ static int goroutine_text2(lw_buf *out, const lw_thread_info *t, size_t n)
             snprintf(age, sizeof age, "%lld seconds", (long long)ti->age_seconds);
         rc = lw_buf_printf(out, "goroutine %d [%s%s%s, %s, \"%s\"]:\n", (int)ti->tid,
                            state_word(ti->state), ti->wait[0] ? ", " : "", ti->wait, age, ti->name);
+        if (rc == 0 && ti->has_stack && ti->stack_scanned)
+            rc = lw_buf_printf(out, "(stack recovered by scanning, not unwinding: a signal would "
+                                    "interrupt %s; frames below the first may be stale)\n",
+                               ti->wait[0] ? ti->wait : "its syscall");
         if (rc == 0 && ti->has_stack)
             rc = lw__text_frames2(out, ti->stack.pc, ti->stack.n, true);
         else if (rc == 0)

@@ -17,6 +17,8 @@
  * in flight keeps the slot array alive until no handler can touch it.
  */
 #include <dirent.h>
+#include <link.h>
+#include <sys/uio.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -396,15 +398,159 @@ static void read_task(lw_thread_info *ti)
         }
     }
     ti->wait[0] = '\0';
+    ti->sys_nr = -1;
     snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)ti->tid);
     if (ti->state != 'R' && read_small(path, buf, sizeof buf) > 0 &&
         strncmp(buf, "running", 7) != 0) {
-        long nr = strtol(buf, NULL, 10);
+        /* "nr arg1 .. arg6 sp pc" (or "-1 sp pc" outside a syscall) */
+        char *q = buf;
+        long nr = strtol(q, &q, 10);
+        unsigned long v[8] = {0};
+        int k = 0;
+        while (k < 8 && q && *q == ' ')
+            v[k++] = strtoul(q, &q, 0);
+        ti->sys_nr = nr;
+        if (nr >= 0 && k == 8) {
+            ti->sys_sp = v[6];
+            ti->sys_pc = v[7];
+        }
         const char *nm = nr >= 0 ? syscall_name(nr) : NULL;
         if (nm)
             snprintf(ti->wait, sizeof ti->wait, "%s", nm);
         else if (nr >= 0)
             snprintf(ti->wait, sizeof ti->wait, "syscall %ld", nr);
+    }
+}
+
+/* ---- stack scanning for threads a signal would disturb ------------------------
+ * Linux never restarts some syscalls after a signal handler ran, whatever
+ * SA_RESTART says (signal(7)): nanosleep returns early, epoll_wait and poll
+ * return EINTR. A program that does not expect that (sleep(30); exit) would
+ * change behaviour because someone looked at its threads. Threads blocked in
+ * such a syscall are therefore not signalled: their stack is recovered from
+ * the user pc and sp the kernel reports in /proc/self/task/TID/syscall, by
+ * scanning the stack for words that are return addresses (they point into
+ * executable code right after a call instruction), as crash reporters do
+ * without unwind info. Memory is read with process_vm_readv, so a stack that
+ * goes away meanwhile gives an error, not a crash. */
+
+static bool never_restarted(long nr)
+{
+#if defined(__x86_64__)
+    switch (nr) {
+    case 7:   /* poll */
+    case 23:  /* select */
+    case 34:  /* pause */
+    case 35:  /* nanosleep */
+    case 128: /* rt_sigtimedwait */
+    case 130: /* rt_sigsuspend */
+    case 208: /* io_getevents */
+    case 220: /* semtimedop */
+    case 230: /* clock_nanosleep */
+    case 232: /* epoll_wait */
+    case 270: /* pselect6 */
+    case 271: /* ppoll */
+    case 281: /* epoll_pwait */
+    case 441: /* epoll_pwait2 */
+        return true;
+    default:
+        return false;
+    }
+#else
+    (void)nr;
+    return false;
+#endif
+}
+
+typedef struct code_range {
+    uintptr_t start, end;
+} code_range;
+
+typedef struct code_ranges {
+    code_range *v;
+    size_t n, cap;
+} code_ranges;
+
+static int collect_code(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    code_ranges *cr = arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        if (cr->n == cr->cap) {
+            size_t nc = cr->cap ? cr->cap * 2 : 64;
+            code_range *nv = lw__real_realloc(cr->v, nc * sizeof(*nv));
+            if (!nv)
+                return 1;
+            cr->v = nv;
+            cr->cap = nc;
+        }
+        cr->v[cr->n].start = info->dlpi_addr + ph->p_vaddr;
+        cr->v[cr->n].end = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+        cr->n++;
+    }
+    return 0;
+}
+
+static bool in_code(const code_ranges *cr, uintptr_t a)
+{
+    for (size_t i = 0; i < cr->n; i++)
+        if (a >= cr->v[i].start + 8 && a < cr->v[i].end)
+            return true;
+    return false;
+}
+
+static ssize_t read_mem(uintptr_t addr, void *buf, size_t len)
+{
+    struct iovec local = {buf, len}, remote = {(void *)addr, len};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+}
+
+/* Does the code just before a look like a call instruction (x86-64)? */
+static bool after_call(uintptr_t a)
+{
+#if defined(__x86_64__)
+    unsigned char b[8];
+    if (read_mem(a - 8, b, 8) != 8)
+        return false;
+    /* b[7] is the byte at a-1. */
+    if (b[3] == 0xE8)
+        return true; /* call rel32 */
+    if (b[6] == 0xFF && (b[7] & 0x38) == 0x10)
+        return true; /* call *%reg or (%reg) */
+    if (b[5] == 0xFF && (b[6] & 0x38) == 0x10)
+        return true; /* call disp8(%reg) */
+    if (b[2] == 0xFF && (b[3] & 0x38) == 0x10)
+        return true; /* call disp32(%reg) / *disp32(%rip) */
+    if (b[1] == 0xFF && (b[2] & 0x38) == 0x10)
+        return true; /* call disp32(%reg,%idx) */
+    if (b[4] == 0xFF && (b[5] & 0x38) == 0x10)
+        return true; /* call disp8(%reg,%idx) */
+    return false;
+#else
+    (void)a;
+    return false;
+#endif
+}
+
+#define SCAN_BYTES (64 * 1024)
+
+static void scan_stack(const code_ranges *cr, uintptr_t sp, uintptr_t pc, lw_stack *st)
+{
+    st->n = 0;
+    st->pc[st->n++] = pc;
+    uintptr_t page[512];
+    for (uintptr_t at = sp & ~(uintptr_t)7; at < sp + SCAN_BYTES && st->n < LW_MAX_FRAMES;) {
+        size_t want = sizeof page - (at & (sizeof page - 1));
+        ssize_t got = read_mem(at, page, want);
+        if (got <= 0)
+            break;
+        for (size_t i = 0; i < (size_t)got / sizeof(uintptr_t) && st->n < LW_MAX_FRAMES; i++)
+            if (in_code(cr, page[i]) && after_call(page[i]))
+                st->pc[st->n++] = page[i];
+        at += (uintptr_t)got;
     }
 }
 
@@ -523,8 +669,14 @@ int lw__threads_capture(lw_thread_info **out, size_t *n_out)
     atomic_store(&cap_n, n);
     atomic_store(&cap_slots, slots);
     pid_t pid = getpid();
+    code_ranges cr = {NULL, 0, 0};
+    dl_iterate_phdr(collect_code, &cr);
     for (size_t i = 0; i < n; i++) {
-        if (tids[i] == self) {
+        if (tids[i] != self && info[i].sys_pc && never_restarted(info[i].sys_nr)) {
+            scan_stack(&cr, info[i].sys_sp, info[i].sys_pc, &slots[i].st);
+            info[i].stack_scanned = true;
+            atomic_store(&slots[i].done, 1);
+        } else if (tids[i] == self) {
             lw__stack_here(&slots[i].st, 0);
             atomic_store(&slots[i].done, 1);
         } else if (syscall(SYS_tgkill, pid, tids[i], LW_CAPTURE_SIGNAL) != 0) {
@@ -540,6 +692,7 @@ int lw__threads_capture(lw_thread_info **out, size_t *n_out)
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
     }
+    lw__real_free(cr.v);
     atomic_store(&cap_slots, NULL);
     atomic_store(&cap_n, 0);
     while (atomic_load(&cap_in_handler) != 0)
