@@ -332,6 +332,38 @@ static void test_http(void **state)
     lw_agent_set_heap_rate(LW_AGENT_DEFAULT_HEAP_RATE_BYTES);
 }
 
+static void *sleeper(void *arg)
+{
+    struct timespec ts = {1, 0};
+    *(int *)arg = nanosleep(&ts, NULL) == 0 ? 0 : errno;
+    return NULL;
+}
+
+/* Looking at threads must not change what they do: nanosleep is never
+ * restarted after a signal handler, so a sleeping thread is not signalled
+ * (its stack is scanned instead) and sleeps on undisturbed. */
+static void test_capture_does_not_interrupt_sleep(void **state)
+{
+    (void)state;
+    int port = start_any_port(LW_AGENT_DEFAULT_HEAP_RATE_BYTES);
+    int result = -1;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, sleeper, &result), 0);
+    struct timespec ts = {0, 200000000};
+    nanosleep(&ts, NULL);
+    char *r = http_req(port, "GET", "/debug/pprof/goroutine?debug=1", NULL);
+    assert_non_null(r);
+    const char *grp = strstr(r, "\"stack\":\"scanned\"");
+    if (!grp)
+        print_message("%s\n", r);
+    assert_non_null(grp);
+    assert_non_null(strstr(r, "sleeper+"));
+    free(r);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(result, 0); /* not EINTR */
+    lw_agent_stop();
+}
+
 /* A pre-fork server: the parent serves, the child forgets the parent's
  * server and can start its own, whose profiles work. */
 static void test_fork_serving(void **state)
@@ -382,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_threads),      cmocka_unit_test(test_fork),
         cmocka_unit_test(test_start_errors), cmocka_unit_test(test_http),
         cmocka_unit_test(test_fork_serving),
+        cmocka_unit_test(test_capture_does_not_interrupt_sleep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
