@@ -29,8 +29,10 @@
  * Signals: the CPU profiler uses SIGPROF (per-thread CPU-time timers); thread
  * stack capture for the goroutine profile uses SIGURG. Handlers are installed
  * with SA_RESTART on first use; a program that uses these signals itself
- * should not use those endpoints. Syscalls that never restart (epoll_wait,
- * nanosleep, ...) may return EINTR in threads whose stack is captured.
+ * should not use those endpoints. Threads blocked in syscalls that a signal
+ * would interrupt despite SA_RESTART (nanosleep, epoll_wait, poll, select,
+ * sigtimedwait, ...) are not signalled: their stacks are recovered by
+ * scanning (label stack=scanned), so looking never changes what they do.
  *
  * The HTTP server (libmicrohttpd, its own threads) binds loopback by default:
  * profiles reveal code and data layout, so do not expose it publicly.
