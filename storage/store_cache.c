@@ -52,7 +52,8 @@ int64_t store__cache_get(const store__cache *c, uint64_t hash, const void *key, 
         const store__cache_entry *e = &c->slots[i];
         if (!e->id)
             return 0;
-        if (e->hash == hash && e->len == len && memcmp(c->arena + e->off, key, len) == 0)
+        if (e->hash == hash && e->len == len &&
+            (len == 0 || memcmp(c->arena + e->off, key, len) == 0))
             return e->id;
     }
 }

@@ -224,9 +224,20 @@ static int pfunction(ingest *in, uint64_t fid, int64_t *out)
     return 0;
 }
 
+/* Marks a synthetic function (an unsymbolized frame) in functions.start_line;
+ * real functions never have a negative start line. */
+#define UNSYMBOLIZED_START_LINE (-1)
+
+static const char *pstr(const pprof_profile *p, int64_t i)
+{
+    return i >= 0 && (size_t)i < p->n_strings && p->strings[i] ? p->strings[i] : "";
+}
+
 /* A location without line information becomes one frame of a synthetic
- * function named after its mapping and offset, so that it keeps the
- * normalized identity pprof.h defines (mapping file and offset). */
+ * function named "<mapping basename>+0x<offset>" (or "0x<address>" without
+ * a mapping) whose file is the mapping's file name (else its build id), so
+ * that it keeps the normalized identity pprof.h defines (mapping name and
+ * offset); store_load.c turns it back into such a location. */
 static int unsymbolized_function(ingest *in, const pprof_location *loc, int64_t *out)
 {
     const pprof_profile *p = in->p;
@@ -240,14 +251,13 @@ static int unsymbolized_function(ingest *in, const pprof_location *loc, int64_t 
     int64_t file = 0;
     int rc;
     if (m) {
-        const char *mf = (m->filename >= 0 && (size_t)m->filename < p->n_strings && p->strings[m->filename])
-                             ? p->strings[m->filename]
-                             : "";
-        const char *base = strrchr(mf, '/');
-        base = base ? base + 1 : mf;
+        const char *mf = pstr(p, m->filename);
+        const char *mname = mf[0] ? mf : pstr(p, m->build_id);
+        const char *base = strrchr(mname, '/');
+        base = base ? base + 1 : mname;
         snprintf(name, sizeof(name), "%s+0x%" PRIx64, base[0] ? base : "?",
                  loc->address - m->memory_start + m->file_offset);
-        if ((rc = pstring(in, m->filename, &file)))
+        if ((rc = db_string(in, mname, &file)))
             return rc;
     } else {
         snprintf(name, sizeof(name), "0x%" PRIx64, loc->address);
@@ -255,7 +265,7 @@ static int unsymbolized_function(ingest *in, const pprof_location *loc, int64_t 
     int64_t name_id;
     if ((rc = db_string(in, name, &name_id)))
         return rc;
-    return db_function(in, name_id, name_id, file, 0, out);
+    return db_function(in, name_id, name_id, file, UNSYMBOLIZED_START_LINE, out);
 }
 
 /* Encode location index li's frames (once) into in->frames. */
@@ -319,7 +329,7 @@ static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
     for (size_t k = 0; m && k < 2; k++) {
         size_t j = in->memo_next + k;
         if (j < m->n && m->offs[j + 1] - m->offs[j] == len &&
-            memcmp(m->blobs + m->offs[j], blob, len) == 0) {
+            (len == 0 || memcmp(m->blobs + m->offs[j], blob, len) == 0)) {
             in->memo_next = j + 1;
             in->hashes[in->n_done] = m->hashes[j];
             in->offs[++in->n_done] = in->stacks.len;

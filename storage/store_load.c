@@ -6,6 +6,9 @@
  * profile has one location per distinct (function, line) frame, without
  * mappings or addresses: inlined frames become frames of their own, which
  * gives the same normalized stacks (pprof.h) and the same flat/cum figures.
+ * Unsymbolized frames come back as locations without lines in a mapping of
+ * the same name based at 0, their address being the stored offset, so they
+ * too keep their normalized identity.
  */
 #include "store_int.h"
 
@@ -24,7 +27,11 @@ typedef struct loader {
     store *s;
     pprof_profile *p;
     store__idset strs;   /* DB string id → profile string index */
-    store__idset fns;    /* DB function id → profile function id */
+    store__idset fns;    /* DB function id → profile function id, or -(location id)
+                          * for an unsymbolized frame's synthetic function */
+    char **map_files;    /* mapping file names made so far ... */
+    uint64_t *map_ids;   /* ... and their mapping ids */
+    size_t n_maps;
     store__idset stacks; /* DB stack id → index into spans */
     span *spans;
     size_t n_spans, cap_spans;
@@ -77,11 +84,63 @@ static int load_string(loader *l, int64_t id, int64_t *out)
     return rc;
 }
 
-static int load_function(loader *l, int64_t id, uint64_t *out)
+/* The id of a mapping named file (made on first use, based at 0 so that
+ * addresses are offsets). */
+static int load_mapping(loader *l, const char *file, uint64_t *out)
+{
+    for (size_t i = 0; i < l->n_maps; i++)
+        if (!strcmp(l->map_files[i], file)) {
+            *out = l->map_ids[i];
+            return 0;
+        }
+    char **files = realloc(l->map_files, (l->n_maps + 1) * sizeof(*files));
+    if (!files)
+        return -ENOMEM;
+    l->map_files = files;
+    uint64_t *ids = realloc(l->map_ids, (l->n_maps + 1) * sizeof(*ids));
+    if (!ids)
+        return -ENOMEM;
+    l->map_ids = ids;
+    int64_t fname = pprof_intern(l->p, file);
+    if (fname < 0)
+        return (int)fname;
+    pprof_mapping m = {.memory_start = 0, .memory_limit = UINT64_MAX, .file_offset = 0,
+                       .filename = fname};
+    uint64_t mid = pprof_add_mapping(l->p, &m);
+    char *dup = strdup(file);
+    if (!mid || !dup) {
+        free(dup);
+        return -ENOMEM;
+    }
+    l->map_files[l->n_maps] = dup;
+    l->map_ids[l->n_maps++] = mid;
+    *out = mid;
+    return 0;
+}
+
+/* An unsymbolized frame back as a location without lines: the offset is
+ * the hex number at the end of the synthetic name. */
+static int unsymbolized_location(loader *l, const char *name, const char *file, uint64_t *loc)
+{
+    const char *hex = strrchr(name, 'x');
+    if (!hex || hex == name || hex[-1] != '0')
+        return -EIO;
+    uint64_t offset = strtoull(hex + 1, NULL, 16);
+    uint64_t mid = 0;
+    int rc = file[0] ? load_mapping(l, file, &mid) : 0;
+    if (rc)
+        return rc;
+    *loc = pprof_add_location(l->p, mid, offset, NULL, 0);
+    return *loc ? 0 : -ENOMEM;
+}
+
+/* The profile function id of DB function id (> 0), or for a synthetic
+ * function the negated id of its location (< 0). */
+static int load_function(loader *l, int64_t id, int64_t *out)
 {
     int64_t v;
     if (store__idset_get(&l->fns, id, &v)) {
-        *out = (uint64_t)v;
+        *out = v;
         return 0;
     }
     sqlite3_stmt *st = store__stmt(&l->s->r, SQL_FUNCTION_GET);
@@ -90,7 +149,7 @@ static int load_function(loader *l, int64_t id, uint64_t *out)
     sqlite3_bind_int64(st, 1, id);
     int src = sqlite3_step(st);
     int rc = 0;
-    uint64_t fid = 0;
+    int64_t value = 0;
     if (src == SQLITE_ROW) {
         const char *name, *sys, *file;
         rc = text_col(st, 0, &name);
@@ -98,18 +157,24 @@ static int load_function(loader *l, int64_t id, uint64_t *out)
             rc = text_col(st, 1, &sys);
         if (!rc)
             rc = text_col(st, 2, &file);
-        if (!rc) {
-            fid = pprof_add_function(l->p, name, sys, file, sqlite3_column_int64(st, 3));
+        int64_t start_line = sqlite3_column_int64(st, 3);
+        if (!rc && start_line == -1) {
+            uint64_t loc = 0;
+            rc = unsymbolized_location(l, name, file, &loc);
+            value = -(int64_t)loc;
+        } else if (!rc) {
+            uint64_t fid = pprof_add_function(l->p, name, sys, file, start_line);
             rc = fid ? 0 : -ENOMEM;
+            value = (int64_t)fid;
         }
     } else {
         rc = src == SQLITE_DONE ? -EIO : store__errno(src);
     }
     sqlite3_reset(st);
     if (!rc)
-        rc = store__idset_put(&l->fns, id, (int64_t)fid);
+        rc = store__idset_put(&l->fns, id, value);
     if (!rc)
-        *out = fid;
+        *out = value;
     return rc;
 }
 
@@ -175,11 +240,16 @@ static int load_stack(loader *l, int64_t id, span *out)
             rc = -EIO;
             goto out;
         }
-        uint64_t pfid;
+        int64_t pfid;
         if ((rc = load_function(l, (int64_t)fid, &pfid)))
             goto out;
-        pprof_line pl = {.function_id = pfid, .line = line, .column = 0};
-        uint64_t loc = pprof_add_location(l->p, 0, 0, &pl, 1);
+        uint64_t loc;
+        if (pfid < 0) {
+            loc = (uint64_t)-pfid;
+        } else {
+            pprof_line pl = {.function_id = (uint64_t)pfid, .line = line, .column = 0};
+            loc = pprof_add_location(l->p, 0, 0, &pl, 1);
+        }
         if (!loc) {
             rc = -ENOMEM;
             goto out;
@@ -363,6 +433,10 @@ unlock:
     store__idset_free(&l.strs);
     store__idset_free(&l.fns);
     store__idset_free(&l.stacks);
+    for (size_t i = 0; i < l.n_maps; i++)
+        free(l.map_files[i]);
+    free(l.map_files);
+    free(l.map_ids);
     if (rc) {
         pprof_free(l.p);
         return rc;

@@ -378,20 +378,30 @@ static void test_unsymbolized(void **state)
                        .filename = pprof_intern(p, "/usr/bin/svc"), .build_id = 0};
     uint64_t mid = pprof_add_mapping(p, &m);
     assert_true(mid > 0);
+    /* Edge cases: a sample without locations, a function without a name
+     * or file (empty keys in the caches); stored twice (memo path). */
+    pprof_line anon = {.function_id = pprof_add_function(p, "", "", "", 0), .line = 0};
+    assert_true(anon.function_id > 0);
+    uint64_t l0 = pprof_add_location(p, 0, 0x10, &anon, 1);
+    assert_true(l0 > 0);
+    int64_t v0 = 1;
+    assert_int_equal(pprof_add_sample(p, NULL, 0, &v0, NULL, 0), 0);
+    assert_int_equal(pprof_add_sample(p, &l0, 1, &v0, NULL, 0), 0);
     uint64_t l1 = pprof_add_location(p, mid, 0x401234, NULL, 0);
     uint64_t l2 = pprof_add_location(p, mid, 0x405678, NULL, 0);
     assert_true(l1 && l2);
     uint64_t st[] = {l1, l2};
     int64_t v = 4096;
     assert_int_equal(pprof_add_sample(p, st, 2, &v, NULL, 0), 0);
+    ingest_ok(s, tid, "heap", T0 - 1, p);
     int64_t id = ingest_ok(s, tid, "heap", T0, p);
     store_stack_value *sv = NULL;
     size_t n = 0;
     assert_int_equal(store_profile_stacks(s, id, 0, &sv, &n), 0);
-    assert_int_equal(n, 1);
+    assert_int_equal(n, 3);
     lw_buf d;
     lw_buf_init(&d, 4096);
-    assert_int_equal(store_stack_describe(s, sv[0].stack_id, &d), 0);
+    assert_int_equal(store_stack_describe(s, sv[2].stack_id, &d), 0);
     printf("unsymbolized stack:\n%s\n", d.data);
     assert_non_null(strstr(d.data, "svc+0x1234 (/usr/bin/svc:0)"));
     assert_non_null(strstr(d.data, "svc+0x5678"));
@@ -401,7 +411,8 @@ static void test_unsymbolized(void **state)
     assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
     int64_t tot = 0;
     pprof_totals(out, &tot);
-    assert_int_equal(tot, 4096);
+    assert_int_equal(tot, 4096 + 2);
+    assert_same_profile(p, out);
     pprof_free(out);
     pprof_free(p);
     store_close(s);
