@@ -357,7 +357,8 @@ static void test_capture_does_not_interrupt_sleep(void **state)
     if (!grp)
         print_message("%s\n", r);
     assert_non_null(grp);
-    assert_non_null(strstr(r, "sleeper+"));
+    if (!getenv("LW_UNDER_VALGRIND")) /* valgrind's sp/pc are its own */
+        assert_non_null(strstr(r, "sleeper+"));
     free(r);
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(result, 0); /* not EINTR */
