@@ -10,6 +10,21 @@ if(TARGET leakwatch-agent)
     target_compile_options(agent_${prog} PRIVATE -g -O1 -fno-omit-frame-pointer)
   endforeach()
 
+  # A C++ program (operator new/delete, demangled names), when a C++
+  # compiler exists.
+  include(CheckLanguage)
+  check_language(CXX)
+  if(CMAKE_CXX_COMPILER)
+    enable_language(CXX)
+    add_executable(agent_cxx_service ${CMAKE_CURRENT_SOURCE_DIR}/agent_programs/cxx_service.cpp)
+    target_link_libraries(agent_cxx_service PRIVATE Threads::Threads)
+    # The project's warning flags are C flags; drop the C-only ones here.
+    get_target_property(cxx_opts agent_cxx_service COMPILE_OPTIONS)
+    list(REMOVE_ITEM cxx_opts -Wstrict-prototypes -Wmissing-prototypes)
+    set_property(TARGET agent_cxx_service PROPERTY COMPILE_OPTIONS ${cxx_opts})
+    target_compile_options(agent_cxx_service PRIVATE -g -O1 -fno-omit-frame-pointer)
+  endif()
+
   add_executable(test_agent ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_agent.c)
   target_link_libraries(test_agent PRIVATE leakwatch-agent PkgConfig::CMOCKA Threads::Threads)
   target_compile_options(test_agent PRIVATE -g)

@@ -166,6 +166,10 @@ void lw__sym_after_fork_child(void);
 
 /* ---- profile building (prof.c) --------------------------------------- */
 
+/* The demangled form of a C++ symbol (caller frees with lw__real_free), or
+ * NULL when name is not mangled or the process has no C++ runtime. */
+char *lw__demangle(const char *name);
+
 typedef struct lw_pb lw_pb;
 
 /* A profile builder over a fresh pprof profile; holds the symbolizer lock

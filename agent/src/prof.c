@@ -7,6 +7,7 @@
  * Heap values are unsampled like Go's scaleHeapSample; the text formats print
  * raw sample counts, as Go's do (pprof scales legacy text itself).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
 #include <malloc.h>
@@ -177,7 +178,10 @@ static uint64_t location_for(lw_pb *b, uintptr_t pc, bool exact)
     uint64_t mid = mapping_for(b, &s);
     uint64_t id;
     if (s.function) {
-        uint64_t fid = pprof_add_function(b->p, s.function, s.function, s.file ? s.file : "", 0);
+        char *pretty = lw__demangle(s.function);
+        uint64_t fid = pprof_add_function(b->p, pretty ? pretty : s.function, s.function,
+                                          s.file ? s.file : "", 0);
+        lw__real_free(pretty);
         if (fid == 0)
             return 0;
         pprof_line ln = {fid, s.line, 0};
@@ -205,6 +209,33 @@ int lw__pb_locations(lw_pb *b, const uintptr_t *pcs, size_t n, bool exact_leaf, 
     return (int)n;
 }
 
+/* ---- C++ names --------------------------------------------------------------
+ * The agent is a C library: it demangles with the C++ runtime's
+ * __cxa_demangle only when the process has one (a C++ program), looked up
+ * at run time. */
+typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
+
+char *lw__demangle(const char *name)
+{
+    static demangle_fn fn;
+    static int looked;
+    if (!name || name[0] != '_' || name[1] != 'Z')
+        return NULL;
+    if (!looked) {
+        fn = (demangle_fn)dlsym(RTLD_DEFAULT, "__cxa_demangle");
+        looked = 1;
+    }
+    if (!fn)
+        return NULL;
+    int status = 0;
+    char *out = fn(name, NULL, NULL, &status);
+    if (status != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* ---- text frames --------------------------------------------------------- */
 
 int lw__text_frames(lw_buf *out, const uintptr_t *pcs, size_t n, bool exact_leaf)
@@ -215,11 +246,14 @@ int lw__text_frames(lw_buf *out, const uintptr_t *pcs, size_t n, bool exact_leaf
         uintptr_t pc = pcs[i] - (ret ? 1 : 0);
         lw_sym s;
         lw__sym_lookup(pcs[i], ret, &s);
+        char *pretty = lw__demangle(s.function);
         if (!s.function)
             rc = lw_buf_printf(out, "#\t%#lx\n", (unsigned long)pc);
         else
-            rc = lw_buf_printf(out, "#\t%#lx\t%s+%#lx\t%s:%d\n", (unsigned long)pc, s.function,
-                               (unsigned long)(pc - s.func_start), s.file ? s.file : "?", s.line);
+            rc = lw_buf_printf(out, "#\t%#lx\t%s+%#lx\t%s:%d\n", (unsigned long)pc,
+                               pretty ? pretty : s.function, (unsigned long)(pc - s.func_start),
+                               s.file ? s.file : "?", s.line);
+        lw__real_free(pretty);
     }
     return rc;
 }
@@ -233,8 +267,12 @@ static int frame2(lw_buf *out, uintptr_t raw, bool ret, const char *prefix)
         return lw_buf_printf(out, "%s%#lx(...)\n\t%s +%#lx\n", prefix, (unsigned long)raw,
                              s.mod_file ? s.mod_file : "?",
                              (unsigned long)(raw - s.mod_start));
-    return lw_buf_printf(out, "%s%s(...)\n\t%s:%d +%#lx\n", prefix, s.function,
-                         s.file ? s.file : "?", s.line, (unsigned long)(pc - s.func_start + (ret ? 1 : 0)));
+    char *pretty = lw__demangle(s.function);
+    int rc = lw_buf_printf(out, "%s%s(...)\n\t%s:%d +%#lx\n", prefix, pretty ? pretty : s.function,
+                           s.file ? s.file : "?", s.line,
+                           (unsigned long)(pc - s.func_start + (ret ? 1 : 0)));
+    lw__real_free(pretty);
+    return rc;
 }
 
 int lw__text_frames2(lw_buf *out, const uintptr_t *pcs, size_t n, bool exact_leaf)

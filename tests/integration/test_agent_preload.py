@@ -124,5 +124,32 @@ def test_thousands_of_threads():
     t.check_eq(t.stop(p), 0, "exit code")
 
 
+def test_cxx_program():
+    prog = os.path.join(t.BIN, "agent_cxx_service")
+    if not os.path.exists(prog):
+        print("skip: no C++ compiler, agent_cxx_service not built")
+        return
+    port = t.free_port()
+    p = t.start([prog], env={"LD_PRELOAD": AGENT, "LEAKWATCH_AGENT_ADDR": f"127.0.0.1:{port}",
+                             "LEAKWATCH_HEAP_RATE": "1"}, log=os.path.join(t.tempdir(), "cxx.log"))
+    base = f"http://127.0.0.1:{port}/debug/pprof/"
+    t.wait_http(base, proc=p)
+    t.wait_until(lambda: "ready" in open(p.log_path).read(), 30, "the C++ program to be ready")
+    top = t.go_tool_pprof("-top", "-unit=B", "-sample_index=inuse_space", base + "heap")
+    print(top)
+    rows = rows_by_name(top)
+    t.check("operator new(unsigned long)" in rows, "operator new is the allocating frame, demangled")
+    fill = rows.get("cxx::Cache::fill(int)")
+    t.check(fill is not None and t.pprof_value(fill["cum"]) >= 4 * MIB,
+            f"cxx::Cache::fill(int) holds >= 4 MiB ({fill})")
+    top = t.go_tool_pprof("-top", "-sample_index=alloc_objects", base + "heap")
+    rows = rows_by_name(top)
+    t.check("cxx_churn()" in rows and t.pprof_value(rows["cxx_churn()"]["cum"]) == 10000,
+            "10000 new[] in cxx_churn() counted at rate 1")
+    top = t.go_tool_pprof("-top", "-sample_index=inuse_objects", base + "heap")
+    t.check("cxx_churn()" not in rows_by_name(top), "delete[] freed every cxx_churn() block")
+    t.check_eq(t.stop(p), 0, "exit code")
+
+
 if __name__ == "__main__":
-    t.run_tests([test_all_endpoints, test_off_and_bad_env, test_thousands_of_threads])
+    t.run_tests([test_all_endpoints, test_off_and_bad_env, test_thousands_of_threads, test_cxx_program])
