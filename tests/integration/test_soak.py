@@ -5,13 +5,14 @@ leakwatchd scrapes, at 100 ms, ten canned-profile targets (a tiny Python
 pprof server on ten loopback ports serving real Go goroutine and heap
 profiles from tests/fuzz/corpus) and one real tests/peers/gosvc, until
 LW_SOAK_SCRAPES (default 10000) scrapes succeeded or LW_SOAK_SECONDS
-(default 90) passed. Its own thread count and RSS are read from /proc every
-second; /metrics and /api/v1/targets are polled throughout as a client would.
+(default 90) passed (LW_SOAK_AGENT=0 turns self-profiling off). Its
+own thread count and RSS are read from /proc every second; /metrics and /api/v1/targets are polled throughout as a client would.
 
 Checks (no timings are asserted; the figures are printed):
 - enough scrapes happened (at least half of the goal, at least 2000);
-- the thread count stays in its band: the maximum of the second half of
-  the run and the count at the end are not above the first half's maximum;
+- the count of long-lived threads (the smallest of 20 looks 5 ms apart, so
+  that the API's per-connection threads of our own polls are gone) never
+  changes after warm-up;
 - anonymous RSS (RssAnon: heap, not SQLite's file pages) grows from the
   middle of the run to its end by at most max(12 MiB, 20%): allocator
   arenas of the short-lived workers and SQLite's page caches fill up early,
@@ -120,6 +121,17 @@ def sanitizer_linked(path):
     return lwtest.SANITIZED or "libasan" in out or "libtsan" in out
 
 
+def steady_threads(pid, n=20, gap=0.005):
+    """The smallest thread count of pid over n looks gap seconds apart: the
+    API's per-connection threads (ours, just finished) are gone by then, so
+    this is the count of long-lived threads; one that never exits raises it."""
+    counts = []
+    for _ in range(n):
+        counts.append(len(os.listdir(f"/proc/{pid}/task")))
+        time.sleep(gap)
+    return min(counts)
+
+
 def scrapes_ok(metrics_text):
     total = 0
     for line in metrics_text.splitlines():
@@ -145,7 +157,8 @@ def test_soak():
     gosvc, gbase = lwtest.start_gosvc(log_dir=work)
     api_port = lwtest.free_port()
     base = f"http://127.0.0.1:{api_port}"
-    self_profile = not sanitizer_linked(LEAKWATCHD) and os.path.exists(AGENT)
+    self_profile = (not sanitizer_linked(LEAKWATCHD) and os.path.exists(AGENT)
+                    and os.environ.get("LW_SOAK_AGENT", "1") != "0")
     env = {}
     agent_url = None
     if self_profile:
@@ -197,7 +210,8 @@ def test_soak():
         _, _, body = lwtest.http(base + "/metrics", timeout=10)
         n = scrapes_ok(body.decode())
         lwtest.http(base + "/api/v1/targets", timeout=10)
-        threads, anon, rss = proc_status(lw.pid)
+        _, anon, rss = proc_status(lw.pid)
+        threads = steady_threads(lw.pid)
         el = time.time() - start
         samples.append((el, n, threads, anon, rss))
         if warm is None and n >= GOAL // 10:
@@ -224,14 +238,12 @@ def test_soak():
           f"reached warm-up ({GOAL // 10} scrapes) and mid-run before the end")
     check(n >= max(2000, GOAL // 2), f"at least {max(2000, GOAL // 2)} scrapes succeeded ({n})")
 
-    # Decode/ingest workers come and go with the load, so the count moves
-    # within a band; a leak of threads shows as a band that rises.
-    th_first = max(s[2] for s in samples[:mid + 1])
-    th_second = max(s[2] for s in samples[mid:])
-    print(f"threads: start {samples[0][2]}, after warm-up {samples[warm][2]}, max in the first "
-          f"half {th_first}, max in the second half {th_second}, end {th_end}")
-    check(th_second <= th_first, "max thread count of the second half <= max of the first half")
-    check(th_end <= th_first, "thread count at the end <= max of the first half")
+    th_warm = samples[warm][2]
+    th_max = max(s[2] for s in samples[warm:])
+    print(f"long-lived threads: start {samples[0][2]}, after warm-up {th_warm}, max after "
+          f"warm-up {th_max}, end {th_end}")
+    check_eq(th_max, th_warm, "max long-lived thread count after warm-up vs at warm-up")
+    check_eq(th_end, th_warm, "long-lived thread count at the end vs at warm-up")
 
     rss_mid = samples[mid][3]
     bound = max(12 * MIB, rss_mid // 5)
