@@ -4,9 +4,10 @@
  * Ownership: the collector owns its targets (array of pointers, so that
  * libcurl's CURLOPT_PRIVATE pointers to a profile's state stay valid while
  * the arrays are rebuilt on reload); each target owns its label strings and
- * its profile states; each profile state owns one reusable easy handle and
- * its response buffer (released after every scrape so idle targets cost
- * little memory).
+ * its profile states; each profile state owns an easy handle and a
+ * response buffer only while a transfer runs (both are released after every
+ * scrape, so idle targets cost little memory; kept-alive connections live in
+ * the multi handle's connection cache).
  *
  * Locking: only the loop thread changes targets and health, and it does so
  * under c->mu; other threads only read under c->mu. The loop thread reads
@@ -53,7 +54,7 @@ typedef struct prof_state {
     char name[32];
     char *url;
     int64_t timeout_ns;
-    CURL *easy; /* created on first use, reused */
+    CURL *easy; /* exists only while a transfer runs */
     bool in_flight;
     struct curl_slist *headers;
     struct curl_slist *connect_to; /* tls_config.server_name mapping */
@@ -666,7 +667,6 @@ static int start_scrape(coll *c, prof_state *ps, char *err, size_t err_len)
     if (!ps->easy && !(ps->easy = curl_easy_init()))
         return -ENOMEM;
     CURL *e = ps->easy;
-    curl_easy_reset(e);
     curl_slist_free_all(ps->headers);
     ps->headers = NULL;
     curl_slist_free_all(ps->connect_to);
@@ -1149,11 +1149,18 @@ static void finish(coll *c, prof_state *ps, CURLcode code)
     c->todo_tail = j;
     pthread_cond_signal(&c->q_cv);
     pthread_mutex_unlock(&c->q_mu);
-    return; /* ps stays in flight until the worker's result is collected */
+    /* Idle targets keep no easy handle (connections stay in the multi
+     * handle's cache); ps stays in flight until the worker's result is
+     * collected. */
+    curl_easy_cleanup(ps->easy);
+    ps->easy = NULL;
+    return;
 
 fail:
     ps->in_flight = false;
     lw_buf_cleanup(&ps->body);
+    curl_easy_cleanup(ps->easy);
+    ps->easy = NULL;
     set_result(c, ps, false, err, duration);
 }
 
