@@ -569,7 +569,7 @@ int lw__http_start(const char *addr, bool cpu_enabled, char *err, size_t err_len
     int keep[] = {SIGURG, SIGPROF, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
         sigdelset(&all, keep[i]);
-    pthread_sigmask(SIG_BLOCK, &all, &saved_mask);
+    pthread_sigmask(SIG_SETMASK, &all, &saved_mask);
     lw__tls_spawn_internal = 1; /* MHD's threads are agent threads */
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,

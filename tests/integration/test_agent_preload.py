@@ -91,6 +91,16 @@ def test_off_and_bad_env():
     t.check("ignoring LEAKWATCH_HEAP_RATE=lots" in text, "a bad rate is reported, not fatal")
     t.check(p.poll() is None, "the program keeps running")
     t.check_eq(t.stop(p), 0, "exit code")
+    # LEAKWATCH_CPU_PROFILE=0 refuses CPU profiles like an unavailable profiler.
+    port = t.free_port()
+    p = t.start([PROG, "1", "1"], env={"LD_PRELOAD": AGENT, "LEAKWATCH_AGENT_ADDR": f"127.0.0.1:{port}",
+                                        "LEAKWATCH_CPU_PROFILE": "0"}, log=os.path.join(d, "nocpu.log"))
+    base = f"http://127.0.0.1:{port}/debug/pprof/"
+    t.wait_http(base, proc=p)
+    status, hdr, body = t.http(base + "profile?seconds=1")
+    t.check_eq((status, hdr.get("X-Go-Pprof"), body.decode()),
+               (500, "1", "Could not enable CPU profiling: cpu profiling disabled\n"), "CPU profiling off")
+    t.check_eq(t.stop(p), 0, "exit code")
     # Default address taken by someone else: the host must not die.
     port = t.free_port()
     import socket
