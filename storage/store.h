@@ -161,8 +161,9 @@ int store_stack_describe(store *s, int64_t stack_id, lw_buf *out) LW_WUR;
  * "sync.runtime_Semacquire"), libc allocation and thread start
  * ("malloc", "calloc", "realloc", "free", "__libc_", "start_thread",
  * "clone", "pthread_", ...), "operator new", and the agent ("lw_agent",
- * "agent_"). When every frame is skipped, the leaf. -ENOENT for an unknown
- * or empty stack. */
+ * "agent_"). When every frame is skipped, the leaf; for an empty stack (a
+ * sample without locations, which Go emits) both strings are empty.
+ * -ENOENT for an unknown stack id. */
 int store_stack_top_frame(store *s, int64_t stack_id, char *function, size_t function_len,
                           char *location, size_t location_len) LW_WUR;
 

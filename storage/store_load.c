@@ -639,9 +639,9 @@ int store_stack_top_frame(store *s, int64_t stack_id, char *function, size_t fun
     function[0] = '\0';
     location[0] = '\0';
     pthread_mutex_lock(&s->r.mu);
+    /* An empty stack (Go lists goroutines caught without one) has no top
+     * frame: both strings stay empty. */
     int rc = each_frame(s, stack_id, top_frame, &t);
     pthread_mutex_unlock(&s->r.mu);
-    if (!rc && !t.have_leaf)
-        rc = -ENOENT;
     return rc;
 }

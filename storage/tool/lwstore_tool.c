@@ -220,7 +220,8 @@ static int cmd_top(char **argv)
         char fn[256], loc[512];
         rc = store_stack_top_frame(s, v[i].stack_id, fn, sizeof(fn), loc, sizeof(loc));
         if (!rc)
-            printf("%" PRId64 "\t%" PRId64 "\t%s\t%s\n", v[i].stack_id, v[i].value, fn, loc);
+            printf("%" PRId64 "\t%" PRId64 "\t%s\t%s\n", v[i].stack_id, v[i].value,
+                   fn[0] ? fn : "(empty stack)", loc);
     }
     if (rc)
         fprintf(stderr, "top %s: %s\n", argv[3], strerror(-rc));

@@ -399,6 +399,13 @@ static void test_unsymbolized(void **state)
     size_t n = 0;
     assert_int_equal(store_profile_stacks(s, id, 0, &sv, &n), 0);
     assert_int_equal(n, 3);
+    char fname[64] = "x", floc[64] = "x";
+    assert_int_equal(store_stack_top_frame(s, sv[0].stack_id, fname, sizeof(fname), floc,
+                                           sizeof(floc)),
+                     0);
+    printf("empty stack top frame: \"%s\" \"%s\"\n", fname, floc);
+    assert_string_equal(fname, "");
+    assert_string_equal(floc, "");
     lw_buf d;
     lw_buf_init(&d, 4096);
     assert_int_equal(store_stack_describe(s, sv[2].stack_id, &d), 0);
