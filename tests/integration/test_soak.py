@@ -10,8 +10,8 @@ own thread count and RSS are read from /proc every second; /metrics and /api/v1/
 
 Checks (no timings are asserted; the figures are printed):
 - enough scrapes happened (at least half of the goal, at least 2000);
-- the count of long-lived threads (the smallest of 20 looks 5 ms apart, so
-  that the API's per-connection threads of our own polls are gone) never
+- the count of long-lived threads (per-connection threads of the API and of
+  the agent's server excluded, smallest of 20 looks 5 ms apart) never
   changes after warm-up;
 - anonymous RSS (RssAnon: heap, not SQLite's file pages) grows from the
   middle of the run to its end by at most max(12 MiB, 20%): allocator
@@ -122,12 +122,20 @@ def sanitizer_linked(path):
 
 
 def steady_threads(pid, n=20, gap=0.005):
-    """The smallest thread count of pid over n looks gap seconds apart: the
-    API's per-connection threads (ours, just finished) are gone by then, so
-    this is the count of long-lived threads; one that never exits raises it."""
+    """Long-lived threads of pid: threads not named MHD-connection (the
+    per-connection threads of the API and of the agent's server), smallest
+    count over n looks gap seconds apart (a connection thread is named only
+    once it runs). A thread that never exits raises it."""
     counts = []
     for _ in range(n):
-        counts.append(len(os.listdir(f"/proc/{pid}/task")))
+        c = 0
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                    c += f.read().strip() != "MHD-connection"
+            except OSError:
+                pass  # exited meanwhile
+        counts.append(c)
         time.sleep(gap)
     return min(counts)
 
