@@ -1,7 +1,9 @@
 /* fuzz_pprof_decode.c — libFuzzer target for the profile codec: every input
  * goes through pprof_decode(); a profile that decodes must validate, survive
  * an encode/decode round trip unchanged (sample count, sample types, totals,
- * normalized stack of every sample) and render as top, folded and JSON.
+ * normalized stack of every sample), render as top, folded and JSON, and
+ * merge and diff with itself (merge doubles the totals, diff nets them to
+ * zero, when no value is large enough to saturate).
  *
  * Caps are smaller than the daemon's defaults so that a fuzzer spends its
  * time on structure rather than on inflating one huge input; the cap logic
@@ -65,6 +67,74 @@ out:
     lw_buf_cleanup(&enc);
 }
 
+/* True when every value of p is small enough that no sum of two profiles'
+ * totals can saturate, so arithmetic properties hold exactly. */
+static bool values_small(const pprof_profile *p)
+{
+    const int64_t lim = INT64_C(1) << 40;
+    for (size_t i = 0; i < p->n_samples; i++)
+        for (size_t j = 0; j < p->samples[i].n_values; j++)
+            if (p->samples[i].values[j] > lim || p->samples[i].values[j] < -lim)
+                return false;
+    return p->n_samples < (size_t)1 << 20;
+}
+
+/* merge(p, p) doubles the totals; diff(p, p) nets every total to zero; both
+ * results validate and render. */
+static void check_arithmetic(const pprof_profile *p)
+{
+    pprof_profile *m = NULL, *d = NULL;
+    int64_t *t = NULL, *tm = NULL, *td = NULL;
+    char err[PPROF_ERR_LEN] = "";
+    size_t nt = p->n_sample_types ? p->n_sample_types : 1;
+    bool exact = values_small(p);
+
+    const pprof_profile *const two[] = {p, p};
+    int rc = pprof_merge(two, 2, &m, err, sizeof(err));
+    if (rc == -ENOMEM)
+        goto out;
+    if (rc)
+        fuzz_fail("merging a valid profile with itself failed (%d): %s", rc, err);
+    rc = pprof_diff(p, p, &d, err, sizeof(err));
+    if (rc == -ENOMEM)
+        goto out;
+    if (rc)
+        fuzz_fail("diffing a valid profile with itself failed (%d): %s", rc, err);
+    if ((rc = pprof_validate(m, err, sizeof(err))) != 0 && rc != -ENOMEM)
+        fuzz_fail("merge result does not validate: %s", err);
+    if ((rc = pprof_validate(d, err, sizeof(err))) != 0 && rc != -ENOMEM)
+        fuzz_fail("diff result does not validate: %s", err);
+    t = calloc(nt, sizeof(*t));
+    tm = calloc(nt, sizeof(*tm));
+    td = calloc(nt, sizeof(*td));
+    if (!t || !tm || !td)
+        goto out;
+    pprof_totals(p, t);
+    pprof_totals(m, tm);
+    pprof_totals(d, td);
+    for (size_t i = 0; exact && i < p->n_sample_types; i++) {
+        if (tm[i] != 2 * t[i])
+            fuzz_fail("merge(p, p) total %zu is %lld, want 2 x %lld", i, (long long)tm[i],
+                      (long long)t[i]);
+        if (td[i] != 0)
+            fuzz_fail("diff(p, p) total %zu is %lld, want 0", i, (long long)td[i]);
+    }
+    lw_buf out;
+    lw_buf_init(&out, FUZZ_MAX_OUTPUT);
+    if (p->n_sample_types > 0) {
+        rc = pprof_render_top(d, 0, 10, &out);
+        if (rc && rc != -E2BIG && rc != -ENOMEM)
+            fuzz_fail("pprof_render_top of a diff failed: %d", rc);
+    }
+    lw_buf_cleanup(&out);
+out:
+    free(t);
+    free(tm);
+    free(td);
+    pprof_free(m);
+    pprof_free(d);
+}
+
 static void render_all(const pprof_profile *p)
 {
     lw_buf out;
@@ -111,6 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_fail("a decoded profile does not validate: %s", err);
     check_round_trip(p, &lim);
     render_all(p);
+    check_arithmetic(p);
     pprof_free(p);
     return 0;
 }
