@@ -258,19 +258,19 @@ int lw__text_frames(lw_buf *out, const uintptr_t *pcs, size_t n, bool exact_leaf
     return rc;
 }
 
-static int frame2(lw_buf *out, uintptr_t raw, bool ret, const char *prefix)
+/* One Go traceback frame: "func(...)\n\tfile:line +0xoff\n", where off is
+ * the pc's offset in its function (for a return address, the address after
+ * the call, as Go prints). */
+static int frame2(lw_buf *out, uintptr_t pc, bool is_return)
 {
-    uintptr_t pc = raw - (ret ? 1 : 0);
     lw_sym s;
-    lw__sym_lookup(raw, ret, &s);
+    lw__sym_lookup(pc, is_return, &s);
     if (!s.function)
-        return lw_buf_printf(out, "%s%#lx(...)\n\t%s +%#lx\n", prefix, (unsigned long)raw,
-                             s.mod_file ? s.mod_file : "?",
-                             (unsigned long)(raw - s.mod_start));
+        return lw_buf_printf(out, "%#lx(...)\n\t%s +%#lx\n", (unsigned long)pc,
+                             s.mod_file ? s.mod_file : "?", (unsigned long)(pc - s.mod_start));
     char *pretty = lw__demangle(s.function);
-    int rc = lw_buf_printf(out, "%s%s(...)\n\t%s:%d +%#lx\n", prefix, pretty ? pretty : s.function,
-                           s.file ? s.file : "?", s.line,
-                           (unsigned long)(pc - s.func_start + (ret ? 1 : 0)));
+    int rc = lw_buf_printf(out, "%s(...)\n\t%s:%d +%#lx\n", pretty ? pretty : s.function,
+                           s.file ? s.file : "?", s.line, (unsigned long)(pc - s.func_start));
     lw__real_free(pretty);
     return rc;
 }
@@ -279,7 +279,7 @@ int lw__text_frames2(lw_buf *out, const uintptr_t *pcs, size_t n, bool exact_lea
 {
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = frame2(out, pcs[i], !(exact_leaf && i == 0), "");
+        rc = frame2(out, pcs[i], !(exact_leaf && i == 0));
     return rc;
 }
 
