@@ -509,6 +509,13 @@ static int reconcile(coll *c, const lw_config *cfg)
         if (r && !rc)
             rc = r;
     }
+    /* Keep one idle connection per profile of every target in the multi
+     * handle's cache (its default follows the handles added at the moment,
+     * which would close kept-alive connections between scrapes). */
+    size_t n_profiles = 0;
+    for (size_t i = 0; i < cl.n; i++)
+        n_profiles += cl.v[i]->n_profiles;
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)(n_profiles + 16));
     /* Swap, then drop the targets that left. */
     target **old_targets = c->targets;
     size_t n_old = c->n_targets;
