@@ -151,8 +151,12 @@ static void unregister_self(void *p)
 
 /* Run the thread's function; unregister when it returns, calls
  * pthread_exit() or is cancelled. */
-static void *run_registered(thread_rec *r, const start_arg *a)
+static _Atomic uintptr_t trampoline_ret; /* return address into trampoline() */
+
+static __attribute__((noinline)) void *run_registered(thread_rec *r, const start_arg *a)
 {
+    atomic_store_explicit(&trampoline_ret, (uintptr_t)__builtin_return_address(0),
+                          memory_order_relaxed);
     void *volatile ret = NULL;
     pthread_cleanup_push(unregister_self, r);
     ret = a->fn(a->arg);
@@ -537,19 +541,33 @@ static bool after_call(uintptr_t a)
 
 #define SCAN_BYTES (64 * 1024)
 
+/* A thread started through our trampoline ends with trampoline,
+ * start_thread and clone: past those, the scan would only find debris. */
+#define FRAMES_AFTER_TRAMPOLINE 2
+
 static void scan_stack(const code_ranges *cr, uintptr_t sp, uintptr_t pc, lw_stack *st)
 {
     st->n = 0;
     st->pc[st->n++] = pc;
     uintptr_t page[512];
-    for (uintptr_t at = sp & ~(uintptr_t)7; at < sp + SCAN_BYTES && st->n < LW_MAX_FRAMES;) {
+    uintptr_t tramp = atomic_load_explicit(&trampoline_ret, memory_order_relaxed);
+    int left = -1; /* frames still wanted after the trampoline, -1 before it */
+    for (uintptr_t at = sp & ~(uintptr_t)7;
+         at < sp + SCAN_BYTES && st->n < LW_MAX_FRAMES && left != 0;) {
         size_t want = sizeof page - (at & (sizeof page - 1));
         ssize_t got = read_mem(at, page, want);
         if (got <= 0)
             break;
-        for (size_t i = 0; i < (size_t)got / sizeof(uintptr_t) && st->n < LW_MAX_FRAMES; i++)
-            if (in_code(cr, page[i]) && after_call(page[i]))
-                st->pc[st->n++] = page[i];
+        for (size_t i = 0; i < (size_t)got / sizeof(uintptr_t) && st->n < LW_MAX_FRAMES && left != 0;
+             i++) {
+            if (page[i] == st->pc[st->n - 1] || !in_code(cr, page[i]) || !after_call(page[i]))
+                continue; /* not a return address, or a stale copy of the last one */
+            st->pc[st->n++] = page[i];
+            if (left > 0)
+                left--;
+            else if (tramp && page[i] == tramp)
+                left = FRAMES_AFTER_TRAMPOLINE;
+        }
         at += (uintptr_t)got;
     }
 }
