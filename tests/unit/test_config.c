@@ -315,6 +315,9 @@ static void malformed(void **state)
                "        custom: {enabled: true}\n",
                "config.yaml:5:9: custom: path is required for a custom profile");
     expect_err("scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
+               "        custom:\n",
+               "config.yaml:5:9: custom: path is required for a custom profile");
+    expect_err("scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
                "        heap: {enabled: true, bogus: 1}\n",
                "config.yaml:5:31: bogus: unknown key in pprof_config entry");
     expect_err("scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n"
