@@ -1,9 +1,10 @@
 /* plain_service.c — an unmodified C program for the agent's LD_PRELOAD test:
  * it knows nothing about leakwatch (built without the agent). It starts
- * worker threads blocked in read(2) on a pipe, retains some heap memory from
- * plain_retain_memory(), prints "ready" and waits for SIGTERM.
+ * worker threads blocked in read(2) on a pipe and threads sleeping in a
+ * usleep(3) loop, retains some heap memory from plain_retain_memory(),
+ * prints "ready" and waits for SIGTERM.
  *
- * Usage: plain_service N_THREADS N_MIB
+ * Usage: plain_service N_THREADS N_MIB [N_SLEEPERS]
  */
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +24,14 @@ static void *plain_blocked_worker(void *arg)
     return NULL;
 }
 
+static void *plain_sleeping_worker(void *arg)
+{
+    (void)arg;
+    for (;;)
+        usleep(50000);
+    return NULL;
+}
+
 static __attribute__((noinline)) char **plain_retain_memory(int mib)
 {
     char **v = calloc((size_t)mib, sizeof(*v));
@@ -38,6 +47,7 @@ int main(int argc, char **argv)
 {
     int n_threads = argc > 1 ? atoi(argv[1]) : 4;
     int mib = argc > 2 ? atoi(argv[2]) : 8;
+    int n_sleepers = argc > 3 ? atoi(argv[3]) : 0;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -48,6 +58,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < n_threads; i++) {
         pthread_t t;
         if (pthread_create(&t, NULL, plain_blocked_worker, NULL) != 0)
+            return 1;
+        pthread_detach(t);
+    }
+    for (int i = 0; i < n_sleepers; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, plain_sleeping_worker, NULL) != 0)
             return 1;
         pthread_detach(t);
     }

@@ -134,6 +134,29 @@ def test_thousands_of_threads():
     t.check_eq(t.stop(p), 0, "exit code")
 
 
+def test_sleeping_threads_grouped():
+    """Sleeping threads are not signalled (nanosleep would return early) but
+    scanned; identical sleepers still group under one stack."""
+    port = t.free_port()
+    p = t.start([PROG, "0", "0", "6"], env={"LD_PRELOAD": AGENT, "LEAKWATCH_AGENT_ADDR": f"127.0.0.1:{port}"},
+                log=os.path.join(t.tempdir(), "sleepers.log"))
+    base = f"http://127.0.0.1:{port}/debug/pprof/"
+    t.wait_http(base, proc=p)
+    t.wait_until(lambda: "ready" in open(p.log_path).read(), 30, "the program to be ready")
+    top = t.go_tool_pprof("-top", base + "goroutine")
+    rows = rows_by_name(top)
+    t.check("plain_sleeping_worker" in rows and t.pprof_value(rows["plain_sleeping_worker"]["cum"]) == 6,
+            f"6 threads in plain_sleeping_worker ({rows.get('plain_sleeping_worker')})")
+    status, _, body = t.http(base + "goroutine?debug=1")
+    records = body.decode().split("\n", 1)[1].split("\n\n")
+    groups = [g for g in records if "plain_sleeping_worker" in g]
+    heads = [g.strip().splitlines()[0] for g in groups]
+    print(heads)
+    t.check(len(groups) == 1 and heads[0].startswith("6 @"), "the 6 sleepers form one group")
+    t.check('"stack":"scanned"' in groups[0], "their stacks are labelled scanned")
+    t.check_eq(t.stop(p), 0, "exit code")
+
+
 def test_cxx_program():
     prog = os.path.join(t.BIN, "agent_cxx_service")
     if not os.path.exists(prog):
@@ -162,4 +185,5 @@ def test_cxx_program():
 
 
 if __name__ == "__main__":
-    t.run_tests([test_all_endpoints, test_off_and_bad_env, test_thousands_of_threads, test_cxx_program])
+    t.run_tests([test_all_endpoints, test_off_and_bad_env, test_thousands_of_threads,
+                 test_sleeping_threads_grouped, test_cxx_program])
