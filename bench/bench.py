@@ -157,10 +157,11 @@ def wrk_rps(port, seconds, conns):
     out = run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s",
                f"http://127.0.0.1:{port}/churn"], timeout=seconds + 60).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    n = re.search(r"(\d+) requests in", out)
     errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if not m or errs:
+    if not m or not n or errs:
         raise RuntimeError("wrk: " + out)
-    return float(m.group(1))
+    return float(m.group(1)), int(n.group(1))
 
 
 def bench_service(a):
@@ -168,6 +169,7 @@ def bench_service(a):
     demo = {"without_agent": os.path.join(a.bin, "leaky-demo-noagent"),
             "with_agent": os.path.join(a.build, "bin", "leaky-demo")}
     rps = {k: [] for k in demo}
+    cpu_ms = {k: [] for k in demo}  # service CPU time per request
     log(f"service: leaky-demo /churn under wrk -t1 -c4 for {seconds}s, {a.repeats} rounds")
     for r in range(a.repeats):
         order = list(demo) if r % 2 == 0 else list(demo)[::-1]
@@ -178,7 +180,10 @@ def bench_service(a):
             try:
                 wait_http(f"http://127.0.0.1:{port}/healthz", proc=p)
                 wrk_rps(port, 1, 4)  # warm up
-                rps[k].append(wrk_rps(port, seconds, 4))
+                c0 = proc_cpu_s(p.pid)
+                r_s, n_req = wrk_rps(port, seconds, 4)
+                cpu_ms[k].append(1e3 * (proc_cpu_s(p.pid) - c0) / n_req)
+                rps[k].append(r_s)
                 if k == "with_agent":
                     heap = http_get(f"http://127.0.0.1:{pport}/debug/pprof/heap")
                     if len(heap) < 100:
@@ -189,6 +194,11 @@ def bench_service(a):
         row("service", f"{k} requests/s", rps[k], "%.0f")
     row("service", "throughput with agent / without", [w / o for w, o in zip(rps["with_agent"], rps["without_agent"])],
         "%.3f", ">= 0.99", lambda m: m >= 0.99)
+    for k in demo:
+        row("service", f"{k} service CPU ms per request", cpu_ms[k], "%.3f")
+    row("service", "CPU-bound throughput with agent / without (CPU per request, inverted)",
+        [o / w for w, o in zip(cpu_ms["with_agent"], cpu_ms["without_agent"])], "%.3f", ">= 0.99",
+        lambda m: m >= 0.99)
 
 
 # ---- 3. CPU profiler at 100 Hz ---------------------------------------------
@@ -428,8 +438,10 @@ def bench_scale(a):
         t0 = time.time()
         c0 = proc_cpu_s(daemon.pid)
         windows, last_t, last_c = [], t0, c0
+        loads = []
         while time.time() - t0 < duration:
             time.sleep(interval)
+            loads.append(os.getloadavg()[0])
             if daemon.poll() is not None:
                 raise RuntimeError("leakwatchd died")
             t, c = time.time(), proc_cpu_s(daemon.pid)
@@ -468,6 +480,19 @@ def bench_scale(a):
     row("scale", "missed scrapes (below one per interval) + errors", [missed + err], "%d", "0", lambda m: m == 0)
     row("scale", "profiles stored / successful scrapes", [stored / max(ok, 1)], "%.3f")
     row("scale", "fakefleet CPU % (the simulated fleet, for reference)", [fleet_cpu], "%.1f")
+    row("scale", "machine load average (1 min) during the run", loads, "%.1f")
+    row("scale", "successful scrapes per (target, profile)", list(per.values()) or [0], "%d",
+        f"({expected_min} intervals)")
+    causes = {}
+    with open(os.path.join(d, "leakwatchd.log"), errors="replace") as f:
+        for line in f:
+            m = re.search(r'err="([^"]*)"', line)
+            if m:
+                k = re.sub(r"127\.0\.0\.1:\d+", "ADDR", m.group(1))
+                causes[k] = causes.get(k, 0) + 1
+    if causes:
+        log("  scale: logged scrape errors: " + ", ".join(f"{v}x {k}" for k, v in sorted(causes.items(),
+                                                                                   key=lambda kv: -kv[1])[:5]))
 
 
 # ---- main -------------------------------------------------------------------
