@@ -15,6 +15,8 @@
  * its slot. The capturer waits a bounded time (LW_CAPTURE_WAIT_MS); threads
  * that block the signal are reported without a stack. A counter of handlers
  * in flight keeps the slot array alive until no handler can touch it.
+ * Threads blocked in a syscall that a signal would cut short (nanosleep,
+ * epoll_wait, ...) are not signalled but scanned (see scan_stack).
  */
 #include <dirent.h>
 #include <link.h>
