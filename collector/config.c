@@ -1552,6 +1552,8 @@ static const flag_def flag_defs[] = {
      "address of the HTTP API and /metrics"},
     {"web.config.file", F_STRING, OFF(web_config_file), 0, "",
      "exporter-toolkit web config (TLS, basic auth)"},
+    {"web.external-url", F_STRING, OFF(web_external_url), 0, "",
+     "URL under which leakwatchd is reachable, for links in alerts (default http://<web.listen-address>)"},
     {"target", F_LIST, OFF(targets), OFF(n_targets), "",
      "scrape this URL (repeatable), e.g. http://127.0.0.1:6060; job \"leakwatch\""},
     {"scrape.interval", F_DURATION, OFF(scrape_interval_ns), 0, "15s",
@@ -1602,7 +1604,7 @@ static int set_flag(lw_flags *f, const flag_def *d, const char *v, char *err, si
     char *base = (char *)f;
     switch (d->kind) {
     case F_STRING:
-        if (!*v && strcmp(d->name, "web.config.file") != 0)
+        if (!*v && strcmp(d->name, "web.config.file") != 0 && strcmp(d->name, "web.external-url") != 0)
             return flag_fail(err, err_len, -EINVAL, "--%s: empty value", d->name);
         *(const char **)(base + d->offset) = *v ? v : NULL;
         return 0;

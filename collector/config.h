@@ -190,6 +190,7 @@ typedef struct lw_flags {
     int64_t storage_max_page_count;    /* SQLite max_page_count, 0 = unlimited (tests: full disk) */
     const char *web_listen_address;    /* default LW_DEFAULT_LISTEN_ADDRESS */
     const char *web_config_file;       /* NULL = none (used by api/) */
+    const char *web_external_url;      /* NULL or "" = http://<web_listen_address> (alert links) */
     const char **targets;              /* --target URLs */
     size_t n_targets;
     int64_t scrape_interval_ns;        /* 0 = from config */

@@ -271,19 +271,40 @@ static void detect_settings(const daemon_state *d, const lw_config *cfg, detect_
         dc->signals[i].enabled = cfg->leak.signals[i].enabled;
         dc->signals[i].min_growth = cfg->leak.signals[i].min_growth;
         dc->signals[i].min_relative_growth = cfg->leak.signals[i].min_relative_growth;
+        snprintf(dc->signals[i].severity, sizeof(dc->signals[i].severity), "%s",
+                 cfg->leak.signals[i].severity);
     }
     alerts_config_default(ac);
     ac->for_ns = cfg->leak.for_ns;
     snprintf(ac->severity, sizeof(ac->severity), "%s", cfg->leak.signals[0].severity);
-    snprintf(ac->external_url, sizeof(ac->external_url), "http://%s", d->flags.web_listen_address);
+    const char *ext = d->flags.web_external_url;
+    if (ext && *ext) {
+        size_t n = strlen(ext);
+        while (n > 0 && ext[n - 1] == '/')
+            n--;
+        snprintf(ac->external_url, sizeof(ac->external_url), "%.*s", (int)n, ext);
+    } else {
+        snprintf(ac->external_url, sizeof(ac->external_url), "http://%s",
+                 d->flags.web_listen_address);
+    }
     ac->resend_delay_ns = cfg->alerting.resend_delay_ns;
     for (size_t i = 0; i < cfg->alerting.n_alertmanagers; i++) {
         const lw_alertmanager_config *am = &cfg->alerting.alertmanagers[i];
         if (am->timeout_ns)
             ac->timeout_ns = am->timeout_ns;
-        for (size_t j = 0; j < am->n_targets && ac->n_alertmanagers < ALERTS_MAX_AM; j++)
-            snprintf(ac->alertmanagers[ac->n_alertmanagers++], sizeof(ac->alertmanagers[0]),
-                     "%s://%s%s", am->scheme, am->targets[j], am->path_prefix);
+        for (size_t j = 0; j < am->n_targets && ac->n_alertmanagers < ALERTS_MAX_AM; j++) {
+            size_t k = ac->n_alertmanagers++;
+            snprintf(ac->alertmanagers[k], sizeof(ac->alertmanagers[0]), "%s://%s%s", am->scheme,
+                     am->targets[j], am->path_prefix);
+            if (am->basic_auth.set) {
+                snprintf(ac->basic_auth[k].username, sizeof(ac->basic_auth[k].username), "%s",
+                         am->basic_auth.username ? am->basic_auth.username : "");
+                snprintf(ac->basic_auth[k].password, sizeof(ac->basic_auth[k].password), "%s",
+                         am->basic_auth.password ? am->basic_auth.password : "");
+                snprintf(ac->basic_auth[k].password_file, sizeof(ac->basic_auth[k].password_file),
+                         "%s", am->basic_auth.password_file ? am->basic_auth.password_file : "");
+            }
+        }
     }
 }
 

@@ -102,10 +102,16 @@ def test_leaks_end_to_end():
     t_start = time.time()
     api_port = lwtest.free_port()
     base = f"http://127.0.0.1:{api_port}"
+    # Per-signal severities: HeapLeak takes heap_inuse_bytes' (critical),
+    # GoroutineLeak goroutines' (default warning).
+    severity_cfg = os.path.join(work, "severity.yml")
+    with open(severity_cfg, "w") as f:
+        f.write("leak_detection:\n  signals:\n    heap_inuse_bytes: {severity: critical}\n")
     args = ["--log.level=info", f"--web.listen-address=127.0.0.1:{api_port}",
             f"--storage.path={work}/leakwatch.db", "--scrape.interval=1s", "--scrape.timeout=900ms",
             f"--detection.window={WINDOW_S}s", f"--detection.for={FOR_S}s", "--detection.min-samples=10",
-            f"--alertmanager.url={am_url}",
+            f"--alertmanager.url={am_url}", f"--web.external-url=http://localhost:{api_port}/",
+            f"--config.file={severity_cfg}",
             "--target", gbase, "--target", hbase, "--target", cbase]
     lw = start_leakwatchd(work, args)
 
@@ -143,6 +149,8 @@ def test_leaks_end_to_end():
     check("main.go:" in g["annotations"]["description"], "description has file:line")
     check("/api/v1/diff?" in g["annotations"].get("diff_url", "") and "type=goroutine" in g["annotations"]["diff_url"],
           "diff_url annotation")
+    check(g["annotations"]["diff_url"].startswith(f"http://localhost:{api_port}/api/v1/diff?"),
+          f"diff_url uses --web.external-url: {g['annotations']['diff_url']}")
     st, _, _ = lwtest.http(g["annotations"]["diff_url"])
     check_eq(st, 200, "the diff link answers")
     leaks = [v for v in api_leaks(base, ginst) if v["signal"] == "goroutines"]
@@ -157,6 +165,7 @@ def test_leaks_end_to_end():
     got = lwtest.wait_until(heap_fired, WINDOW_S + FOR_S + 60, "HeapLeak at Alertmanager", interval=0.5)
     print(f"HeapLeak at Alertmanager after {time.time() - t_start:.1f}s: {json.dumps(got[0])}")
     desc = got[0]["annotations"]["description"]
+    check_eq(got[0]["labels"].get("severity"), "critical", "HeapLeak severity from leak_detection.signals")
     check("main.makeBigString (" in desc or "main.leakSubstring (" in desc,
           "HeapLeak description names the allocating function")
 
