@@ -85,6 +85,11 @@ static const char *const sql_text[SQL_COUNT_] = {
     [SQL_STATE_LIST] = "SELECT key, value FROM state WHERE substr(key, 1, length(?1)) = ?1 "
                        "ORDER BY key",
     [SQL_PROFILES_COUNT] = "SELECT count(*) FROM profiles",
+    [SQL_STACK_SCAN] = "SELECT id, frames FROM stacks WHERE id >= ?1 ORDER BY id",
+    [SQL_FUNCTION_SCAN] = "SELECT fn.id, n.value, sn.value, f.value, fn.start_line FROM functions fn "
+                          "LEFT JOIN strings n ON n.id = fn.name "
+                          "LEFT JOIN strings sn ON sn.id = fn.system_name "
+                          "LEFT JOIN strings f ON f.id = fn.file WHERE fn.id >= ?1 ORDER BY fn.id",
 };
 
 /* The schema; see storage/README.md for why each table exists. */
@@ -251,31 +256,6 @@ int store__put_svarint(lw_buf *b, int64_t v)
     return store__put_uvarint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
-int store__get_uvarint(const unsigned char *data, size_t len, size_t *pos, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (*pos >= len)
-            return -EINVAL;
-        unsigned char c = data[(*pos)++];
-        r |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *v = r;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
-int store__get_svarint(const unsigned char *data, size_t len, size_t *pos, int64_t *v)
-{
-    uint64_t u;
-    int rc = store__get_uvarint(data, len, pos, &u);
-    if (rc)
-        return rc;
-    *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-    return 0;
-}
 
 /* Blobs shorter than this are stored raw: zlib's header and checksum would
  * cost more than they save. */

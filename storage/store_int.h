@@ -12,6 +12,7 @@
 #ifndef LW_STORE_INT_H
 #define LW_STORE_INT_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -71,6 +72,8 @@ enum store__sql {
     SQL_STATE_DELETE,
     SQL_STATE_LIST,
     SQL_PROFILES_COUNT,
+    SQL_STACK_SCAN,    /* stacks from id ?1 on, in id order (batched loads) */
+    SQL_FUNCTION_SCAN, /* functions with their strings from id ?1 on, in id order */
     SQL_COUNT_
 };
 
@@ -125,9 +128,39 @@ uint64_t store__hash(const void *data, size_t n);
 /* Varints (unsigned LEB128) and zigzag for signed values. */
 int store__put_uvarint(lw_buf *b, uint64_t v) LW_WUR;
 int store__put_svarint(lw_buf *b, int64_t v) LW_WUR;
-/* Read one varint at *pos of data[0..len); -EINVAL when truncated. */
-int store__get_uvarint(const unsigned char *data, size_t len, size_t *pos, uint64_t *v) LW_WUR;
-int store__get_svarint(const unsigned char *data, size_t len, size_t *pos, int64_t *v) LW_WUR;
+/* Read one varint at *pos of data[0..len); -EINVAL when truncated or
+ * longer than 64 bits. Inline: the blob decoders call them per value. */
+LW_WUR static inline int store__get_uvarint(const unsigned char *data, size_t len, size_t *pos,
+                                            uint64_t *v)
+{
+    if (*pos < len && data[*pos] < 0x80) {
+        *v = data[(*pos)++];
+        return 0;
+    }
+    uint64_t r = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*pos >= len)
+            return -EINVAL;
+        unsigned char c = data[(*pos)++];
+        r |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = r;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+LW_WUR static inline int store__get_svarint(const unsigned char *data, size_t len, size_t *pos,
+                                            int64_t *v)
+{
+    uint64_t u;
+    int rc = store__get_uvarint(data, len, pos, &u);
+    if (rc)
+        return rc;
+    *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+    return 0;
+}
 
 /* Compressed blobs: a format byte (0 raw, 1 zlib), the uncompressed length
  * as a varint, then the payload. */

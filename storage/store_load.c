@@ -23,20 +23,35 @@ typedef struct span {
     size_t len;
 } span;
 
+/* One distinct (function, line) frame of the loaded stacks. */
+typedef struct frame {
+    int64_t fid;  /* DB function id */
+    int64_t line;
+    uint64_t loc; /* profile location id, 0 until made */
+} frame;
+
 typedef struct loader {
     store *s;
+    store__conn *c;
     pprof_profile *p;
     store__idset strs;   /* DB string id → profile string index */
+    int64_t last_sid, last_sidx; /* the last string looked up (labels repeat it) */
     store__idset fns;    /* DB function id → profile function id, or -(location id)
                           * for an unsymbolized frame's synthetic function */
     char **map_files;    /* mapping file names made so far ... */
     uint64_t *map_ids;   /* ... and their mapping ids */
     size_t n_maps;
-    store__idset stacks; /* DB stack id → index into spans */
-    span *spans;
-    size_t n_spans, cap_spans;
-    uint64_t *locs; /* location ids of every loaded stack, concatenated */
-    size_t n_locs, cap_locs;
+    int64_t *uids;       /* distinct stack ids, ascending */
+    size_t n_uids;
+    uint32_t *sample_stack; /* per sample: index into uids */
+    span *spans;         /* per distinct stack: its frames in fidx and locs */
+    uint32_t *fidx;      /* frame indices of every distinct stack, concatenated */
+    size_t n_fidx, cap_fidx;
+    uint64_t *locs;      /* location ids, parallel to fidx */
+    frame *frames;       /* distinct frames */
+    size_t n_frames, cap_frames;
+    uint32_t *fmap;      /* open addressing over frames: index + 1, 0 = empty */
+    size_t fmap_slots;   /* power of two */
 } loader;
 
 static int text_col(sqlite3_stmt *st, int col, const char **out)
@@ -56,11 +71,17 @@ static int load_string(loader *l, int64_t id, int64_t *out)
         *out = 0;
         return 0;
     }
+    if (id == l->last_sid) {
+        *out = l->last_sidx;
+        return 0;
+    }
     if (store__idset_get(&l->strs, id, &idx)) {
+        l->last_sid = id;
+        l->last_sidx = idx;
         *out = idx;
         return 0;
     }
-    sqlite3_stmt *st = store__stmt(&l->s->r, SQL_STRING_GET);
+    sqlite3_stmt *st = store__stmt(l->c, SQL_STRING_GET);
     if (!st)
         return -EIO;
     sqlite3_bind_int64(st, 1, id);
@@ -134,64 +155,6 @@ static int unsymbolized_location(loader *l, const char *name, const char *file, 
     return *loc ? 0 : -ENOMEM;
 }
 
-/* The profile function id of DB function id (> 0), or for a synthetic
- * function the negated id of its location (< 0). */
-static int load_function(loader *l, int64_t id, int64_t *out)
-{
-    int64_t v;
-    if (store__idset_get(&l->fns, id, &v)) {
-        *out = v;
-        return 0;
-    }
-    sqlite3_stmt *st = store__stmt(&l->s->r, SQL_FUNCTION_GET);
-    if (!st)
-        return -EIO;
-    sqlite3_bind_int64(st, 1, id);
-    int src = sqlite3_step(st);
-    int rc = 0;
-    int64_t value = 0;
-    if (src == SQLITE_ROW) {
-        const char *name, *sys, *file;
-        rc = text_col(st, 0, &name);
-        if (!rc)
-            rc = text_col(st, 1, &sys);
-        if (!rc)
-            rc = text_col(st, 2, &file);
-        int64_t start_line = sqlite3_column_int64(st, 3);
-        if (!rc && start_line == -1) {
-            uint64_t loc = 0;
-            rc = unsymbolized_location(l, name, file, &loc);
-            value = -(int64_t)loc;
-        } else if (!rc) {
-            uint64_t fid = pprof_add_function(l->p, name, sys, file, start_line);
-            rc = fid ? 0 : -ENOMEM;
-            value = (int64_t)fid;
-        }
-    } else {
-        rc = src == SQLITE_DONE ? -EIO : store__errno(src);
-    }
-    sqlite3_reset(st);
-    if (!rc)
-        rc = store__idset_put(&l->fns, id, value);
-    if (!rc)
-        *out = value;
-    return rc;
-}
-
-static int push_loc(loader *l, uint64_t loc)
-{
-    if (l->n_locs == l->cap_locs) {
-        size_t cap = l->cap_locs ? l->cap_locs * 2 : 1024;
-        uint64_t *tmp = realloc(l->locs, cap * sizeof(*tmp));
-        if (!tmp)
-            return -ENOMEM;
-        l->locs = tmp;
-        l->cap_locs = cap;
-    }
-    l->locs[l->n_locs++] = loc;
-    return 0;
-}
-
 /* Copy the frame blob of stack id into *frames (malloc'ed). */
 static int stack_frames(store__conn *c, int64_t id, unsigned char **frames, size_t *len)
 {
@@ -219,63 +182,335 @@ static int stack_frames(store__conn *c, int64_t id, unsigned char **frames, size
     return rc;
 }
 
-static int load_stack(loader *l, int64_t id, span *out)
+/* Rows of a table whose statement `which` lists rows from id ?1 on in id
+ * order (column 0 the id): fn(arg, row, i) is called for each of the n
+ * sorted, distinct ids. Nearby ids are reached by stepping the open cursor
+ * (a sequential read of pages), far ones by a new seek, so a profile's
+ * stacks — mostly ingested together, with neighbouring ids — cost a range
+ * scan instead of one B-tree descent and statement run each. A wanted id
+ * without a row is -EIO (a damaged reference). */
+#define SCAN_MAX_SKIP 32
+
+static int scan_ids(store__conn *c, enum store__sql which, const int64_t *ids, size_t n,
+                    int (*fn)(void *, sqlite3_stmt *, size_t), void *arg)
 {
-    int64_t idx;
-    if (store__idset_get(&l->stacks, id, &idx)) {
-        *out = l->spans[idx];
-        return 0;
-    }
-    unsigned char *frames;
-    size_t len, pos = 0;
-    int rc = stack_frames(&l->s->r, id, &frames, &len);
-    if (rc)
-        return rc == -ENOENT ? -EIO : rc;
-    span sp = {.off = l->n_locs, .len = 0};
-    while (pos < len) {
-        uint64_t fid;
-        int64_t line;
-        if (store__get_uvarint(frames, len, &pos, &fid) ||
-            store__get_svarint(frames, len, &pos, &line)) {
+    sqlite3_stmt *st = NULL;
+    bool have_row = false;
+    int64_t cur = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        int64_t want = ids[i];
+        for (int skip = 0; have_row && cur < want && skip < SCAN_MAX_SKIP; skip++) {
+            int src = sqlite3_step(st);
+            if (src == SQLITE_ROW) {
+                cur = sqlite3_column_int64(st, 0);
+            } else if (src == SQLITE_DONE) {
+                have_row = false;
+            } else {
+                rc = store__errno(src);
+                goto out;
+            }
+        }
+        if (!have_row || cur < want) {
+            st = store__stmt(c, which);
+            if (!st) {
+                rc = -EIO;
+                goto out;
+            }
+            sqlite3_bind_int64(st, 1, want);
+            int src = sqlite3_step(st);
+            if (src == SQLITE_ROW) {
+                have_row = true;
+                cur = sqlite3_column_int64(st, 0);
+            } else if (src == SQLITE_DONE) {
+                have_row = false;
+            } else {
+                rc = store__errno(src);
+                goto out;
+            }
+        }
+        if (!have_row || cur != want) {
             rc = -EIO;
             goto out;
         }
-        int64_t pfid;
-        if ((rc = load_function(l, (int64_t)fid, &pfid)))
-            goto out;
-        uint64_t loc;
-        if (pfid < 0) {
-            loc = (uint64_t)-pfid;
-        } else {
-            pprof_line pl = {.function_id = (uint64_t)pfid, .line = line, .column = 0};
-            loc = pprof_add_location(l->p, 0, 0, &pl, 1);
-        }
-        if (!loc) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        if ((rc = push_loc(l, loc)))
-            goto out;
+        rc = fn(arg, st, i);
+    }
+out:
+    if (st)
+        sqlite3_reset(st);
+    return rc;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The order of keys[0..n) (a permutation of 0..n-1 sorting them, stable),
+ * malloc'ed into *out. An LSD radix sort on key - min, 11 bits a pass and
+ * only as many passes as the spread of the keys needs (a profile's stacks
+ * are usually within a few million ids: two passes). 0 or -ENOMEM. */
+static int sort_order(const int64_t *keys, size_t n, uint32_t **out)
+{
+    enum { BITS = 11, BUCKETS = 1 << BITS };
+    uint32_t *ord = malloc((n ? n : 1) * sizeof(*ord));
+    uint32_t *tmp = malloc((n ? n : 1) * sizeof(*tmp));
+    size_t *count = malloc((BUCKETS + 1) * sizeof(*count));
+    int rc = 0;
+    if (!ord || !tmp || !count || n > UINT32_MAX) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    bool sorted = true;
+    int64_t lo = n ? keys[0] : 0, hi = lo;
+    for (size_t i = 0; i < n; i++) {
+        ord[i] = (uint32_t)i;
+        if (i && keys[i - 1] > keys[i])
+            sorted = false;
+        lo = keys[i] < lo ? keys[i] : lo;
+        hi = keys[i] > hi ? keys[i] : hi;
+    }
+    uint64_t spread = (uint64_t)hi - (uint64_t)lo;
+    for (unsigned shift = 0; !sorted && shift < 64 && (shift == 0 || spread >> shift);
+         shift += BITS) {
+        memset(count, 0, (BUCKETS + 1) * sizeof(*count));
+        for (size_t i = 0; i < n; i++)
+            count[(((uint64_t)keys[ord[i]] - (uint64_t)lo) >> shift & (BUCKETS - 1)) + 1]++;
+        for (size_t b = 0; b < BUCKETS; b++)
+            count[b + 1] += count[b];
+        for (size_t i = 0; i < n; i++)
+            tmp[count[((uint64_t)keys[ord[i]] - (uint64_t)lo) >> shift & (BUCKETS - 1)]++] = ord[i];
+        uint32_t *swap = ord;
+        ord = tmp;
+        tmp = swap;
+    }
+out:
+    free(tmp);
+    free(count);
+    if (rc) {
+        free(ord);
+        return rc;
+    }
+    *out = ord;
+    return 0;
+}
+
+static inline uint64_t frame_hash(int64_t fid, int64_t line)
+{
+    uint64_t h = (uint64_t)fid * 0x9E3779B97F4A7C15ull ^ (uint64_t)line * 0xC2B2AE3D27D4EB4Full;
+    return h ^ (h >> 29);
+}
+
+static int fmap_grow(loader *l)
+{
+    size_t slots = l->fmap_slots ? l->fmap_slots * 2 : 1024;
+    uint32_t *m = calloc(slots, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    for (size_t k = 0; k < l->n_frames; k++) {
+        size_t i = frame_hash(l->frames[k].fid, l->frames[k].line) & (slots - 1);
+        while (m[i])
+            i = (i + 1) & (slots - 1);
+        m[i] = (uint32_t)k + 1;
+    }
+    free(l->fmap);
+    l->fmap = m;
+    l->fmap_slots = slots;
+    return 0;
+}
+
+/* The index of frame (fid, line) among the distinct frames, added if new;
+ * negative errno. */
+static int64_t frame_index(loader *l, int64_t fid, int64_t line)
+{
+    if ((l->n_frames + 1) * 2 > l->fmap_slots) {
+        if (l->n_frames >= UINT32_MAX - 1)
+            return -ENOMEM;
+        int rc = fmap_grow(l);
+        if (rc)
+            return rc;
+    }
+    size_t mask = l->fmap_slots - 1;
+    size_t i = frame_hash(fid, line) & mask;
+    for (uint32_t v; (v = l->fmap[i]); i = (i + 1) & mask) {
+        const frame *f = &l->frames[v - 1];
+        if (f->fid == fid && f->line == line)
+            return v - 1;
+    }
+    if (l->n_frames == l->cap_frames) {
+        size_t cap = l->cap_frames ? l->cap_frames * 2 : 256;
+        frame *tmp = realloc(l->frames, cap * sizeof(*tmp));
+        if (!tmp)
+            return -ENOMEM;
+        l->frames = tmp;
+        l->cap_frames = cap;
+    }
+    l->frames[l->n_frames] = (frame){.fid = fid, .line = line, .loc = 0};
+    l->fmap[i] = (uint32_t)l->n_frames + 1;
+    return (int64_t)l->n_frames++;
+}
+
+/* One stacks row: its frames as distinct-frame indices appended to fidx. */
+static int stack_row(void *arg, sqlite3_stmt *st, size_t i)
+{
+    loader *l = arg;
+    const unsigned char *d = sqlite3_column_blob(st, 1);
+    size_t len = (size_t)sqlite3_column_bytes(st, 1), pos = 0;
+    if (!d && len)
+        return -ENOMEM;
+    /* At least 2 bytes per frame. */
+    if (l->n_fidx + len / 2 + 1 > l->cap_fidx) {
+        size_t cap = l->cap_fidx ? l->cap_fidx * 2 : 4096;
+        while (cap < l->n_fidx + len / 2 + 1)
+            cap *= 2;
+        uint32_t *tmp = realloc(l->fidx, cap * sizeof(*tmp));
+        if (!tmp)
+            return -ENOMEM;
+        l->fidx = tmp;
+        l->cap_fidx = cap;
+    }
+    span sp = {.off = l->n_fidx, .len = 0};
+    while (pos < len) {
+        uint64_t fid;
+        int64_t line;
+        if (store__get_uvarint(d, len, &pos, &fid) || store__get_svarint(d, len, &pos, &line) ||
+            fid > INT64_MAX)
+            return -EIO;
+        int64_t k = frame_index(l, (int64_t)fid, line);
+        if (k < 0)
+            return (int)k;
+        l->fidx[l->n_fidx++] = (uint32_t)k;
         sp.len++;
     }
-    if (l->n_spans == l->cap_spans) {
-        size_t cap = l->cap_spans ? l->cap_spans * 2 : 256;
-        span *tmp = realloc(l->spans, cap * sizeof(*tmp));
-        if (!tmp) {
-            rc = -ENOMEM;
+    l->spans[i] = sp;
+    return 0;
+}
+
+/* One functions row: its profile function (or unsymbolized location). */
+static int function_row(void *arg, sqlite3_stmt *st, size_t i)
+{
+    loader *l = arg;
+    (void)i;
+    const char *name, *sys, *file;
+    int64_t value;
+    int rc = text_col(st, 1, &name);
+    if (!rc)
+        rc = text_col(st, 2, &sys);
+    if (!rc)
+        rc = text_col(st, 3, &file);
+    if (rc)
+        return rc;
+    int64_t start_line = sqlite3_column_int64(st, 4);
+    if (start_line == -1) {
+        uint64_t loc = 0;
+        rc = unsymbolized_location(l, name, file, &loc);
+        value = -(int64_t)loc;
+    } else {
+        uint64_t fid = pprof_add_function(l->p, name, sys, file, start_line);
+        rc = fid ? 0 : -ENOMEM;
+        value = (int64_t)fid;
+    }
+    if (!rc)
+        rc = store__idset_put(&l->fns, sqlite3_column_int64(st, 0), value);
+    return rc;
+}
+
+/* The stacks of the set: the distinct stack ids (sorted, not hashed),
+ * their frames fetched in one id-ordered pass, the functions they use in
+ * another, then one location per distinct frame. Per sample only the
+ * index of its stack remains. */
+static int load_stacks(loader *l, const store__set_reader *r)
+{
+    uint32_t *order = NULL;
+    int64_t *fids = NULL;
+    unsigned char *done = NULL;
+    size_t n = r->n_samples;
+    int rc = sort_order(r->stack_ids, n, &order);
+    if (rc)
+        return rc;
+    l->sample_stack = malloc((n ? n : 1) * sizeof(*l->sample_stack));
+    l->uids = malloc((n ? n : 1) * sizeof(*l->uids));
+    if (!l->sample_stack || !l->uids) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t j = 0; j < n; j++) {
+        int64_t id = r->stack_ids[order[j]];
+        if (id <= 0) {
+            rc = -EIO;
             goto out;
         }
-        l->spans = tmp;
-        l->cap_spans = cap;
+        if (!l->n_uids || l->uids[l->n_uids - 1] != id)
+            l->uids[l->n_uids++] = id;
+        l->sample_stack[order[j]] = (uint32_t)(l->n_uids - 1);
     }
-    l->spans[l->n_spans] = sp;
-    rc = store__idset_put(&l->stacks, id, (int64_t)l->n_spans);
-    if (rc)
+    l->spans = calloc(l->n_uids ? l->n_uids : 1, sizeof(*l->spans));
+    if (!l->spans) {
+        rc = -ENOMEM;
         goto out;
-    l->n_spans++;
-    *out = sp;
+    }
+    if ((rc = scan_ids(l->c, SQL_STACK_SCAN, l->uids, l->n_uids, stack_row, l)))
+        goto out;
+
+    /* The distinct functions, in id order. */
+    fids = malloc((l->n_frames ? l->n_frames : 1) * sizeof(*fids));
+    if (!fids) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    size_t n_fns = 0;
+    for (size_t k = 0; k < l->n_frames; k++) {
+        int64_t fid = l->frames[k].fid;
+        if (store__idset_get(&l->fns, fid, NULL))
+            continue;
+        if ((rc = store__idset_put(&l->fns, fid, 0)))
+            goto out;
+        fids[n_fns++] = fid;
+    }
+    qsort(fids, n_fns, sizeof(*fids), id_cmp);
+    if ((rc = scan_ids(l->c, SQL_FUNCTION_SCAN, fids, n_fns, function_row, l)))
+        goto out;
+
+    /* Locations, made in order of first use (as ingest saw them). */
+    l->locs = malloc((l->n_fidx ? l->n_fidx : 1) * sizeof(*l->locs));
+    done = calloc(l->n_uids ? l->n_uids : 1, 1);
+    if (!l->locs || !done) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = l->sample_stack[i];
+        if (done[u])
+            continue;
+        done[u] = 1;
+        const span *sp = &l->spans[u];
+        for (size_t j = sp->off; j < sp->off + sp->len; j++) {
+            frame *f = &l->frames[l->fidx[j]];
+            if (!f->loc) {
+                int64_t pfid;
+                if (!store__idset_get(&l->fns, f->fid, &pfid)) {
+                    rc = -EIO;
+                    goto out;
+                }
+                if (pfid < 0) {
+                    f->loc = (uint64_t)-pfid;
+                } else {
+                    pprof_line pl = {.function_id = (uint64_t)pfid, .line = f->line, .column = 0};
+                    f->loc = pprof_add_location(l->p, 0, 0, &pl, 1);
+                }
+                if (!f->loc) {
+                    rc = -ENOMEM;
+                    goto out;
+                }
+            }
+            l->locs[j] = f->loc;
+        }
+    }
 out:
-    free(frames);
+    free(order);
+    free(fids);
+    free(done);
     return rc;
 }
 
@@ -334,8 +569,8 @@ int store_profile_load(store *s, int64_t id, pprof_profile **out, store_profile_
     memset(&r, 0, sizeof(r));
     store__idset_init(&l.strs);
     store__idset_init(&l.fns);
-    store__idset_init(&l.stacks);
     l.s = s;
+    l.c = &s->r;
     l.p = pprof_new();
     if (!l.p)
         return -ENOMEM;
@@ -391,10 +626,10 @@ int store_profile_load(store *s, int64_t id, pprof_profile **out, store_profile_
         rc = -EIO;
         goto end;
     }
+    if ((rc = load_stacks(&l, &r)))
+        goto end;
     for (size_t i = 0; i < r.n_samples; i++) {
-        span sp;
-        if ((rc = load_stack(&l, r.stack_ids[i], &sp)))
-            goto end;
+        const span sp = l.spans[l.sample_stack[i]];
         size_t nl = r.label_off[i + 1] - r.label_off[i];
         if (nl > labels_cap) {
             pprof_label *tmp = realloc(labels, nl * sizeof(*labels));
@@ -428,11 +663,15 @@ unlock:
     if (have_set)
         store__set_free(&r);
     free(labels);
+    free(l.uids);
+    free(l.sample_stack);
     free(l.spans);
+    free(l.fidx);
     free(l.locs);
+    free(l.frames);
+    free(l.fmap);
     store__idset_free(&l.strs);
     store__idset_free(&l.fns);
-    store__idset_free(&l.stacks);
     for (size_t i = 0; i < l.n_maps; i++)
         free(l.map_files[i]);
     free(l.map_files);

@@ -18,6 +18,10 @@
  *                                          fill) is not timed; prints inflate,
  *                                          decode and store rates of the others
  *                                          (thread CPU time, robust to a busy machine)
+ *   lwstore-tool load-bench DB ROUNDS ID...      load the profiles ROUNDS times each
+ *                                          (read-only handle); prints samples and
+ *                                          min/median/max wall and thread-CPU ms
+ *                                          per load of each
  *
  * Exit status: 0 success, 1 failure (with a message on stderr), 2 usage.
  */
@@ -409,6 +413,65 @@ static int cmd_soak(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+static int dbl_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmd_load_bench(int argc, char **argv)
+{
+    store_options opt = {.read_only = true};
+    char err[STORE_ERR_LEN] = "";
+    store *s = NULL;
+    long rounds = strtol(argv[3], NULL, 10);
+    double *t = NULL, *c = NULL;
+    int rc = 0;
+    if (rounds < 1 || rounds > 100000) {
+        fprintf(stderr, "ROUNDS: 1..100000\n");
+        return 2;
+    }
+    t = calloc((size_t)rounds, sizeof(*t));
+    c = calloc((size_t)rounds, sizeof(*c));
+    if (!t || !c) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((rc = store_open(argv[2], &opt, &s, err, sizeof(err)))) {
+        fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    for (int k = 4; k < argc && !rc; k++) {
+        int64_t id = strtoll(argv[k], NULL, 10);
+        size_t n_samples = 0;
+        for (long r = 0; r < rounds && !rc; r++) {
+            pprof_profile *p = NULL;
+            double t0 = mono_s(), c0 = cpu_s();
+            rc = store_profile_load(s, id, &p, NULL);
+            t[r] = (mono_s() - t0) * 1e3;
+            c[r] = (cpu_s() - c0) * 1e3;
+            if (p)
+                n_samples = p->n_samples;
+            pprof_free(p);
+        }
+        if (rc) {
+            fprintf(stderr, "load %" PRId64 ": %s\n", id, strerror(-rc));
+            break;
+        }
+        qsort(t, (size_t)rounds, sizeof(*t), dbl_cmp);
+        qsort(c, (size_t)rounds, sizeof(*c), dbl_cmp);
+        printf("profile %" PRId64 ": %zu samples, load ms wall min %.2f median %.2f max %.2f, "
+               "cpu min %.2f median %.2f max %.2f\n",
+               id, n_samples, t[0], t[rounds / 2], t[rounds - 1], c[0], c[rounds / 2],
+               c[rounds - 1]);
+    }
+out:
+    store_close(s);
+    free(t);
+    free(c);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 5 && !strcmp(argv[1], "ingest"))
@@ -425,8 +488,10 @@ int main(int argc, char **argv)
         return cmd_bench(argc, argv);
     if (argc >= 7 && !strcmp(argv[1], "soak"))
         return cmd_soak(argc, argv);
+    if (argc >= 5 && !strcmp(argv[1], "load-bench"))
+        return cmd_load_bench(argc, argv);
     fprintf(stderr, "usage: lwstore-tool ingest DB FILE TYPE [N] | dump DB ID OUT | stats DB | "
                     "top DB ID | retain DB MAX_AGE_S MAX_BYTES | bench DB TYPE ROUNDS FILE... | "
-                    "soak DB TYPE N RETAIN_EVERY FILE...\n");
+                    "soak DB TYPE N RETAIN_EVERY FILE... | load-bench DB ROUNDS ID...\n");
     return 2;
 }
