@@ -55,3 +55,9 @@ if(TARGET leakwatch-agent)
   lw_integration_test(agent_stress_default SCRIPT test_agent_stress.py TIMEOUT 600
     ENV LW_STRESS_RATE=default)
 endif()
+
+# Bearer token and request limits of the agent's server; also scraped by
+# leakwatchd with and without credentials.
+if(TARGET leakwatch-agent AND TARGET leakwatchd)
+  lw_integration_test(agent_auth SCRIPT test_agent_auth.py TIMEOUT 180)
+endif()

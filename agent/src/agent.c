@@ -4,12 +4,14 @@
  * The constructor runs whenever the library is loaded: it resolves the real
  * allocator, reads LEAKWATCH_HEAP_RATE and registers the fork handlers. It
  * starts the HTTP server by itself only when the library was preloaded
- * (LD_PRELOAD names libleakwatch-agent), configured by LEAKWATCH_AGENT_ADDR;
+ * (LD_PRELOAD names libleakwatch-agent), configured by LEAKWATCH_AGENT_ADDR
+ * and LEAKWATCH_AGENT_TOKEN / LEAKWATCH_AGENT_TOKEN_FILE;
  * a linked program calls lw_agent_start() instead. Nothing here exits the
  * host: failures are reported on stderr (unless LEAKWATCH_QUIET=1) or
  * returned.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +75,7 @@ int lw_agent_start(const lw_agent_options *opts, char *err, size_t err_len)
     if (strcmp(addr, "off") == 0)
         return 0;
     lw__tls_busy++;
-    int rc = lw__http_start(addr, opts->cpu_profiler_enabled, err, err_len);
+    int rc = lw__http_start(addr, opts->cpu_profiler_enabled, opts->bearer_token, err, err_len);
     lw__tls_busy--;
     return rc;
 }
@@ -102,6 +104,42 @@ static void child_after_fork(void)
     lw__sym_after_fork_child();
 }
 
+/* Read the token file into buf (trailing newlines and spaces trimmed), with
+ * read(2) only: the constructor must not allocate. 0 or -errno (-E2BIG when
+ * the token does not fit). */
+static int read_token_file(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t n = 0;
+    int rc = 0;
+    for (;;) {
+        if (n == len) {
+            rc = -E2BIG;
+            break;
+        }
+        ssize_t r = read(fd, buf + n, len - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = -errno;
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (rc != 0)
+        return rc;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
+                     buf[n - 1] == '\t'))
+        n--;
+    buf[n] = '\0';
+    return 0;
+}
+
 static bool preloaded(void)
 {
     const char *p = getenv("LD_PRELOAD");
@@ -122,6 +160,25 @@ __attribute__((constructor)) static void agent_init(void)
     if (addr && *addr)
         o.listen_addr = addr;
     o.heap_rate_bytes = lw__heap_rate(); /* LEAKWATCH_HEAP_RATE, read by lw__heap_init */
+    static char token[LW_AGENT_MAX_TOKEN_BYTES + 2];
+    const char *tok = getenv("LEAKWATCH_AGENT_TOKEN");
+    const char *tok_file = getenv("LEAKWATCH_AGENT_TOKEN_FILE");
+    if (tok && *tok) {
+        o.bearer_token = tok;
+    } else if (tok_file && *tok_file) {
+        int trc = read_token_file(tok_file, token, sizeof token - 1);
+        if (trc != 0) {
+            /* Fail closed: no server rather than an open one. */
+            lw__log("leakwatch-agent: not serving /debug/pprof: LEAKWATCH_AGENT_TOKEN_FILE %s: %s\n",
+                    tok_file, trc == -E2BIG ? "token too long" : strerror(-trc));
+            o.listen_addr = "off";
+        } else if (token[0] == '\0') {
+            lw__log("leakwatch-agent: not serving /debug/pprof: LEAKWATCH_AGENT_TOKEN_FILE %s "
+                    "is empty\n", tok_file);
+            o.listen_addr = "off";
+        }
+        o.bearer_token = token;
+    }
     const char *cpu = getenv("LEAKWATCH_CPU_PROFILE");
     if (cpu && strcmp(cpu, "0") == 0)
         o.cpu_profiler_enabled = false;

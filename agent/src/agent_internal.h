@@ -198,7 +198,11 @@ int lw__prof_threadcreate_text(lw_buf *out) LW_WUR;
 
 /* ---- http ------------------------------------------------------------- */
 
-int lw__http_start(const char *addr, bool cpu_enabled, char *err, size_t err_len) LW_WUR;
+/* Start the server on addr; token NULL or "" = no authentication, else
+ * copied and required as "Authorization: Bearer <token>". 0 or -errno with
+ * err set. */
+int lw__http_start(const char *addr, bool cpu_enabled, const char *token, char *err,
+                   size_t err_len) LW_WUR;
 void lw__http_stop(void);
 int lw__http_port(void);
 /* After fork() in the child: forget the parent's server without touching it. */

@@ -9,11 +9,18 @@
  * profile does not block other requests; every server thread is marked
  * internal (never heap-sampled). The listening socket is opened here (so a
  * bind failure has an exact errno) and handed to libmicrohttpd.
+ *
+ * With a bearer token, requests are authenticated when their headers are
+ * complete (before any body is read): a missing or wrong token gets 401 with
+ * WWW-Authenticate: Bearer, the body is discarded. Limits (agent.h):
+ * connections, inactivity timeout, per-connection memory (URL and header
+ * sizes), POST body size.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <strings.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +31,7 @@
 #include <unistd.h>
 
 #include "agent_internal.h"
+#include "leakwatch/agent.h"
 
 #define MAX_UPLOAD_BYTES ((size_t)1 << 20)
 
@@ -32,9 +40,14 @@ static int listen_fd = -1;
 static int bound_port;
 static bool cpu_on = true;
 static pthread_mutex_t http_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The required bearer token (empty: none); set before the daemon starts,
+ * read-only while it runs. */
+static char token_[LW_AGENT_MAX_TOKEN_BYTES + 1];
+static size_t token_len;
 
 typedef struct conn_state {
     lw_buf body; /* POST body, capped */
+    bool denied; /* failed authentication: body discarded, 401 at the end */
 } conn_state;
 
 /* ---- responses ---------------------------------------------------------- */
@@ -423,6 +436,66 @@ static enum MHD_Result serve_index(struct MHD_Connection *c)
     return send_buf(c, MHD_HTTP_OK, "text/html; charset=utf-8", NULL, false, &b);
 }
 
+/* ---- authentication ---------------------------------------------------------- */
+
+/* Whether the request carries "Authorization: Bearer <token_>". The scheme
+ * is case-insensitive; the token comparison takes the same time wherever
+ * the first difference is (it depends only on the configured length). */
+static bool authorized(struct MHD_Connection *c)
+{
+    if (token_len == 0)
+        return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    const char *got = h + 7;
+    while (*got == ' ')
+        got++;
+    size_t n = strlen(got);
+    unsigned diff = n != token_len;
+    for (size_t i = 0; i < token_len; i++)
+        diff |= (unsigned char)token_[i] ^ (unsigned char)(i < n ? got[i] : 0);
+    return diff == 0;
+}
+
+static enum MHD_Result serve_unauthorized(struct MHD_Connection *c)
+{
+    static const char msg[] = "Unauthorized\n";
+    struct MHD_Response *r = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg,
+                                                             MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                            "Bearer realm=\"leakwatch-agent\"");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* Copy a bearer token into token_ (NULL or "" clears it). 0 or -EINVAL. */
+static int set_token(const char *token, char *err, size_t err_len)
+{
+    size_t n = token ? strlen(token) : 0;
+    if (n > LW_AGENT_MAX_TOKEN_BYTES) {
+        snprintf(err, err_len, "bearer token longer than %d bytes", LW_AGENT_MAX_TOKEN_BYTES);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)token[i];
+        if (ch <= ' ' || ch >= 0x7f) {
+            snprintf(err, err_len, "bearer token must be printable ASCII without spaces");
+            return -EINVAL;
+        }
+    }
+    if (n)
+        memcpy(token_, token, n);
+    token_[n] = '\0';
+    token_len = n;
+    return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -438,10 +511,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!st)
             return MHD_NO;
         lw_buf_init(&st->body, MAX_UPLOAD_BYTES);
+        st->denied = !authorized(c);
         *con_cls = st;
         return MHD_YES;
     }
     conn_state *st = *con_cls;
+    if (st->denied) {
+        if (*upload_data_size != 0) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        return serve_unauthorized(c);
+    }
     if (*upload_data_size != 0) {
         int rc = lw_buf_append(&st->body, upload_data, *upload_data_size);
         *upload_data_size = 0;
@@ -525,7 +606,8 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
     return 0;
 }
 
-int lw__http_start(const char *addr, bool cpu_enabled, char *err, size_t err_len)
+int lw__http_start(const char *addr, bool cpu_enabled, const char *token, char *err,
+                   size_t err_len)
 {
     struct sockaddr_storage ss;
     socklen_t sl = 0;
@@ -541,6 +623,9 @@ int lw__http_start(const char *addr, bool cpu_enabled, char *err, size_t err_len
         rc = -EINVAL;
         goto out;
     }
+    rc = set_token(token, err, err_len);
+    if (rc != 0)
+        goto out;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         rc = -errno;
@@ -574,7 +659,10 @@ int lw__http_start(const char *addr, bool cpu_enabled, char *err, size_t err_len
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
         on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+        on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)LW_AGENT_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)LW_AGENT_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)LW_AGENT_CONNECTION_MEMORY_BYTES,
+        MHD_OPTION_END);
     lw__tls_spawn_internal = 0;
     pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     if (!d) {
