@@ -572,8 +572,70 @@ static void close_conn(store__conn *c)
         sqlite3_finalize(c->stmts[i]);
         c->stmts[i] = NULL;
     }
+    for (size_t i = 0; i < sizeof(c->list_stmts) / sizeof(c->list_stmts[0]); i++) {
+        sqlite3_finalize(c->list_stmts[i]);
+        c->list_stmts[i] = NULL;
+    }
     sqlite3_close(c->db);
     c->db = NULL;
+}
+
+/* Open reader connection i of the pool (pool lock held, or before the
+ * handle is shared). */
+static int open_reader(store *s, size_t i)
+{
+    store__conn *c = &s->readers[i];
+    int rc = open_conn(c, s->path, SQLITE_OPEN_READONLY);
+    if (!rc && !s->read_only)
+        rc = store__exec(c->db, "PRAGMA cache_size = -2048");
+    return rc;
+}
+
+store__conn *store__reader_get(store *s, bool bulk)
+{
+    pthread_mutex_lock(&s->pool_mu);
+    for (;;) {
+        /* A bulk read leaves the last connection to short queries. */
+        size_t bulk_cap = s->max_readers > 1 ? s->max_readers - 1 : 1;
+        if (!bulk || s->n_bulk < bulk_cap) {
+            for (size_t i = 0; i < s->n_readers; i++) {
+                store__conn *c = &s->readers[i];
+                if (!c->busy) {
+                    c->busy = true;
+                    c->bulk = bulk;
+                    s->n_bulk += bulk;
+                    pthread_mutex_unlock(&s->pool_mu);
+                    return c;
+                }
+            }
+            if (s->n_readers < s->max_readers) {
+                store__conn *c = &s->readers[s->n_readers];
+                if (open_reader(s, s->n_readers) == 0) {
+                    s->n_readers++;
+                    c->busy = true;
+                    c->bulk = bulk;
+                    s->n_bulk += bulk;
+                    pthread_mutex_unlock(&s->pool_mu);
+                    return c;
+                }
+                /* Out of memory or descriptors: make do with those open. */
+                close_conn(c);
+                s->max_readers = s->n_readers;
+                continue;
+            }
+        }
+        pthread_cond_wait(&s->pool_cv, &s->pool_mu);
+    }
+}
+
+void store__reader_put(store *s, store__conn *c)
+{
+    pthread_mutex_lock(&s->pool_mu);
+    s->n_bulk -= c->bulk;
+    c->busy = false;
+    c->bulk = false;
+    pthread_cond_broadcast(&s->pool_cv);
+    pthread_mutex_unlock(&s->pool_mu);
 }
 
 int store_open(const char *path, const store_options *opt, store **out, char *err, size_t err_len)
@@ -594,7 +656,11 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
     s->lock_fd = -1;
     s->read_only = opt->read_only;
     pthread_mutex_init(&s->w.mu, NULL);
-    pthread_mutex_init(&s->r.mu, NULL);
+    pthread_mutex_init(&s->pool_mu, NULL);
+    pthread_cond_init(&s->pool_cv, NULL);
+    s->max_readers = opt->max_readers > 0 ? (size_t)opt->max_readers : STORE_READERS_DEFAULT;
+    if (s->max_readers > STORE_READERS_MAX)
+        s->max_readers = STORE_READERS_MAX;
     /* Memory budget of the writer's caches (the sidecar's RSS matters):
      * about 4 + 2 + 12 MB here, 8 MB of keyframes, 8 MB of stack memos. */
     store__cache_init(&s->strings, 1u << 16, 3u << 20);
@@ -620,13 +686,14 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
             rc = -ENOENT;
             goto fail;
         }
-        rc = open_conn(&s->r, path, SQLITE_OPEN_READONLY);
+        rc = open_reader(s, 0);
         if (rc) {
             set_err(err, err_len, "%s: cannot open: %s", path,
-                    s->r.db ? sqlite3_errmsg(s->r.db) : "out of memory");
+                    s->readers[0].db ? sqlite3_errmsg(s->readers[0].db) : "out of memory");
             goto fail;
         }
-        rc = verify_db(s->r.db, path, err, err_len);
+        s->n_readers = 1;
+        rc = verify_db(s->readers[0].db, path, err, err_len);
         if (rc)
             goto fail;
         *out = s;
@@ -676,14 +743,13 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
             goto fail;
         }
     }
-    rc = open_conn(&s->r, path, SQLITE_OPEN_READONLY);
-    if (!rc)
-        rc = store__exec(s->r.db, "PRAGMA cache_size = -2048");
+    rc = open_reader(s, 0);
     if (rc) {
         set_err(err, err_len, "%s: opening reader: %s", path,
-                s->r.db ? sqlite3_errmsg(s->r.db) : "out of memory");
+                s->readers[0].db ? sqlite3_errmsg(s->readers[0].db) : "out of memory");
         goto fail;
     }
+    s->n_readers = 1;
     *out = s;
     return 0;
 
@@ -701,9 +767,9 @@ void store_close(store *s)
         store__exec_best_effort(s->w.db, "PRAGMA wal_checkpoint(TRUNCATE)");
         pthread_mutex_unlock(&s->w.mu);
     }
-    for (size_t i = 0; i < sizeof(s->list_stmts) / sizeof(s->list_stmts[0]); i++)
-        sqlite3_finalize(s->list_stmts[i]);
-    close_conn(&s->r);
+    /* Slot n_readers may hold a connection whose set-up failed in open. */
+    for (size_t i = 0; i <= s->n_readers && i < STORE_READERS_MAX; i++)
+        close_conn(&s->readers[i]);
     close_conn(&s->w);
     if (s->lock_fd >= 0) {
         unlink(s->lock_path);
@@ -719,7 +785,8 @@ void store_close(store *s)
     store__cache_free(&s->functions);
     store__cache_free(&s->stacks);
     pthread_mutex_destroy(&s->w.mu);
-    pthread_mutex_destroy(&s->r.mu);
+    pthread_mutex_destroy(&s->pool_mu);
+    pthread_cond_destroy(&s->pool_cv);
     free(s->path);
     free(s->lock_path);
     free(s);
@@ -848,8 +915,8 @@ int store_targets_list(store *s, store_target **out, size_t *n_out)
         return -EINVAL;
     *out = NULL;
     *n_out = 0;
-    pthread_mutex_lock(&s->r.mu);
-    sqlite3_stmt *st = store__stmt(&s->r, SQL_TARGETS_LIST);
+    store__conn *rd = store__reader_get(s, false);
+    sqlite3_stmt *st = store__stmt(rd, SQL_TARGETS_LIST);
     if (!st) {
         rc = -EIO;
         goto out;
@@ -881,7 +948,7 @@ int store_targets_list(store *s, store_target **out, size_t *n_out)
 out:
     if (st)
         sqlite3_reset(st);
-    pthread_mutex_unlock(&s->r.mu);
+    store__reader_put(s, rd);
     if (rc) {
         store_targets_free(arr, n);
         return rc;
@@ -924,8 +991,8 @@ static int info_query(store *s, enum store__sql which, int64_t a, const char *b,
                       store_profile_info *info)
 {
     int rc;
-    pthread_mutex_lock(&s->r.mu);
-    sqlite3_stmt *st = store__stmt(&s->r, which);
+    store__conn *rd = store__reader_get(s, false);
+    sqlite3_stmt *st = store__stmt(rd, which);
     if (!st) {
         rc = -EIO;
         goto out;
@@ -944,7 +1011,7 @@ static int info_query(store *s, enum store__sql which, int64_t a, const char *b,
     }
     sqlite3_reset(st);
 out:
-    pthread_mutex_unlock(&s->r.mu);
+    store__reader_put(s, rd);
     return rc;
 }
 
@@ -965,13 +1032,14 @@ int store_profile_at(store *s, int64_t target_id, const char *profile_type, int6
 
 /* The listing statement for exactly the filters q uses (one cached
  * statement per combination), so SQLite can use the (target, type, time)
- * index instead of scanning every profile. Reader lock held. */
-static sqlite3_stmt *list_stmt(store *s, const store_profile_query *q)
+ * index instead of scanning every profile. Statements are per reader
+ * connection; the caller holds rd. */
+static sqlite3_stmt *list_stmt(store__conn *rd, const store_profile_query *q)
 {
     unsigned mask = (q->target_id ? 1u : 0) | (q->job ? 2u : 0) | (q->instance ? 4u : 0) |
                     (q->profile_type ? 8u : 0) | (q->from_ns ? 16u : 0) | (q->to_ns ? 32u : 0) |
                     (q->limit ? 64u : 0);
-    sqlite3_stmt *st = s->list_stmts[mask];
+    sqlite3_stmt *st = rd->list_stmts[mask];
     if (st) {
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
@@ -991,9 +1059,9 @@ static sqlite3_stmt *list_stmt(store *s, const store_profile_query *q)
     snprintf(sql + n, sizeof(sql) - (size_t)n, "%s",
              (mask & 64u) ? " ORDER BY p.time_ns DESC, p.id DESC LIMIT ?7"
                           : " ORDER BY p.time_ns, p.id");
-    if (sqlite3_prepare_v3(s->r.db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v3(rd->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
         return NULL;
-    s->list_stmts[mask] = st;
+    rd->list_stmts[mask] = st;
     return st;
 }
 
@@ -1010,8 +1078,8 @@ int store_profiles_list(store *s, const store_profile_query *q, store_profile_in
     *n_out = 0;
     if (!q)
         q = &any;
-    pthread_mutex_lock(&s->r.mu);
-    sqlite3_stmt *st = list_stmt(s, q);
+    store__conn *rd = store__reader_get(s, false);
+    sqlite3_stmt *st = list_stmt(rd, q);
     if (!st) {
         rc = -EIO;
         goto out;
@@ -1049,7 +1117,7 @@ int store_profiles_list(store *s, const store_profile_query *q, store_profile_in
 out:
     if (st)
         sqlite3_reset(st);
-    pthread_mutex_unlock(&s->r.mu);
+    store__reader_put(s, rd);
     if (rc) {
         free(arr);
         return rc;
@@ -1064,8 +1132,8 @@ int store_profiles_count(store *s, int64_t *count_out)
     int rc = 0;
     if (!s || !count_out)
         return -EINVAL;
-    pthread_mutex_lock(&s->r.mu);
-    sqlite3_stmt *st = store__stmt(&s->r, SQL_PROFILES_COUNT);
+    store__conn *rd = store__reader_get(s, false);
+    sqlite3_stmt *st = store__stmt(rd, SQL_PROFILES_COUNT);
     if (!st) {
         rc = -EIO;
     } else {
@@ -1076,7 +1144,7 @@ int store_profiles_count(store *s, int64_t *count_out)
             rc = store__errno(src) ? store__errno(src) : -EIO;
         sqlite3_reset(st);
     }
-    pthread_mutex_unlock(&s->r.mu);
+    store__reader_put(s, rd);
     return rc;
 }
 
@@ -1113,8 +1181,8 @@ int store_series_get(store *s, int64_t target_id, const char *signal, int64_t fr
     int code = signal_code(signal);
     if (!code)
         return -EINVAL;
-    pthread_mutex_lock(&s->r.mu);
-    sqlite3_stmt *st = store__stmt(&s->r, SQL_SERIES_GET);
+    store__conn *rd = store__reader_get(s, false);
+    sqlite3_stmt *st = store__stmt(rd, SQL_SERIES_GET);
     if (!st) {
         rc = -EIO;
         goto out;
@@ -1144,7 +1212,7 @@ int store_series_get(store *s, int64_t target_id, const char *signal, int64_t fr
 out:
     if (st)
         sqlite3_reset(st);
-    pthread_mutex_unlock(&s->r.mu);
+    store__reader_put(s, rd);
     if (rc) {
         free(arr);
         return rc;
@@ -1182,8 +1250,8 @@ int store_integrity_check(store *s, char *err, size_t err_len)
     int rc;
     if (!s)
         return -EINVAL;
-    pthread_mutex_lock(&s->r.mu);
-    int src = sqlite3_prepare_v2(s->r.db, "PRAGMA integrity_check", -1, &st, NULL);
+    store__conn *rd = store__reader_get(s, true);
+    int src = sqlite3_prepare_v2(rd->db, "PRAGMA integrity_check", -1, &st, NULL);
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
@@ -1195,11 +1263,11 @@ int store_integrity_check(store *s, char *err, size_t err_len)
             rc = -EIO;
         }
     } else {
-        set_err(err, err_len, "integrity_check: %s", sqlite3_errmsg(s->r.db));
+        set_err(err, err_len, "integrity_check: %s", sqlite3_errmsg(rd->db));
         rc = store__errno(src) ? store__errno(src) : -EIO;
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->r.mu);
+    store__reader_put(s, rd);
     return rc;
 }
 
@@ -1233,8 +1301,8 @@ int store_state_get(store *s, const char *key, char **value_out)
     if (!s || !key || !value_out)
         return -EINVAL;
     *value_out = NULL;
-    pthread_mutex_lock(&s->r.mu);
-    sqlite3_stmt *st = store__stmt(&s->r, SQL_STATE_GET);
+    store__conn *rd = store__reader_get(s, false);
+    sqlite3_stmt *st = store__stmt(rd, SQL_STATE_GET);
     if (!st) {
         rc = -EIO;
     } else {
@@ -1248,7 +1316,7 @@ int store_state_get(store *s, const char *key, char **value_out)
         }
         sqlite3_reset(st);
     }
-    pthread_mutex_unlock(&s->r.mu);
+    store__reader_put(s, rd);
     return rc;
 }
 
@@ -1284,8 +1352,8 @@ int store_state_list(store *s, const char *prefix, char ***keys_out, char ***val
     *keys_out = NULL;
     *values_out = NULL;
     *n_out = 0;
-    pthread_mutex_lock(&s->r.mu);
-    sqlite3_stmt *st = store__stmt(&s->r, SQL_STATE_LIST);
+    store__conn *rd = store__reader_get(s, false);
+    sqlite3_stmt *st = store__stmt(rd, SQL_STATE_LIST);
     if (!st) {
         rc = -EIO;
         goto out;
@@ -1322,7 +1390,7 @@ int store_state_list(store *s, const char *prefix, char ***keys_out, char ***val
 out:
     if (st)
         sqlite3_reset(st);
-    pthread_mutex_unlock(&s->r.mu);
+    store__reader_put(s, rd);
     if (rc) {
         for (size_t i = 0; i < n; i++) {
             free(keys[i]);

@@ -19,8 +19,11 @@
  *   (alert states and pending-since times).
  *
  * Thread safety: one store handle may be used from several threads at once.
- * Writes are serialized; reads use their own connection so a slow reader
- * (an API diff) never blocks ingest for long.
+ * Writes are serialized; reads run on a pool of read-only connections
+ * (max_readers, default 4, each used by one thread at a time), so a slow
+ * reader (an API diff) never blocks ingest, concurrent reads run in
+ * parallel, and whole-profile loads never take the last free connection:
+ * short queries (series, listings, stacks) are not queued behind them.
  *
  * Errors: 0 on success, a negative errno code on failure (-EINVAL bad
  * argument, -ENOENT not found, -EBUSY locked by another process, -ENOSPC disk
@@ -45,6 +48,7 @@ typedef struct store store;
 typedef struct store_options {
     bool read_only;              /* open an existing DB for reading only (CLI, tools) */
     int64_t max_page_count;      /* 0 = unlimited; tests use it to simulate a full disk */
+    int max_readers;             /* read connections, 1..16; 0 = default (4) */
 } store_options;
 
 typedef struct store_label {

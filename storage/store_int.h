@@ -1,9 +1,14 @@
 /* store_int.h — internals shared by the storage/ sources; not a public contract.
  *
- * A store handle owns two SQLite connections to the same WAL database: the
- * writer (ingest, targets, retention, state writes) behind wmu, and the
- * reader (every query) behind rmu, so a slow API read never holds the
- * writer. Prepared statements are cached per connection in slots indexed by
+ * A store handle owns one writer SQLite connection to its WAL database
+ * (ingest, targets, retention, state writes) behind w.mu, and a small pool
+ * of read-only connections (every query): a reader takes a free connection
+ * for the duration of one call, so concurrent reads run in parallel (WAL
+ * readers do not block each other or the writer) and a slow API read never
+ * holds the writer. Reader connections are opened on demand, up to
+ * max_readers; bulk reads (whole profiles) may hold all but one of them, so
+ * a short query (the detector's series and stacks) never waits behind
+ * merges. Prepared statements are cached per connection in slots indexed by
  * enum store__sql. The writer also keeps in-memory caches mapping content
  * (a string, a function key, a stack's frame blob) to its row id; they are
  * only touched under wmu and are cleared whenever rows may have vanished
@@ -99,11 +104,25 @@ typedef struct store__cache {
 
 typedef struct store__conn {
     sqlite3 *db;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* writer only; readers are handed out by the pool */
     sqlite3_stmt *stmts[SQL_COUNT_];
+    sqlite3_stmt *list_stmts[128]; /* readers: store_profiles_list by filter mask */
+    bool busy;                     /* readers: taken by a thread */
+    bool bulk;                     /* readers: taken for a bulk read */
 } store__conn;
 
+#define STORE_READERS_DEFAULT 4
+#define STORE_READERS_MAX 16
+
 /* ---- helpers (store.c) ---- */
+
+/* A reader connection for the calling thread alone, until
+ * store__reader_put(). Waits while every connection is taken (opening a
+ * new one first when fewer than max_readers are open); bulk callers also
+ * wait while all but one are taken. Never fails: the first reader is
+ * opened by store_open, and a failure to open another just means waiting. */
+store__conn *store__reader_get(store *s, bool bulk);
+void store__reader_put(store *s, store__conn *c);
 
 /* The cached prepared statement `which` of connection c (prepared on first
  * use), reset and with bindings cleared; NULL on error (c->db's errmsg). */
@@ -337,14 +356,17 @@ struct store {
     int lock_fd; /* -1 when read-only */
     bool read_only;
     store__conn w; /* writer; w.db NULL when read-only */
-    store__conn r; /* reader */
+    store__conn readers[STORE_READERS_MAX]; /* pool; the first n_readers are open */
+    size_t n_readers, max_readers;
+    size_t n_bulk;            /* readers taken by bulk reads */
+    pthread_mutex_t pool_mu;  /* guards the pool's busy flags and counts */
+    pthread_cond_t pool_cv;   /* a reader was returned */
     store__cache strings;
     store__cache functions;
     store__cache stacks;
     int64_t deleted_since_gc; /* profiles deleted since the last full GC */
     store__kfcache kf;        /* writer: decoded keyframes */
     struct store__ingest *ing; /* writer: scratch reused by every ingest */
-    sqlite3_stmt *list_stmts[128]; /* reader: store_profiles_list by filter mask */
     store__memo *memos;        /* writer: one per (target, type) */
     size_t n_memos, cap_memos;
     size_t memo_bytes;         /* all memos; cleared when over STORE_MEMO_BYTES */

@@ -1,8 +1,11 @@
 /* store_load.c — read stored profiles back: rebuild a pprof profile, sum
  * values per stack, describe stacks and pick their meaningful top frame.
  *
- * Every query here runs on the reader connection under its own mutex, so it
- * never waits for the writer beyond SQLite's WAL snapshot rules. A rebuilt
+ * Every query here runs on a reader connection of the pool (store_int.h),
+ * so it never waits for the writer beyond SQLite's WAL snapshot rules, nor
+ * for other readers while a connection is free. A profile is rebuilt from
+ * a few id-ordered range scans (its distinct stacks, then their functions),
+ * not one query per stack or frame. A rebuilt
  * profile has one location per distinct (function, line) frame, without
  * mappings or addresses: inlined frames become frames of their own, which
  * gives the same normalized stacks (pprof.h) and the same flat/cum figures.
@@ -570,18 +573,19 @@ int store_profile_load(store *s, int64_t id, pprof_profile **out, store_profile_
     store__idset_init(&l.strs);
     store__idset_init(&l.fns);
     l.s = s;
-    l.c = &s->r;
     l.p = pprof_new();
     if (!l.p)
         return -ENOMEM;
 
-    pthread_mutex_lock(&s->r.mu);
+    /* A whole profile: a bulk read (leaves a reader to short queries). */
+    store__conn *rd = store__reader_get(s, true);
+    l.c = rd;
     /* One read transaction, so the profile and the rows it refers to come
      * from the same snapshot even if retention runs meanwhile. */
-    rc = store__exec(s->r.db, "BEGIN");
+    rc = store__exec(rd->db, "BEGIN");
     if (rc)
         goto unlock;
-    sqlite3_stmt *st = store__stmt(&s->r, SQL_PROFILE_LOAD);
+    sqlite3_stmt *st = store__stmt(rd, SQL_PROFILE_LOAD);
     if (!st) {
         rc = -EIO;
         goto end;
@@ -611,7 +615,7 @@ int store_profile_load(store *s, int64_t id, pprof_profile **out, store_profile_
     if (meta_len)
         memcpy(meta, sqlite3_column_blob(st, 10), meta_len);
     sqlite3_reset(st);
-    rc = store__set_load(&s->r, set_id, &r);
+    rc = store__set_load(rd, set_id, &r);
     if (rc) {
         free(meta);
         rc = rc == -ENOMEM ? rc : -EIO;
@@ -657,9 +661,9 @@ int store_profile_load(store *s, int64_t id, pprof_profile **out, store_profile_
     if (info)
         *info = tmp_info;
 end:
-    store__exec_best_effort(s->r.db, "COMMIT");
+    store__exec_best_effort(rd->db, "COMMIT");
 unlock:
-    pthread_mutex_unlock(&s->r.mu);
+    store__reader_put(s, rd);
     if (have_set)
         store__set_free(&r);
     free(labels);
@@ -703,8 +707,8 @@ int store_profile_stacks(store *s, int64_t profile_id, int sample_index, store_s
     *n_out = 0;
     memset(&a, 0, sizeof(a));
     store__idset_init(&a.index);
-    pthread_mutex_lock(&s->r.mu);
-    sqlite3_stmt *st = store__stmt(&s->r, SQL_PROFILE_SET);
+    store__conn *rd = store__reader_get(s, false);
+    sqlite3_stmt *st = store__stmt(rd, SQL_PROFILE_SET);
     if (!st) {
         rc = -EIO;
         goto out;
@@ -718,7 +722,7 @@ int store_profile_stacks(store *s, int64_t profile_id, int sample_index, store_s
     }
     int64_t set_id = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
-    rc = store__set_load(&s->r, set_id, &r);
+    rc = store__set_load(rd, set_id, &r);
     if (rc) {
         rc = rc == -ENOMEM ? rc : -EIO;
         goto out;
@@ -749,7 +753,7 @@ int store_profile_stacks(store *s, int64_t profile_id, int sample_index, store_s
         a.arr[a.n++] = (store_stack_value){.stack_id = r.stack_ids[i], .value = v};
     }
 out:
-    pthread_mutex_unlock(&s->r.mu);
+    store__reader_put(s, rd);
     if (have_set)
         store__set_free(&r);
     store__idset_free(&a.index);
@@ -763,14 +767,13 @@ out:
 }
 
 /* Calls fn(arg, function, file, line) for each frame of a stack, leaf first,
- * until fn returns non-zero (1 = stop, negative = error). Reader lock held
- * by the caller. */
-static int each_frame(store *s, int64_t stack_id,
+ * until fn returns non-zero (1 = stop, negative = error), on reader rd. */
+static int each_frame(store__conn *rd, int64_t stack_id,
                       int (*fn)(void *, const char *, const char *, int64_t), void *arg)
 {
     unsigned char *frames;
     size_t len, pos = 0;
-    int rc = stack_frames(&s->r, stack_id, &frames, &len);
+    int rc = stack_frames(rd, stack_id, &frames, &len);
     if (rc)
         return rc;
     while (pos < len && !rc) {
@@ -781,7 +784,7 @@ static int each_frame(store *s, int64_t stack_id,
             rc = -EIO;
             break;
         }
-        sqlite3_stmt *st = store__stmt(&s->r, SQL_FUNCTION_GET);
+        sqlite3_stmt *st = store__stmt(rd, SQL_FUNCTION_GET);
         if (!st) {
             rc = -EIO;
             break;
@@ -815,9 +818,9 @@ int store_stack_describe(store *s, int64_t stack_id, lw_buf *out)
 {
     if (!s || !out)
         return -EINVAL;
-    pthread_mutex_lock(&s->r.mu);
-    int rc = each_frame(s, stack_id, describe_frame, out);
-    pthread_mutex_unlock(&s->r.mu);
+    store__conn *rd = store__reader_get(s, false);
+    int rc = each_frame(rd, stack_id, describe_frame, out);
+    store__reader_put(s, rd);
     return rc;
 }
 
@@ -877,10 +880,10 @@ int store_stack_top_frame(store *s, int64_t stack_id, char *function, size_t fun
     top_ctx t = {function, function_len, location, location_len, false, false};
     function[0] = '\0';
     location[0] = '\0';
-    pthread_mutex_lock(&s->r.mu);
+    store__conn *rd = store__reader_get(s, false);
     /* An empty stack (Go lists goroutines caught without one) has no top
      * frame: both strings stay empty. */
-    int rc = each_frame(s, stack_id, top_frame, &t);
-    pthread_mutex_unlock(&s->r.mu);
+    int rc = each_frame(rd, stack_id, top_frame, &t);
+    store__reader_put(s, rd);
     return rc;
 }

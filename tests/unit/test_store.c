@@ -6,7 +6,10 @@
  * dedup growth, retention by age and size (the file shrinks), the lock, a
  * foreign or corrupt file left byte-identical, a full database
  * (max_page_count) that recovers, daemon state, series, listings, top
- * frames, and a threaded ingest-while-reading run. Files live in a fresh
+ * frames, and a threaded ingest-while-reading run; batched loads of
+ * shuffled profiles with gaps in their stack ids; the reader pool (distinct
+ * connections reading at once, bulk reads leaving one to short queries,
+ * loaders + short queries + ingest in threads). Files live in a fresh
  * directory under build/test-work, removed at the end.
  */
 #include <errno.h>
@@ -27,6 +30,7 @@
 #include <cmocka.h>
 
 #include "store.h"
+#include "store_int.h" /* the reader pool, for test_reader_pool */
 
 #define SEC 1000000000LL
 #define T0 (1700000000LL * SEC)
@@ -1268,6 +1272,251 @@ static void test_bad_args(void **state)
     store_close(s);
 }
 
+/* ---- batched loads and the reader pool ----------------------------------------- */
+
+/* A copy of p with its samples shuffled and only about one in `keep` kept:
+ * the stack ids of the stored copy are then out of order and have gaps of
+ * every size (both the stepping and the re-seeking path of the batched
+ * stack scan). */
+static pprof_profile *shuffled_subset(const pprof_profile *p, uint64_t seed, unsigned keep)
+{
+    uint64_t st = seed * 31 + 5;
+    pprof_profile *q = pprof_copy(p);
+    assert_non_null(q);
+    for (size_t i = q->n_samples; i > 1; i--) {
+        size_t j = (size_t)(rnd(&st) % i);
+        pprof_sample tmp = q->samples[i - 1];
+        q->samples[i - 1] = q->samples[j];
+        q->samples[j] = tmp;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < q->n_samples; i++)
+        if (rnd(&st) % keep == 0)
+            q->samples[n++] = q->samples[i];
+    q->n_samples = n;
+    return q;
+}
+
+static void test_load_batched(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t t1 = target(s, "svc", "127.0.0.1:1"), t2 = target(s, "svc", "127.0.0.1:2");
+    /* Two large profiles with their own stacks, stored one after the other
+     * (their stack ids are two ranges), a small one, then a mix of all
+     * three: shuffled, a subset, labels on some samples. */
+    pprof_profile *a = random_profile(11, 3000, 400);
+    pprof_profile *b = random_profile(12, 3000, 400);
+    pprof_profile *c = random_profile(13, 300, 40);
+    int64_t ia = ingest_ok(s, t1, "heap", T0, a);
+    int64_t ib = ingest_ok(s, t2, "heap", T0, b);
+    int64_t ic = ingest_ok(s, t1, "heap", T0 + SEC, c);
+    const pprof_profile *parts[3] = {b, a, c};
+    pprof_profile *merged = NULL;
+    char err[PPROF_ERR_LEN] = "";
+    assert_int_equal(pprof_merge(parts, 3, &merged, err, sizeof(err)), 0);
+    pprof_profile *m = shuffled_subset(merged, 3, 6);
+    pprof_profile *lab = mutate(m, 9);
+    printf("mixed profile: %zu of %zu merged samples, shuffled, 5 labelled ones added\n",
+           lab->n_samples, merged->n_samples);
+    int64_t im = ingest_ok(s, t2, "heap", T0 + 2 * SEC, lab);
+    const pprof_profile *want[4] = {a, b, c, lab};
+    const int64_t ids[4] = {ia, ib, ic, im};
+    for (int k = 0; k < 4; k++) {
+        pprof_profile *got = NULL;
+        store_profile_info info;
+        assert_int_equal(store_profile_load(s, ids[k], &got, &info), 0);
+        printf("profile %" PRId64 " (%zu samples):\n", ids[k], want[k]->n_samples);
+        assert_same_profile(want[k], got);
+        pprof_free(got);
+    }
+    pprof_free(a);
+    pprof_free(b);
+    pprof_free(c);
+    pprof_free(merged);
+    pprof_free(m);
+    pprof_free(lab);
+    store_close(s);
+}
+
+/* The pool hands out distinct connections that read at the same time: two
+ * readers taken by one thread both hold open read transactions at once
+ * (with one shared connection the second BEGIN would fail). Bulk reads
+ * never take the last connection: with all but one taken by bulk readers,
+ * short queries still run (on the last one), from a thread that must
+ * finish. */
+typedef struct short_q {
+    store *s;
+    int64_t tid, pid;
+    int rc;
+} short_q;
+
+static void *short_queries(void *arg)
+{
+    short_q *q = arg;
+    store_point *pts = NULL;
+    store_stack_value *sv = NULL;
+    store_profile_info *list = NULL;
+    size_t n = 0;
+    q->rc = store_series_get(q->s, q->tid, "heap_inuse_bytes", 0, INT64_MAX, &pts, &n);
+    if (!q->rc)
+        q->rc = store_profile_stacks(q->s, q->pid, 1, &sv, &n);
+    if (!q->rc)
+        q->rc = store_profiles_list(q->s, NULL, &list, &n);
+    free(pts);
+    free(sv);
+    free(list);
+    return NULL;
+}
+
+static void test_reader_pool(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store_options opt = {.max_readers = 3};
+    store *s = open_ok(path, &opt);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    pprof_profile *p = random_profile(21, 200, 30);
+    int64_t pid = ingest_ok(s, tid, "heap", T0, p);
+
+    store__conn *r1 = store__reader_get(s, true);
+    store__conn *r2 = store__reader_get(s, true);
+    assert_ptr_not_equal(r1, r2);
+    assert_int_equal(store__exec(r1->db, "BEGIN; SELECT count(*) FROM profiles"), 0);
+    assert_int_equal(store__exec(r2->db, "BEGIN; SELECT count(*) FROM stacks"), 0);
+    printf("two readers in open read transactions at once: ok\n");
+    store__exec_best_effort(r1->db, "COMMIT");
+    store__exec_best_effort(r2->db, "COMMIT");
+    /* r1 and r2 (2 of 3) are bulk: the short queries get the third. */
+    short_q q = {.s = s, .tid = tid, .pid = pid, .rc = -1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, short_queries, &q), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    printf("short queries with all but one reader taken by bulk reads: rc %d\n", q.rc);
+    assert_int_equal(q.rc, 0);
+    store__reader_put(s, r1);
+    store__reader_put(s, r2);
+    /* A read-only handle of the same file has its own pool. */
+    store_options ro = {.read_only = true, .max_readers = 2};
+    store *s2 = open_ok(path, &ro);
+    pprof_profile *got = NULL;
+    assert_int_equal(store_profile_load(s2, pid, &got, NULL), 0);
+    assert_same_profile(p, got);
+    pprof_free(got);
+    store_close(s2);
+    pprof_free(p);
+    store_close(s);
+}
+
+/* Several bulk readers (whole profiles), a short-query reader (series,
+ * stacks, top frames: the detector's reads) and a writer (ingest with
+ * retention) at once on one handle with the default pool. */
+typedef struct pool_thr {
+    store *s;
+    int64_t tid;
+    int64_t big_id;
+    int64_t big_total;
+    volatile int done;
+    int errors;
+    int loads, shorts;
+} pool_thr;
+
+static void *pool_writer(void *arg)
+{
+    pool_thr *t = arg;
+    char err[STORE_ERR_LEN];
+    for (int i = 0; i < 40; i++) {
+        pprof_profile *p = random_profile((uint64_t)(i % 8) + 500, 400, 150);
+        if (store_ingest(t->s, t->tid, "heap", T0 + (i + 10) * SEC, p, NULL, err, sizeof(err)))
+            __atomic_add_fetch(&t->errors, 1, __ATOMIC_RELAXED);
+        pprof_free(p);
+        if (i % 10 == 9) {
+            int64_t d;
+            if (store_retention_apply(t->s, 8 * SEC, 0, T0 + (i + 10) * SEC, &d))
+                __atomic_add_fetch(&t->errors, 1, __ATOMIC_RELAXED);
+        }
+    }
+    __atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void *pool_loader(void *arg)
+{
+    pool_thr *t = arg;
+    while (!__atomic_load_n(&t->done, __ATOMIC_ACQUIRE)) {
+        pprof_profile *p = NULL;
+        int64_t tot[2] = {0, 0};
+        int rc = store_profile_load(t->s, t->big_id, &p, NULL);
+        if (!rc)
+            pprof_totals(p, tot);
+        if (rc || tot[0] != t->big_total)
+            __atomic_add_fetch(&t->errors, 1, __ATOMIC_RELAXED);
+        pprof_free(p);
+        __atomic_add_fetch(&t->loads, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static void *pool_short(void *arg)
+{
+    pool_thr *t = arg;
+    while (!__atomic_load_n(&t->done, __ATOMIC_ACQUIRE)) {
+        store_point *pts = NULL;
+        store_stack_value *sv = NULL;
+        size_t n = 0, nsv = 0;
+        if (store_series_get(t->s, t->tid, "heap_inuse_bytes", 0, INT64_MAX, &pts, &n) ||
+            store_profile_stacks(t->s, t->big_id, 1, &sv, &nsv))
+            __atomic_add_fetch(&t->errors, 1, __ATOMIC_RELAXED);
+        for (size_t i = 0; i < nsv && i < 20; i++) {
+            char fname[128], loc[256];
+            if (store_stack_top_frame(t->s, sv[i].stack_id, fname, sizeof(fname), loc,
+                                      sizeof(loc)))
+                __atomic_add_fetch(&t->errors, 1, __ATOMIC_RELAXED);
+        }
+        free(pts);
+        free(sv);
+        __atomic_add_fetch(&t->shorts, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static void test_reader_pool_threads(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    pool_thr t = {0};
+    t.s = open_ok(path, NULL);
+    t.tid = target(t.s, "svc", "127.0.0.1:1");
+    int64_t other = target(t.s, "svc", "127.0.0.1:2");
+    /* The profile the loaders read belongs to another target, so
+     * retention of the writer's series never deletes it. */
+    pprof_profile *big = random_profile(77, 3000, 300);
+    t.big_id = ingest_ok(t.s, other, "heap", T0 + 100 * SEC, big);
+    int64_t tot[2];
+    pprof_totals(big, tot);
+    t.big_total = tot[0];
+    pthread_t w, l[3], sh;
+    assert_int_equal(pthread_create(&w, NULL, pool_writer, &t), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&l[i], NULL, pool_loader, &t), 0);
+    assert_int_equal(pthread_create(&sh, NULL, pool_short, &t), 0);
+    pthread_join(w, NULL);
+    for (int i = 0; i < 3; i++)
+        pthread_join(l[i], NULL);
+    pthread_join(sh, NULL);
+    printf("pool: %d loads, %d short-query rounds, %d errors\n", t.loads, t.shorts, t.errors);
+    assert_int_equal(t.errors, 0);
+    assert_true(t.loads > 0);
+    assert_true(t.shorts > 0);
+    check_integrity(t.s);
+    pprof_free(big);
+    store_close(t.s);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1305,6 +1554,9 @@ int main(void)
         cmocka_unit_test(test_stacks_and_top_frames),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_load_batched),
+        cmocka_unit_test(test_reader_pool),
+        cmocka_unit_test(test_reader_pool_threads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
