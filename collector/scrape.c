@@ -976,6 +976,14 @@ static void job_run(coll *c, job *j)
         snprintf(j->err, sizeof(j->err), "storage: %s", serr[0] ? serr : strerror(-rc));
         goto out;
     }
+    if (lw_log_enabled(LW_LOG_DEBUG)) {
+        /* After COMMIT: a profile logged here is durable (crash tests check it). */
+        char id[24], tid[24];
+        snprintf(id, sizeof(id), "%lld", (long long)profile_id);
+        snprintf(tid, sizeof(tid), "%lld", (long long)j->store_id);
+        lw_log(LW_LOG_DEBUG, "profile stored", "id", id, "target_id", tid, "profile",
+               j->profile_type, NULL);
+    }
     job_values(j, p);
     if (c->hooks.on_ingest)
         c->hooks.on_ingest(c->hooks.ctx, j->store_id, j->labels, j->n_labels, j->profile_type,

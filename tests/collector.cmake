@@ -10,3 +10,9 @@ endif()
 if(TARGET lwstore)
   lw_unit_test(test_coll SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_coll.c LIBS lwcoll)
 endif()
+
+# Crash safety of leakwatchd itself: SIGKILL during heavy ingest, 20 times
+# on the same database; corrupted/foreign database files at startup.
+if(TARGET leakwatchd)
+  lw_integration_test(collector_daemon_crash SCRIPT test_daemon_crash.py GO_PEERS TIMEOUT 240)
+endif()
