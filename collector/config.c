@@ -1570,7 +1570,11 @@ static const flag_def flag_defs[] = {
      "samples needed in the window before judging"},
     {"log.level", F_LEVEL, OFF(log_level), 0, "info", "debug, info, warn or error"},
     {"log.format", F_FORMAT, OFF(log_format), 0, "logfmt", "logfmt or json"},
-    {"agent.enable", F_BOOL, OFF(agent_enable), 0, "false", "profile leakwatchd itself (reserved)"},
+    {"agent.enable", F_BOOL, OFF(agent_enable), 0, "false",
+     "serve leakwatchd's own /debug/pprof (heap sampling, threads, CPU) on --agent.listen-address; "
+     "not available in sanitizer builds"},
+    {"agent.listen-address", F_STRING, OFF(agent_listen_address), 0,
+     LW_DEFAULT_AGENT_LISTEN_ADDRESS, "address of leakwatchd's own /debug/pprof (with --agent.enable)"},
     {"help", F_BOOL, OFF(help), 0, "", "show this help and exit"},
     {"version", F_BOOL, OFF(version), 0, "", "show the version and exit"},
 };
@@ -1583,6 +1587,7 @@ static void flags_defaults(lw_flags *f)
     f->retention_time_ns = LW_DEFAULT_RETENTION_NS;
     f->retention_interval_ns = 60 * LW_NS_PER_SEC;
     f->web_listen_address = LW_DEFAULT_LISTEN_ADDRESS;
+    f->agent_listen_address = LW_DEFAULT_AGENT_LISTEN_ADDRESS;
     f->detection_for_ns = -1;
     f->detection_min_samples = -1;
     f->log_level = "info";

@@ -41,6 +41,7 @@
 #define LW_DEFAULT_STORAGE_PATH "./data/leakwatch.db"
 #define LW_DEFAULT_RETENTION_NS (7 * 86400 * LW_NS_PER_SEC)
 #define LW_DEFAULT_LISTEN_ADDRESS "127.0.0.1:9475"
+#define LW_DEFAULT_AGENT_LISTEN_ADDRESS "127.0.0.1:6061"
 #define LW_FLAG_TARGET_JOB "leakwatch" /* job name of --target targets */
 
 /* A name/value pair: labels, URL params. */
@@ -202,7 +203,8 @@ typedef struct lw_flags {
     int64_t detection_min_samples;     /* -1 = from config */
     const char *log_level;             /* default "info" */
     const char *log_format;            /* default "logfmt" */
-    bool agent_enable;                 /* reserved */
+    bool agent_enable;                 /* serve leakwatchd's own /debug/pprof (agent builds) */
+    const char *agent_listen_address;  /* default LW_DEFAULT_AGENT_LISTEN_ADDRESS */
     bool help;
     bool version;
 } lw_flags;

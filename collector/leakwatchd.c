@@ -11,6 +11,14 @@
  * daemon_reload(), which hands the request to the main thread and waits for
  * its result.
  *
+ * Self-profiling: in plain builds leakwatchd links libleakwatch-agent
+ * (LW_HAVE_AGENT). It is off by default: main() sets the heap sample rate
+ * to 0 before anything else and starts no server; --agent.enable serves
+ * leakwatchd's own /debug/pprof on --agent.listen-address with the agent's
+ * default heap rate. An agent preloaded with LD_PRELOAD is left as its
+ * LEAKWATCH_* variables configured it. Sanitizer builds cannot host the agent
+ * (LW_AGENT_SANITIZED): --agent.enable is then an error.
+ *
  * Exit codes: 0 after SIGTERM/SIGINT or --help/--version/valid
  * --config.check; 1 on any error (bad flags, bad config, storage locked by
  * another process, listen address in use, fatal loop error).
@@ -36,6 +44,9 @@
 #endif
 #ifdef LW_HAVE_API
 #include "api.h"
+#endif
+#ifdef LW_HAVE_AGENT
+#include <leakwatch/agent.h>
 #endif
 
 #define LOOP_STEP_MS 500
@@ -417,6 +428,53 @@ static int api_setup(daemon_state *d, char *err, size_t err_len)
 }
 #endif
 
+/* ---- self-profiling ----------------------------------------------------- */
+
+#ifdef LW_HAVE_AGENT
+/* Whether the agent came in through LD_PRELOAD (then it is configured by
+ * its LEAKWATCH_* variables and the --agent.* flags do not apply). */
+static bool agent_preloaded(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+    return p && strstr(p, "libleakwatch-agent") != NULL;
+}
+#endif
+
+/* Start leakwatchd's own agent when --agent.enable is set. 0, or -1 with
+ * err set (the agent is not built in, or its server cannot start). */
+static int agent_setup(const daemon_state *d, char *err, size_t err_len)
+{
+    if (!d->flags.agent_enable)
+        return 0;
+#ifdef LW_HAVE_AGENT
+    if (agent_preloaded()) {
+        lw_log(LW_LOG_INFO, "agent preloaded (LD_PRELOAD): configured by its LEAKWATCH_* variables",
+               NULL);
+        return 0;
+    }
+    lw_agent_options o;
+    lw_agent_options_init(&o);
+    o.listen_addr = d->flags.agent_listen_address;
+    char aerr[256] = "";
+    int rc = lw_agent_start(&o, aerr, sizeof(aerr));
+    if (rc) {
+        snprintf(err, err_len, "--agent.enable: %s", aerr[0] ? aerr : strerror(-rc));
+        return -1;
+    }
+    char port[16];
+    snprintf(port, sizeof(port), "%d", lw_agent_port());
+    lw_log(LW_LOG_INFO, "agent serving leakwatchd's own /debug/pprof", "listen",
+           d->flags.agent_listen_address, "port", port, NULL);
+    return 0;
+#elif defined(LW_AGENT_SANITIZED)
+    snprintf(err, err_len, "this leakwatchd was built with sanitizers; the agent is not available");
+    return -1;
+#else
+    snprintf(err, err_len, "this leakwatchd was built without the agent (libleakwatch-agent)");
+    return -1;
+#endif
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static int print_usage(void)
@@ -465,6 +523,11 @@ int main(int argc, char **argv)
 #ifdef LW_HAVE_DETECT
     pthread_rwlock_init(&d->detect_lock, NULL);
 #endif
+#ifdef LW_HAVE_AGENT
+    /* Off unless enabled: no heap sampling from here on. */
+    if (!agent_preloaded())
+        lw_agent_set_heap_rate(0);
+#endif
 
     if (lw_flags_parse(argc, argv, &d->flags, err, sizeof(err)) != 0) {
         fprintf(stderr, "leakwatchd: %s\n", err);
@@ -489,6 +552,10 @@ int main(int argc, char **argv)
         lw_log_format_parse(d->flags.log_format, &format) != 0)
         goto out;
     lw_log_setup(level, format);
+    if (agent_setup(d, err, sizeof(err)) != 0) {
+        lw_log(LW_LOG_ERROR, "cannot start the agent", "err", err, NULL);
+        goto out;
+    }
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         lw_log(LW_LOG_ERROR, "libcurl initialisation failed", NULL);
@@ -614,6 +681,10 @@ out:
             pthread_kill(sig_thread, SIGTERM);
         pthread_join(sig_thread, NULL);
     }
+#ifdef LW_HAVE_AGENT
+    if (d->flags.agent_enable && !agent_preloaded())
+        lw_agent_stop();
+#endif
     lw_flags_cleanup(&d->flags);
     pthread_mutex_destroy(&d->wake_mu);
 #ifdef LW_HAVE_DETECT

@@ -16,3 +16,9 @@ endif()
 if(TARGET leakwatchd)
   lw_integration_test(collector_daemon_crash SCRIPT test_daemon_crash.py GO_PEERS TIMEOUT 240)
 endif()
+
+# leakwatchd's own agent: served and self-scraped in plain builds; in
+# sanitizer builds --agent.enable is a clear error (the test checks which).
+if(TARGET leakwatchd)
+  lw_integration_test(collector_self_agent SCRIPT test_self_agent.py TIMEOUT 180)
+endif()
