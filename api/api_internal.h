@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 
 #include "api.h"
+#include "lw_util.h"
 #include "params.h"
 #include "webconfig.h"
 
@@ -110,7 +111,5 @@ int api__h_series(api_request *r);
  * left out. 0, -E2BIG or -ENOMEM. */
 int api__process_metrics(lw_buf *out) LW_WUR;
 
-/* Wall-clock now in ns since the epoch. */
-int64_t api__now_ns(void);
 
 #endif

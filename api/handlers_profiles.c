@@ -480,7 +480,7 @@ int api__h_merge(api_request *r)
             n_batch = 0;
             if (rc || answered)
                 goto out;
-            if (api__now_ns() > r->deadline_ns || atomic_load(&r->srv->stopping)) {
+            if (lw_wall_ns() > r->deadline_ns || atomic_load(&r->srv->stopping)) {
                 rc = -ETIMEDOUT;
                 goto out;
             }

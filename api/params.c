@@ -8,6 +8,7 @@
  * needs neither timegm() nor the TZ environment.
  */
 #include "params.h"
+#include "lw_util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -15,18 +16,6 @@
 #include <string.h>
 
 #define QUOTE_MAX 64 /* bytes of a bad value echoed in an error message */
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...) LW_PRINTF(3, 4);
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 /* A printable, shortened copy of s for messages: control bytes become '?'. */
 static const char *quoted(const char *s, char *buf, size_t buf_len)
@@ -46,12 +35,12 @@ static const char *quoted(const char *s, char *buf, size_t buf_len)
 static int check_len(const char *s, char *err, size_t err_len)
 {
     if (!s || !*s) {
-        set_err(err, err_len, "empty value");
+        lw_set_err(err, err_len, "empty value");
         return -EINVAL;
     }
     size_t n = strnlen(s, API_PARAM_MAX_LEN + 1);
     if (n > API_PARAM_MAX_LEN) {
-        set_err(err, err_len, "value longer than %d bytes", API_PARAM_MAX_LEN);
+        lw_set_err(err, err_len, "value longer than %d bytes", API_PARAM_MAX_LEN);
         return -EINVAL;
     }
     return 0;
@@ -142,7 +131,7 @@ int api_parse_duration(const char *s, int64_t *out_ns, char *err, size_t err_len
         if (u == n_units)
             goto bad;
         if (u < next_unit) {
-            set_err(err, err_len,
+            lw_set_err(err, err_len,
                     "cannot parse \"%s\" as a duration: units must go from largest to smallest, "
                     "each at most once",
                     quoted(s, q, sizeof q));
@@ -158,13 +147,13 @@ int api_parse_duration(const char *s, int64_t *out_ns, char *err, size_t err_len
     return 0;
 
 bad:
-    set_err(err, err_len,
+    lw_set_err(err, err_len,
             "cannot parse \"%s\" as a duration (want e.g. \"30s\", \"5m\", \"1h30m\", \"2d\" or "
             "seconds)",
             quoted(s, q, sizeof q));
     return -EINVAL;
 overflow:
-    set_err(err, err_len, "duration \"%s\" is too long", quoted(s, q, sizeof q));
+    lw_set_err(err, err_len, "duration \"%s\" is too long", quoted(s, q, sizeof q));
     return -EINVAL;
 }
 
@@ -290,7 +279,7 @@ int api_parse_time(const char *s, int64_t now_ns, int64_t *out_ns, char *err, si
             goto bad;
         int64_t d;
         if (api_parse_duration(s + 4, &d, derr, sizeof derr)) {
-            set_err(err, err_len, "cannot parse \"%s\" as a time: %s", quoted(s, q, sizeof q), derr);
+            lw_set_err(err, err_len, "cannot parse \"%s\" as a time: %s", quoted(s, q, sizeof q), derr);
             return -EINVAL;
         }
         int64_t t;
@@ -317,12 +306,12 @@ int api_parse_time(const char *s, int64_t now_ns, int64_t *out_ns, char *err, si
     if (rc == -ERANGE)
         goto range;
 bad:
-    set_err(err, err_len,
+    lw_set_err(err, err_len,
             "cannot parse \"%s\" as a time (want RFC3339, Unix seconds, \"now\" or \"now-30m\")",
             quoted(s, q, sizeof q));
     return -EINVAL;
 range:
-    set_err(err, err_len, "time \"%s\" is out of range (1970 to 2262)", quoted(s, q, sizeof q));
+    lw_set_err(err, err_len, "time \"%s\" is out of range (1970 to 2262)", quoted(s, q, sizeof q));
     return -EINVAL;
 }
 
@@ -335,17 +324,17 @@ int api_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, cha
     uint64_t v = 0;
     for (const char *p = s; *p; p++) {
         if (!is_digit(*p)) {
-            set_err(err, err_len, "cannot parse \"%s\" as a non-negative integer", quoted(s, q, sizeof q));
+            lw_set_err(err, err_len, "cannot parse \"%s\" as a non-negative integer", quoted(s, q, sizeof q));
             return -EINVAL;
         }
         if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v)) {
-            set_err(err, err_len, "\"%s\" is out of range (%llu to %llu)", quoted(s, q, sizeof q),
+            lw_set_err(err, err_len, "\"%s\" is out of range (%llu to %llu)", quoted(s, q, sizeof q),
                     (unsigned long long)min, (unsigned long long)max);
             return -EINVAL;
         }
     }
     if (v < min || v > max) {
-        set_err(err, err_len, "\"%s\" is out of range (%llu to %llu)", quoted(s, q, sizeof q),
+        lw_set_err(err, err_len, "\"%s\" is out of range (%llu to %llu)", quoted(s, q, sizeof q),
                 (unsigned long long)min, (unsigned long long)max);
         return -EINVAL;
     }
@@ -360,12 +349,12 @@ int api_check_label_value(const char *s, char *err, size_t err_len)
         return rc;
     size_t n = strlen(s);
     if (n > API_LABEL_MAX_LEN) {
-        set_err(err, err_len, "value longer than %d bytes", API_LABEL_MAX_LEN);
+        lw_set_err(err, err_len, "value longer than %d bytes", API_LABEL_MAX_LEN);
         return -EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-            set_err(err, err_len, "control character at byte %zu", i);
+            lw_set_err(err, err_len, "control character at byte %zu", i);
             return -EINVAL;
         }
     }
@@ -386,7 +375,7 @@ int api_check_profile_type(const char *s, char *err, size_t err_len)
              c == '-' || c == '.';
     }
     if (!ok) {
-        set_err(err, err_len,
+        lw_set_err(err, err_len,
                 "\"%s\" is not a profile type (e.g. goroutine, heap, allocs, profile, block, mutex)",
                 quoted(s, q, sizeof q));
         return -EINVAL;
@@ -406,7 +395,7 @@ int api_check_signal(const char *s, char *err, size_t err_len)
         if (strcmp(s, signals[i]) == 0)
             return 0;
     }
-    set_err(err, err_len,
+    lw_set_err(err, err_len,
             "unknown signal \"%s\" (want goroutines, heap_inuse_bytes, heap_inuse_objects, "
             "heap_alloc_bytes or heap_alloc_objects)",
             quoted(s, q, sizeof q));
@@ -432,7 +421,7 @@ int api_parse_format(const char *s, api_format *out, char *err, size_t err_len)
             return 0;
         }
     }
-    set_err(err, err_len, "unknown format \"%s\" (want pprof, json, text or folded)",
+    lw_set_err(err, err_len, "unknown format \"%s\" (want pprof, json, text or folded)",
             quoted(s, q, sizeof q));
     return -EINVAL;
 }
@@ -459,17 +448,17 @@ int api_parse_selector(const char *s, api_selector *out, char *err, size_t err_l
     size_t used = 0; /* bytes of sel.storage in use; input length bounds it */
     const char *p = skip_ws(s);
     if (*p != '{') {
-        set_err(err, err_len, "selector must start with '{' (e.g. {job=\"api\",instance=\"h:8080\"})");
+        lw_set_err(err, err_len, "selector must start with '{' (e.g. {job=\"api\",instance=\"h:8080\"})");
         return -EINVAL;
     }
     p = skip_ws(p + 1);
     while (*p != '}') {
         if (sel.n_matchers == API_SELECTOR_MAX_LABELS) {
-            set_err(err, err_len, "selector has more than %d matchers", API_SELECTOR_MAX_LABELS);
+            lw_set_err(err, err_len, "selector has more than %d matchers", API_SELECTOR_MAX_LABELS);
             return -EINVAL;
         }
         if (!is_name_start(*p)) {
-            set_err(err, err_len, "selector: expected a label name at offset %zu", (size_t)(p - s));
+            lw_set_err(err, err_len, "selector: expected a label name at offset %zu", (size_t)(p - s));
             return -EINVAL;
         }
         char *name = sel.storage + used;
@@ -478,16 +467,16 @@ int api_parse_selector(const char *s, api_selector *out, char *err, size_t err_l
         sel.storage[used++] = '\0';
         p = skip_ws(p);
         if ((p[0] == '=' && p[1] == '~') || (p[0] == '!' && (p[1] == '=' || p[1] == '~'))) {
-            set_err(err, err_len, "selector: only '=' matchers are supported (offset %zu)", (size_t)(p - s));
+            lw_set_err(err, err_len, "selector: only '=' matchers are supported (offset %zu)", (size_t)(p - s));
             return -EINVAL;
         }
         if (*p != '=') {
-            set_err(err, err_len, "selector: expected '=' after \"%s\"", name);
+            lw_set_err(err, err_len, "selector: expected '=' after \"%s\"", name);
             return -EINVAL;
         }
         p = skip_ws(p + 1);
         if (*p != '"') {
-            set_err(err, err_len, "selector: expected a double-quoted value for \"%s\"", name);
+            lw_set_err(err, err_len, "selector: expected a double-quoted value for \"%s\"", name);
             return -EINVAL;
         }
         p++;
@@ -495,7 +484,7 @@ int api_parse_selector(const char *s, api_selector *out, char *err, size_t err_l
         while (*p != '"') {
             char c = *p;
             if (c == '\0') {
-                set_err(err, err_len, "selector: unterminated value for \"%s\"", name);
+                lw_set_err(err, err_len, "selector: unterminated value for \"%s\"", name);
                 return -EINVAL;
             }
             if (c == '\\') {
@@ -505,7 +494,7 @@ int api_parse_selector(const char *s, api_selector *out, char *err, size_t err_l
                 else if (*p == '"' || *p == '\\')
                     c = *p;
                 else {
-                    set_err(err, err_len, "selector: bad escape in value for \"%s\"", name);
+                    lw_set_err(err, err_len, "selector: bad escape in value for \"%s\"", name);
                     return -EINVAL;
                 }
             }
@@ -516,7 +505,7 @@ int api_parse_selector(const char *s, api_selector *out, char *err, size_t err_l
         p = skip_ws(p + 1);
         for (size_t i = 0; i < sel.n_matchers; i++) {
             if (strcmp(sel.matchers[i].name, name) == 0) {
-                set_err(err, err_len, "selector: label \"%s\" given twice", name);
+                lw_set_err(err, err_len, "selector: label \"%s\" given twice", name);
                 return -EINVAL;
             }
         }
@@ -526,13 +515,13 @@ int api_parse_selector(const char *s, api_selector *out, char *err, size_t err_l
         if (*p == ',')
             p = skip_ws(p + 1);
         else if (*p != '}') {
-            set_err(err, err_len, "selector: expected ',' or '}' at offset %zu", (size_t)(p - s));
+            lw_set_err(err, err_len, "selector: expected ',' or '}' at offset %zu", (size_t)(p - s));
             return -EINVAL;
         }
     }
     p = skip_ws(p + 1);
     if (*p) {
-        set_err(err, err_len, "selector: unexpected text after '}' at offset %zu", (size_t)(p - s));
+        lw_set_err(err, err_len, "selector: unexpected text after '}' at offset %zu", (size_t)(p - s));
         return -EINVAL;
     }
     /* Re-point the matchers into *out's own storage. */

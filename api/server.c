@@ -20,6 +20,7 @@
  * authorize() before routing.
  */
 #include "api_internal.h"
+#include "lw_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -72,25 +73,6 @@ const size_t api__n_routes = sizeof api__routes / sizeof api__routes[0];
 typedef struct conn_state {
     size_t body_bytes; /* request body bytes seen */
 } conn_state;
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...) LW_PRINTF(3, 4);
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
-int64_t api__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * API_NS_PER_SECOND + ts.tv_nsec;
-}
 
 bool api__ready(const api_server *srv)
 {
@@ -288,7 +270,7 @@ static enum MHD_Result dispatch(api_server *srv, struct MHD_Connection *conn, co
     r.conn = conn;
     r.method = method;
     r.path = url;
-    r.now_ns = api__now_ns();
+    r.now_ns = lw_wall_ns();
     r.deadline_ns = r.now_ns + (int64_t)srv->opt.request_timeout_seconds * API_NS_PER_SECOND;
     lw_buf_init(&r.body, srv->opt.max_response_bytes);
 
@@ -411,7 +393,7 @@ static int split_address(const char *addr, char *host, size_t host_len, char *po
     if (addr[0] == '[') {
         const char *close = strchr(addr, ']');
         if (!close || close[1] != ':') {
-            set_err(err, err_len, "listen address \"%s\": want [IPv6]:port", addr);
+            lw_set_err(err, err_len, "listen address \"%s\": want [IPv6]:port", addr);
             return -EINVAL;
         }
         h = addr + 1;
@@ -420,18 +402,18 @@ static int split_address(const char *addr, char *host, size_t host_len, char *po
     } else {
         colon = strrchr(addr, ':');
         if (!colon) {
-            set_err(err, err_len, "listen address \"%s\": missing port (want host:port)", addr);
+            lw_set_err(err, err_len, "listen address \"%s\": missing port (want host:port)", addr);
             return -EINVAL;
         }
         if (memchr(addr, ':', (size_t)(colon - addr))) {
-            set_err(err, err_len, "listen address \"%s\": IPv6 addresses need brackets ([::1]:9475)", addr);
+            lw_set_err(err, err_len, "listen address \"%s\": IPv6 addresses need brackets ([::1]:9475)", addr);
             return -EINVAL;
         }
         hl = (size_t)(colon - addr);
     }
     uint64_t p;
     if (hl >= host_len || api_parse_uint(colon + 1, 0, 65535, &p, NULL, 0)) {
-        set_err(err, err_len, "listen address \"%s\": bad host or port (want host:port, port 0-65535)", addr);
+        lw_set_err(err, err_len, "listen address \"%s\": bad host or port (want host:port, port 0-65535)", addr);
         return -EINVAL;
     }
     memcpy(host, h, hl);
@@ -458,13 +440,13 @@ static int open_listener(const char *addr, int *fd_out, int *port_out, char *err
         gai = getaddrinfo(NULL, port, &hints, &res);
     }
     if (gai) {
-        set_err(err, err_len, "listen address \"%s\": %s", addr, gai_strerror(gai));
+        lw_set_err(err, err_len, "listen address \"%s\": %s", addr, gai_strerror(gai));
         return -EINVAL;
     }
     int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
     if (fd < 0) {
         rc = -errno;
-        set_err(err, err_len, "listen %s: socket: %s", addr, strerror(errno));
+        lw_set_err(err, err_len, "listen %s: socket: %s", addr, strerror(errno));
         goto out;
     }
     int one = 1, zero = 0;
@@ -473,14 +455,14 @@ static int open_listener(const char *addr, int *fd_out, int *port_out, char *err
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 128) < 0) {
         rc = -errno;
-        set_err(err, err_len, "listen %s: %s", addr, strerror(errno));
+        lw_set_err(err, err_len, "listen %s: %s", addr, strerror(errno));
         goto out;
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
         rc = -errno;
-        set_err(err, err_len, "listen %s: getsockname: %s", addr, strerror(errno));
+        lw_set_err(err, err_len, "listen %s: getsockname: %s", addr, strerror(errno));
         goto out;
     }
     *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
@@ -528,29 +510,29 @@ int api_server_start(const char *listen_address, const api_options *opt, const a
     int fd = -1;
     *out = NULL;
     if (!listen_address || !src) {
-        set_err(err, err_len, "api: no listen address or sources");
+        lw_set_err(err, err_len, "api: no listen address or sources");
         return -EINVAL;
     }
     api_server *srv = calloc(1, sizeof *srv);
     if (!srv) {
-        set_err(err, err_len, "api: out of memory");
+        lw_set_err(err, err_len, "api: out of memory");
         return -ENOMEM;
     }
     if (opt)
         srv->opt = *opt;
     fill_defaults(&srv->opt);
     srv->src = *src;
-    srv->start_time_ns = api__now_ns();
+    srv->start_time_ns = lw_wall_ns();
     if (sem_init(&srv->queries, 0, srv->opt.max_concurrent_queries) != 0) {
         rc = -errno;
-        set_err(err, err_len, "api: sem_init: %s", strerror(errno));
+        lw_set_err(err, err_len, "api: sem_init: %s", strerror(errno));
         goto fail;
     }
     srv->queries_init = true;
     srv->requests = calloc((api__n_routes + 1) * API__N_CODES, sizeof *srv->requests);
     if (!srv->requests) {
         rc = -ENOMEM;
-        set_err(err, err_len, "api: out of memory");
+        lw_set_err(err, err_len, "api: out of memory");
         goto fail;
     }
     if (srv->opt.web_config_file) {
@@ -585,7 +567,7 @@ int api_server_start(const char *listen_address, const api_options *opt, const a
                                 MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     if (!srv->mhd) {
         rc = -EIO;
-        set_err(err, err_len, "listen %s: libmicrohttpd failed to start", listen_address);
+        lw_set_err(err, err_len, "listen %s: libmicrohttpd failed to start", listen_address);
         goto fail;
     }
     *out = srv;

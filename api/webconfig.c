@@ -2,6 +2,7 @@
  * libyaml, PEM files, bcrypt checks with a success cache (see webconfig.h).
  */
 #include "webconfig.h"
+#include "lw_util.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -12,18 +13,6 @@
 #include <yaml.h>
 
 #define MAX_FILE_BYTES ((size_t)1 << 20)
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...) LW_PRINTF(3, 4);
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 /* Read a whole (small) file as NUL-terminated text into *out. */
 static int read_text(const char *path, char **out, size_t *len_out)
@@ -60,7 +49,7 @@ typedef struct loader {
 
 static int fail_at(loader *l, const yaml_node_t *n, const char *what)
 {
-    set_err(l->err, l->err_len, "%s:%lu: %s", l->path, n ? (unsigned long)n->start_mark.line + 1 : 0UL, what);
+    lw_set_err(l->err, l->err_len, "%s:%lu: %s", l->path, n ? (unsigned long)n->start_mark.line + 1 : 0UL, what);
     return -EINVAL;
 }
 
@@ -170,7 +159,7 @@ int api_webconfig_load(const char *path, api_webconfig *wc, char *err, size_t er
     size_t len = 0;
     int rc = read_text(path, &text, &len);
     if (rc) {
-        set_err(err, err_len, "%s: %s", path, strerror(-rc));
+        lw_set_err(err, err_len, "%s: %s", path, strerror(-rc));
         api_webconfig_cleanup(wc);
         return rc == -E2BIG ? -EINVAL : rc;
     }
@@ -184,7 +173,7 @@ int api_webconfig_load(const char *path, api_webconfig *wc, char *err, size_t er
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        set_err(err, err_len, "%s:%lu: %s", path, (unsigned long)parser.problem_mark.line + 1,
+        lw_set_err(err, err_len, "%s:%lu: %s", path, (unsigned long)parser.problem_mark.line + 1,
                 parser.problem ? parser.problem : "YAML error");
         rc = -EINVAL;
         goto out_parser;

@@ -16,15 +16,9 @@
 #include <time.h>
 
 #include "alerts.h"
+#include "lw_util.h"
 
 #define MAX_KV 32
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static int split_kv(char *arg, alerts_kv *kv)
 {
@@ -54,7 +48,7 @@ int main(int argc, char **argv)
     alerts_kv labels[MAX_KV], annotations[MAX_KV];
     size_t n_labels = 0, n_annotations = 0;
     const char *alertname = NULL, *state = "firing", *gen = NULL;
-    int64_t now = now_ns(), active_at = now, resolved_at = now;
+    int64_t now = lw_wall_ns(), active_at = now, resolved_at = now;
     alert a;
     memset(&a, 0, sizeof(a));
     lw_buf payload;

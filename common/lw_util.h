@@ -1,0 +1,26 @@
+/* lw_util.h — tiny helpers every component needs: error messages and clocks.
+ *
+ * Kept here so each module does not grow its own copy. All functions are
+ * thread-safe and cannot fail.
+ */
+#ifndef LW_UTIL_H
+#define LW_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lw_buf.h"
+
+#define LW_NS_PER_SECOND INT64_C(1000000000)
+
+/* Format a one-line message into err (err_len bytes, always NUL-terminated).
+ * Does nothing when err is NULL or err_len is 0. */
+void lw_set_err(char *err, size_t err_len, const char *fmt, ...) LW_PRINTF(3, 4);
+
+/* Wall-clock time (CLOCK_REALTIME) in nanoseconds since the Unix epoch. */
+int64_t lw_wall_ns(void);
+
+/* Monotonic time (CLOCK_MONOTONIC) in nanoseconds, for intervals. */
+int64_t lw_mono_ns(void);
+
+#endif
