@@ -5,9 +5,10 @@
 # Configures build-tsan/ (-DLW_TSAN=ON, gcc, Debug), builds it, and runs the
 # tests that exercise threads: the storage unit test's concurrent
 # ingest-while-reading, the detect engine, the API units, the collector's
-# decode/ingest worker threads against real and hostile targets (integration
-# collector, soak), the API server under 50 concurrent clients (integration
-# api, api_daemon) and the store integration test. Every TSan report is
+# decode/ingest worker threads against real and hostile targets (unit
+# test_coll, integration collector_scrape, collector_config, soak), the API
+# server under 50 concurrent clients (integration api, api_daemon) and the
+# store integration test. Every TSan report is
 # written to build-tsan/tsan-reports/ (log_path) as well as failing the
 # process (exitcode 66); the script prints the reports and exits 1 when
 # there is any report or failed test. Too slow for the normal suite (a
@@ -19,7 +20,7 @@ set -euo pipefail
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${LW_TSAN_BUILD_DIR:-$src/build-tsan}
-tests=${LW_TSAN_TESTS:-'^(unit\.test_store|unit\.test_detect_engine|unit\.test_api_params|unit\.test_api_json|unit\.test_api_webconfig|unit\.test_pprof|integration\.collector|integration\.api|integration\.api_daemon|integration\.store|integration\.soak)$'}
+tests=${LW_TSAN_TESTS:-'^(unit\.test_store|unit\.test_detect_engine|unit\.test_api_params|unit\.test_api_json|unit\.test_api_webconfig|unit\.test_pprof|unit\.test_coll|integration\.collector_scrape|integration\.collector_config|integration\.collector_self_agent|integration\.api|integration\.api_daemon|integration\.store|integration\.soak)$'}
 
 mkdir -p "$build"
 cmake -S "$src" -B "$build" -DLW_TSAN=ON -DLW_WERROR=ON -DCMAKE_BUILD_TYPE=Debug \
@@ -27,7 +28,7 @@ cmake -S "$src" -B "$build" -DLW_TSAN=ON -DLW_WERROR=ON -DCMAKE_BUILD_TYPE=Debug
 # The agent is never sanitized (it interposes malloc) and no selected test
 # needs it, so only the sanitized programs and test executables are built.
 targets=${LW_TSAN_TARGETS:-"leakwatchd leakwatch lwapi-testd lwcoll-dump lwstore-tool lwpprof-tool
-  test_store test_detect_engine test_api_params test_api_json test_api_webconfig test_pprof"}
+  test_store test_coll test_detect_engine test_api_params test_api_json test_api_webconfig test_pprof"}
 # shellcheck disable=SC2086
 cmake --build "$build" -j"${LW_TSAN_JOBS:-2}" --target $targets >"$build/lw-build.log" 2>&1 ||
   { tail -50 "$build/lw-build.log" >&2; exit 1; }
