@@ -6,7 +6,8 @@
   POST to symbol get 401 with WWW-Authenticate: Bearer; the right token
   (scheme in any case) gets 200 and a real profile.
 - token_file: LEAKWATCH_AGENT_TOKEN_FILE works (trailing newline trimmed); a
-  missing token file starts no server (fails closed) and says why.
+  missing token file or a token with a space starts no server (fails
+  closed) and says why.
 - limits: a 64 KiB URL gets 414, a 64 KiB header 431; of 100 idle
   connections at most LW_AGENT_MAX_CONNECTIONS (64) are accepted (one
   thread each, counted in /proc/PID/task); afterwards the server answers.
@@ -92,14 +93,26 @@ def test_token_file():
     print("missing token file:", [ln for ln in log.splitlines() if "leakwatch-agent" in ln])
     t.check(f"not serving /debug/pprof: LEAKWATCH_AGENT_TOKEN_FILE {missing}: No such file or directory"
             in log, "the agent says why it does not serve")
-    refused = False
-    try:
-        t.http(base, timeout=5)
-    except OSError:
-        refused = True
-    t.check(refused, "no server without a readable token file (fails closed)")
+    t.check(refused_at(base), "no server without a readable token file (fails closed)")
     t.check(p.poll() is None, "the service itself runs on")
     t.stop(p)
+
+    p, base = start_service({"LEAKWATCH_AGENT_TOKEN": "two words"}, d, wait=False)
+    t.wait_until(lambda: "ready" in open(p.log_path).read(), 30, "plain_service ready")
+    log = open(p.log_path).read()
+    print("token with a space:", [ln for ln in log.splitlines() if "leakwatch-agent" in ln])
+    t.check("not serving /debug/pprof: bearer token must be printable ASCII without spaces" in log,
+            "an invalid token is refused with the reason")
+    t.check(refused_at(base), "no server with an invalid token")
+    t.stop(p)
+
+
+def refused_at(url):
+    try:
+        t.http(url, timeout=5)
+    except OSError:
+        return True
+    return False
 
 
 def raw_request(port, data, timeout=10.0):
