@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """test_daemon_crash.py — crash safety of leakwatchd itself.
 
-- kill_during_ingest: leakwatchd scrapes 6 targets every 200 ms (a tiny
-  Python server on 6 ports serving a real heap profile of gosvc at
-  MemProfileRate=1 and its goroutine profile), at debug log level so every
+- kill_during_ingest: leakwatchd scrapes 8 targets every 200 ms (a tiny
+  Python server on 8 ports serving real heap, allocs and goroutine profiles
+  of gosvc at MemProfileRate=1), at debug log level so every
   stored profile is logged with its id ("profile stored" id=N, after
   COMMIT). It is killed with SIGKILL at a random moment 0.3–2 s after each
   start, 20 times in a row, restarted each time on the same database. Then
@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lwtest as t  # noqa: E402
 
 LEAKWATCHD = os.path.join(t.BIN, "leakwatchd")
-N_TARGETS = 6
+N_TARGETS = 8
 N_KILLS = 20
 STORED_RE = re.compile(r'msg="?profile stored"? id=(\d+)')
 
@@ -59,7 +59,7 @@ def start_profile_servers(d):
     svc, base = t.start_gosvc(["-memprofilerate", "1"], log_dir=d)
     t.wait_until(lambda: t.http(base + "/debug/pprof/heap?debug=1")[2].count(b"\n") > 200, 30,
                  "gosvc to have a few hundred heap records")
-    for name in ("heap", "goroutine"):
+    for name in ("heap", "allocs", "goroutine"):
         status, _, body = t.http(base + "/debug/pprof/" + name)
         t.check_eq(status, 200, f"gosvc {name} profile")
         ProfileServer.profiles["/debug/pprof/" + name] = body
@@ -82,6 +82,7 @@ def write_config(d, servers):
     with open(cfg, "w") as f:
         f.write("global: {scrape_interval: 200ms, scrape_timeout: 200ms}\n"
                 "scrape_configs:\n  - job_name: crash\n"
+                "    profiling_config: {pprof_config: {allocs: {enabled: true}}}\n"
                 f"    static_configs: [{{targets: [{targets}]}}]\n")
     return cfg
 
