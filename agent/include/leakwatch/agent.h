@@ -46,7 +46,7 @@
  * bearer token, every request without "Authorization: Bearer <token>" gets
  * 401 with "WWW-Authenticate: Bearer" (the token is compared in constant
  * time). Request limits: LW_AGENT_MAX_CONNECTIONS concurrent connections
- * (more are refused at accept), LW_AGENT_CONNECTION_TIMEOUT_S seconds of
+ * (more wait in the listen backlog), LW_AGENT_CONNECTION_TIMEOUT_S seconds of
  * inactivity per connection, request line plus headers within
  * LW_AGENT_CONNECTION_MEMORY_BYTES (a longer URL gets 414, longer headers
  * 431), POST bodies (symbol) up to 1 MiB.
