@@ -47,10 +47,11 @@ typedef struct loader {
     int64_t *uids;       /* distinct stack ids, ascending */
     size_t n_uids;
     uint32_t *sample_stack; /* per sample: index into uids */
-    span *spans;         /* per distinct stack: its frames in fidx and locs */
+    span *spans;         /* per distinct stack: its frames in fidx */
     uint32_t *fidx;      /* frame indices of every distinct stack, concatenated */
     size_t n_fidx, cap_fidx;
-    uint64_t *locs;      /* location ids, parallel to fidx */
+    uint64_t *locs;      /* one sample's location ids (the deepest stack's room) */
+    size_t max_depth;
     frame *frames;       /* distinct frames */
     size_t n_frames, cap_frames;
     uint32_t *fmap;      /* open addressing over frames: index + 1, 0 = empty */
@@ -476,9 +477,8 @@ static int load_stacks(loader *l, const store__set_reader *r)
         goto out;
 
     /* Locations, made in order of first use (as ingest saw them). */
-    l->locs = malloc((l->n_fidx ? l->n_fidx : 1) * sizeof(*l->locs));
     done = calloc(l->n_uids ? l->n_uids : 1, 1);
-    if (!l->locs || !done) {
+    if (!done) {
         rc = -ENOMEM;
         goto out;
     }
@@ -488,6 +488,8 @@ static int load_stacks(loader *l, const store__set_reader *r)
             continue;
         done[u] = 1;
         const span *sp = &l->spans[u];
+        if (sp->len > l->max_depth)
+            l->max_depth = sp->len;
         for (size_t j = sp->off; j < sp->off + sp->len; j++) {
             frame *f = &l->frames[l->fidx[j]];
             if (!f->loc) {
@@ -507,9 +509,11 @@ static int load_stacks(loader *l, const store__set_reader *r)
                     goto out;
                 }
             }
-            l->locs[j] = f->loc;
         }
     }
+    l->locs = malloc((l->max_depth ? l->max_depth : 1) * sizeof(*l->locs));
+    if (!l->locs)
+        rc = -ENOMEM;
 out:
     free(order);
     free(fids);
@@ -634,6 +638,8 @@ int store_profile_load(store *s, int64_t id, pprof_profile **out, store_profile_
         goto end;
     for (size_t i = 0; i < r.n_samples; i++) {
         const span sp = l.spans[l.sample_stack[i]];
+        for (size_t j = 0; j < sp.len; j++)
+            l.locs[j] = l.frames[l.fidx[sp.off + j]].loc;
         size_t nl = r.label_off[i + 1] - r.label_off[i];
         if (nl > labels_cap) {
             pprof_label *tmp = realloc(labels, nl * sizeof(*labels));
@@ -654,7 +660,7 @@ int store_profile_load(store *s, int64_t id, pprof_profile **out, store_profile_
                 goto end;
             pl->num = src_l[2];
         }
-        rc = pprof_add_sample(l.p, l.locs + sp.off, sp.len, r.values + i * r.n_types, labels, nl);
+        rc = pprof_add_sample(l.p, l.locs, sp.len, r.values + i * r.n_types, labels, nl);
         if (rc)
             goto end;
     }
