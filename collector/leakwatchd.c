@@ -325,7 +325,12 @@ static int detect_setup(daemon_state *d, char *err, size_t err_len)
     alerts_config ac;
     detect_settings(d, d->cfg, &dc, &ac);
     int rc = detect_engine_new(d->store, &dc, &ac, &d->detect);
-    if (rc)
+    if (rc == -EIO)
+        snprintf(err, err_len,
+                 "cannot read the database %s: it is damaged (the leak detector's first read "
+                 "failed); the file was left untouched: move it away or restore a backup",
+                 d->flags.storage_path);
+    else if (rc)
         snprintf(err, err_len, "cannot start the leak detector: %s", strerror(-rc));
     return rc;
 }
