@@ -136,6 +136,17 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
  * caller owns *out (pprof_free). info may be NULL. */
 int store_profile_load(store *s, int64_t id, pprof_profile **out, store_profile_info *info) LW_WUR;
 
+/* Load n (1..STORE_LOAD_MAX) profiles at once, each on its own reader
+ * connection and thread (the caller's and n - 1 helper threads; in the
+ * caller alone if a thread cannot be started), e.g. the two sides of a
+ * diff. All or nothing: on success out[i] (and infos[i] when infos is not
+ * NULL) hold profile ids[i], owned by the caller; on failure every out[i]
+ * is NULL and the error is that of the first failing id in order (as
+ * store_profile_load). */
+#define STORE_LOAD_MAX 8
+int store_profiles_load(store *s, const int64_t *ids, size_t n, pprof_profile **out,
+                        store_profile_info *infos) LW_WUR;
+
 /* Metadata of one profile. -ENOENT if absent. */
 int store_profile_info_get(store *s, int64_t id, store_profile_info *info) LW_WUR;
 

@@ -694,6 +694,59 @@ unlock:
     return 0;
 }
 
+typedef struct load_job {
+    store *s;
+    int64_t id;
+    pprof_profile *p;
+    store_profile_info info;
+    int rc;
+} load_job;
+
+static void *load_job_main(void *arg)
+{
+    load_job *j = arg;
+    j->rc = store_profile_load(j->s, j->id, &j->p, &j->info);
+    return NULL;
+}
+
+int store_profiles_load(store *s, const int64_t *ids, size_t n, pprof_profile **out,
+                        store_profile_info *infos)
+{
+    load_job jobs[STORE_LOAD_MAX];
+    pthread_t th[STORE_LOAD_MAX];
+    bool started[STORE_LOAD_MAX] = {false};
+    if (!s || !ids || !out || n == 0 || n > STORE_LOAD_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NULL;
+        jobs[i] = (load_job){.s = s, .id = ids[i], .p = NULL, .rc = 0};
+    }
+    /* Helpers take jobs 1..n-1; the caller loads job 0 meanwhile. Nobody
+     * holds a connection while waiting for another, so no deadlock. */
+    for (size_t i = 1; i < n; i++)
+        started[i] = pthread_create(&th[i], NULL, load_job_main, &jobs[i]) == 0;
+    load_job_main(&jobs[0]);
+    for (size_t i = 1; i < n; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        else
+            load_job_main(&jobs[i]);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = jobs[i].rc;
+    for (size_t i = 0; i < n; i++) {
+        if (rc) {
+            pprof_free(jobs[i].p);
+            continue;
+        }
+        out[i] = jobs[i].p;
+        if (infos)
+            infos[i] = jobs[i].info;
+    }
+    return rc;
+}
+
 typedef struct agg {
     store_stack_value *arr;
     size_t n, cap;

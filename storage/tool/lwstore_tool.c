@@ -21,7 +21,9 @@
  *   lwstore-tool load-bench DB ROUNDS ID...      load the profiles ROUNDS times each
  *                                          (read-only handle); prints samples and
  *                                          min/median/max wall and thread-CPU ms
- *                                          per load of each
+ *                                          per load of each; with 2..8 ids also the
+ *                                          wall ms of loading all at once
+ *                                          (store_profiles_load, one thread each)
  *
  * Exit status: 0 success, 1 failure (with a message on stderr), 2 usage.
  */
@@ -464,6 +466,27 @@ static int cmd_load_bench(int argc, char **argv)
                "cpu min %.2f median %.2f max %.2f\n",
                id, n_samples, t[0], t[rounds / 2], t[rounds - 1], c[0], c[rounds / 2],
                c[rounds - 1]);
+    }
+    size_t n_ids = (size_t)(argc - 4);
+    if (!rc && n_ids >= 2 && n_ids <= STORE_LOAD_MAX) {
+        int64_t ids[STORE_LOAD_MAX];
+        for (size_t k = 0; k < n_ids; k++)
+            ids[k] = strtoll(argv[4 + k], NULL, 10);
+        for (long r = 0; r < rounds && !rc; r++) {
+            pprof_profile *ps[STORE_LOAD_MAX];
+            double t0 = mono_s();
+            rc = store_profiles_load(s, ids, n_ids, ps, NULL);
+            t[r] = (mono_s() - t0) * 1e3;
+            for (size_t k = 0; !rc && k < n_ids; k++)
+                pprof_free(ps[k]);
+        }
+        if (rc) {
+            fprintf(stderr, "store_profiles_load: %s\n", strerror(-rc));
+        } else {
+            qsort(t, (size_t)rounds, sizeof(*t), dbl_cmp);
+            printf("all %zu at once (store_profiles_load): wall ms min %.2f median %.2f max %.2f\n",
+                   n_ids, t[0], t[rounds / 2], t[rounds - 1]);
+        }
     }
 out:
     store_close(s);

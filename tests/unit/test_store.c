@@ -1332,6 +1332,26 @@ static void test_load_batched(void **state)
         assert_same_profile(want[k], got);
         pprof_free(got);
     }
+    /* All four at once (threads, one reader each), then with an absent id:
+     * all or nothing. */
+    pprof_profile *many[4] = {NULL, NULL, NULL, NULL};
+    store_profile_info infos[4];
+    assert_int_equal(store_profiles_load(s, ids, 4, many, infos), 0);
+    for (int k = 0; k < 4; k++) {
+        printf("store_profiles_load[%d] = profile %" PRId64 ":\n", k, infos[k].id);
+        assert_int_equal(infos[k].id, ids[k]);
+        assert_same_profile(want[k], many[k]);
+        pprof_free(many[k]);
+    }
+    const int64_t bad[3] = {ia, 999999, ib};
+    int rc = store_profiles_load(s, bad, 3, many, NULL);
+    printf("store_profiles_load with an absent id: %d, out %p %p %p\n", rc, (void *)many[0],
+           (void *)many[1], (void *)many[2]);
+    assert_int_equal(rc, -ENOENT);
+    assert_null(many[0]);
+    assert_null(many[1]);
+    assert_null(many[2]);
+    assert_int_equal(store_profiles_load(s, ids, 0, many, NULL), -EINVAL);
     pprof_free(a);
     pprof_free(b);
     pprof_free(c);
