@@ -6,9 +6,9 @@
  * for the duration of one call, so concurrent reads run in parallel (WAL
  * readers do not block each other or the writer) and a slow API read never
  * holds the writer. Reader connections are opened on demand, up to
- * max_readers; bulk reads (whole profiles) may hold all but one of them, so
- * a short query (the detector's series and stacks) never waits behind
- * merges. Prepared statements are cached per connection in slots indexed by
+ * max_readers; bulk reads (whole profiles) may hold all but one of them
+ * (all of one when max_readers is 1), so a short query (the detector's
+ * series and stacks) never waits behind merges. Prepared statements are cached per connection in slots indexed by
  * enum store__sql. The writer also keeps in-memory caches mapping content
  * (a string, a function key, a stack's frame blob) to its row id; they are
  * only touched under wmu and are cleared whenever rows may have vanished
