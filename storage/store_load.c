@@ -379,7 +379,7 @@ static int stack_row(void *arg, sqlite3_stmt *st, size_t i)
         uint64_t fid;
         int64_t line;
         if (store__get_uvarint(d, len, &pos, &fid) || store__get_svarint(d, len, &pos, &line) ||
-            fid > INT64_MAX)
+            fid == 0 || fid > INT64_MAX)
             return -EIO;
         int64_t k = frame_index(l, (int64_t)fid, line);
         if (k < 0)
