@@ -64,7 +64,7 @@ typedef struct api_options {
     size_t max_list_profiles;            /* rows of /api/v1/profiles [10000] */
     unsigned max_concurrent_queries;     /* store-reading requests (lists, profiles, merges,
                                             diffs, series) running at once; others wait up to
-                                            request_timeout_seconds, then 503 [2] */
+                                            request_timeout_seconds, then 503 [3] */
     const char *web_config_file;         /* exporter-toolkit web config: TLS and basic auth
                                             (see webconfig.h); NULL = plain HTTP, no auth */
 } api_options;

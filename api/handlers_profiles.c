@@ -577,11 +577,29 @@ int api__h_diff(api_request *r)
     int rc = diff_ids(r, &base_id, &id, &answered);
     if (rc || answered)
         goto out;
-    rc = load_profile(r, base_id, &base, &bi, &answered);
-    if (rc || answered)
-        goto out;
-    rc = load_profile(r, id, &cur, &ci, &answered);
-    if (rc || answered)
+    /* Both profiles at once (one reader connection and thread each); on
+     * failure fall back to one by one so a missing id gets its own 404. */
+    {
+        const int64_t ids[2] = {base_id, id};
+        pprof_profile *loaded[2] = {NULL, NULL};
+        store_profile_info infos[2];
+        rc = store_profiles_load(r->srv->src.store, ids, 2, loaded, infos);
+        if (rc == 0) {
+            base = loaded[0];
+            cur = loaded[1];
+            bi = infos[0];
+            ci = infos[1];
+        }
+    }
+    if (rc == -ENOENT) {
+        rc = load_profile(r, base_id, &base, &bi, &answered);
+        if (rc || answered)
+            goto out;
+        rc = load_profile(r, id, &cur, &ci, &answered);
+        if (rc || answered)
+            goto out;
+    }
+    if (rc)
         goto out;
     if (strcmp(bi.profile_type, ci.profile_type) != 0) {
         rc = api__error(r, 400, "bad_data", "invalid parameter \"base_id\": profile %lld is %s but profile %lld is %s",

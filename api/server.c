@@ -47,7 +47,7 @@
 #define DEFAULT_MAX_MERGE_PROFILES 1000
 #define DEFAULT_MAX_RANGE_S (31 * 24 * 3600)
 #define DEFAULT_MAX_LIST_PROFILES 10000
-#define DEFAULT_MAX_CONCURRENT_QUERIES 2
+#define DEFAULT_MAX_CONCURRENT_QUERIES 3
 #define API_THREAD_NICE 5 /* connection threads yield the CPU to the scrape loop */
 #define MAX_QUERY_ARGS 64
 
