@@ -18,7 +18,7 @@ import subprocess
 
 import yaml
 
-from lwtest import BIN, SOURCE_DIR, check, check_eq, run_tests, tempdir
+from lwtest import BIN, BINARY_DIR, SOURCE_DIR, check, check_eq, run_tests, tempdir
 
 DEPLOY = os.path.join(SOURCE_DIR, "deploy")
 DASH = os.path.join(SOURCE_DIR, "dashboards")
@@ -140,6 +140,21 @@ def test_dashboard_metrics():
     check(used <= EXPORTED, f"dashboard uses only exported metrics: {sorted(used - EXPORTED)} unknown")
 
 
+def test_cmake_install():
+    prefix = tempdir("install-")
+    r = run(["cmake", "--install", BINARY_DIR, "--prefix", prefix])
+    check_eq(r.returncode, 0, "cmake --install exit code")
+    for rel in ("bin/leakwatchd", "bin/leakwatch", "lib/libleakwatch-agent.so", "lib/libleakwatch-agent.a",
+                "include/leakwatch/agent.h", "lib/systemd/system/leakwatchd.service",
+                "etc/leakwatch/leakwatch.yml"):
+        check(os.path.exists(os.path.join(prefix, rel)), f"installed {rel}")
+    r = run([os.path.join(prefix, "bin", "leakwatchd"), "--version"])
+    check(r.returncode == 0 and "leakwatchd version" in r.stdout, "installed leakwatchd runs")
+    r = run([os.path.join(prefix, "bin", "leakwatchd"), "--config.check",
+             "--config.file=" + os.path.join(prefix, "etc", "leakwatch", "leakwatch.yml")])
+    check_eq(r.returncode, 0, "installed example config passes --config.check")
+
+
 if __name__ == "__main__":
     run_tests([test_systemd_unit_verifies, test_rules_check, test_example_configs_check,
-               test_kubernetes_manifests, test_dockerfile, test_dashboard_metrics])
+               test_kubernetes_manifests, test_dockerfile, test_dashboard_metrics, test_cmake_install])
