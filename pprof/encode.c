@@ -1,8 +1,9 @@
 /* encode.c — profile -> protobuf wire format -> gzip.
  *
- * A direct writer: one pass computes the exact size (caching each sample's
- * body size), a second writes into one buffer of that size, which is then
- * deflated in chunks into the caller's capped buffer. Fields are written in
+ * A direct writer: each element's size is computed, then the element is
+ * written into a 64 KiB buffer that is deflated (or appended) into the
+ * caller's capped buffer whenever the next element does not fit, so the raw
+ * message never exists whole. Fields are written in
  * field-number order with proto3 rules (zero scalars omitted, repeated
  * scalars packed), which is byte for byte what protobuf-c's generated packer
  * produces for the same message; the unit tests check that against
@@ -18,7 +19,9 @@
 
 #include "internal.h"
 
-#define DEFLATE_CHUNK_BYTES ((size_t)256 << 10)
+/* Both under glibc's mmap threshold, so they come from (warm) heap memory. */
+#define WRITE_CHUNK_BYTES ((size_t)64 << 10)
+#define DEFLATE_CHUNK_BYTES ((size_t)64 << 10)
 
 enum { WT_VARINT = 0, WT_LEN = 2 };
 
@@ -157,10 +160,9 @@ static uint8_t *put_packed(uint8_t *w, unsigned field, const uint64_t *v, size_t
     return w;
 }
 
-static uint8_t *put_sample(uint8_t *w, const pprof_sample *s, size_t body)
+static uint8_t *put_sample(uint8_t *w, const pprof_sample *s, size_t body, size_t ids_len,
+                          size_t vals_len)
 {
-    size_t ids_len, vals_len;
-    (void)sample_body(s, &ids_len, &vals_len);
     w = put_len(w, 2, body);
     w = put_packed(w, 1, s->location_ids, s->n_locations, ids_len);
     w = put_packed(w, 2, (const uint64_t *)s->values, s->n_values, vals_len);
@@ -206,6 +208,12 @@ static uint8_t *put_location(uint8_t *w, const pprof_location *l)
     return put_scalar(w, 5, l->is_folded);
 }
 
+static uint8_t *put_bytes(uint8_t *w, const char *s, size_t n)
+{
+    memcpy(w, s, n);
+    return w + n;
+}
+
 static uint8_t *put_function(uint8_t *w, const pprof_function *f)
 {
     w = put_len(w, 5, function_body(f));
@@ -216,59 +224,9 @@ static uint8_t *put_function(uint8_t *w, const pprof_function *f)
     return put_scalar(w, 5, (uint64_t)f->start_line);
 }
 
-/* Serialize p into a new malloc'd buffer of exactly *len bytes. */
-static int serialize(const pprof_profile *p, uint8_t **out, size_t *len)
+/* The scalar fields after the string table, in field order. */
+static uint8_t *put_tail(uint8_t *w, const pprof_profile *p, size_t comments_len)
 {
-    size_t *sample_len = malloc((p->n_samples ? p->n_samples : 1) * sizeof(size_t));
-    if (!sample_len)
-        return -ENOMEM;
-    size_t n = 0;
-    for (size_t i = 0; i < p->n_sample_types; i++)
-        n += len_size(value_type_body(&p->sample_types[i]));
-    for (size_t i = 0; i < p->n_samples; i++) {
-        size_t a, b;
-        sample_len[i] = sample_body(&p->samples[i], &a, &b);
-        n += len_size(sample_len[i]);
-    }
-    for (size_t i = 0; i < p->n_mappings; i++)
-        n += len_size(mapping_body(&p->mappings[i]));
-    for (size_t i = 0; i < p->n_locations; i++)
-        n += len_size(location_body(&p->locations[i]));
-    for (size_t i = 0; i < p->n_functions; i++)
-        n += len_size(function_body(&p->functions[i]));
-    for (size_t i = 0; i < p->n_strings; i++)
-        n += len_size(strlen(pprof__str(p, (int64_t)i)));
-    n += scalar_size((uint64_t)p->drop_frames) + scalar_size((uint64_t)p->keep_frames) +
-         scalar_size((uint64_t)p->time_nanos) + scalar_size((uint64_t)p->duration_nanos) +
-         (has_period_type(p) ? len_size(value_type_body(&p->period_type)) : 0) +
-         scalar_size((uint64_t)p->period) + scalar_size((uint64_t)p->default_sample_type);
-    size_t comments_len = packed_u64((const uint64_t *)p->comments, p->n_comments);
-    if (p->n_comments)
-        n += len_size(comments_len);
-
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) {
-        free(sample_len);
-        return -ENOMEM;
-    }
-    uint8_t *w = buf;
-    for (size_t i = 0; i < p->n_sample_types; i++)
-        w = put_value_type(w, 1, &p->sample_types[i]);
-    for (size_t i = 0; i < p->n_samples; i++)
-        w = put_sample(w, &p->samples[i], sample_len[i]);
-    for (size_t i = 0; i < p->n_mappings; i++)
-        w = put_mapping(w, &p->mappings[i]);
-    for (size_t i = 0; i < p->n_locations; i++)
-        w = put_location(w, &p->locations[i]);
-    for (size_t i = 0; i < p->n_functions; i++)
-        w = put_function(w, &p->functions[i]);
-    for (size_t i = 0; i < p->n_strings; i++) {
-        const char *s = pprof__str(p, (int64_t)i);
-        size_t sl = strlen(s);
-        w = put_len(w, 6, sl);
-        memcpy(w, s, sl);
-        w += sl;
-    }
     w = put_scalar(w, 7, (uint64_t)p->drop_frames);
     w = put_scalar(w, 8, (uint64_t)p->keep_frames);
     w = put_scalar(w, 9, (uint64_t)p->time_nanos);
@@ -277,59 +235,162 @@ static int serialize(const pprof_profile *p, uint8_t **out, size_t *len)
         w = put_value_type(w, 11, &p->period_type);
     w = put_scalar(w, 12, (uint64_t)p->period);
     w = put_packed(w, 13, (const uint64_t *)p->comments, p->n_comments, comments_len);
-    w = put_scalar(w, 14, (uint64_t)p->default_sample_type);
-    free(sample_len);
-    if ((size_t)(w - buf) != n) {
-        free(buf);
-        return -EINVAL; /* size pass and write pass disagree: a bug */
+    return put_scalar(w, 14, (uint64_t)p->default_sample_type);
+}
+
+/* ---- streaming output ---------------------------------------------------------- */
+
+/* The message is written element by element into a small buffer that is
+ * handed to deflate (or appended as is) whenever the next element does not
+ * fit: no buffer of the whole raw message (8 MB for a diff of large heap
+ * profiles, all of it fresh pages that deflate then read back). Top-level
+ * fields carry no length prefix, so nothing needs the total size first. */
+typedef struct writer {
+    uint8_t *buf;
+    size_t cap, len;
+    bool gzip;
+    z_stream z;
+    unsigned char *zout;
+    lw_buf *out;
+} writer;
+
+/* Hand buf[0..len) on; with finish, end the gzip stream. 0, -E2BIG, -ENOMEM
+ * or -EINVAL (zlib refused the stream). */
+static int w_flush(writer *w, bool finish)
+{
+    if (!w->gzip) {
+        int rc = w->len ? lw_buf_append(w->out, w->buf, w->len) : 0;
+        w->len = 0;
+        return rc;
     }
-    *out = buf;
-    *len = n;
+    w->z.next_in = w->buf;
+    w->z.avail_in = (unsigned)w->len;
+    int flush = finish ? Z_FINISH : Z_NO_FLUSH;
+    for (;;) {
+        w->z.next_out = w->zout;
+        w->z.avail_out = (unsigned)DEFLATE_CHUNK_BYTES;
+        int zr = deflate(&w->z, flush);
+        if (zr == Z_STREAM_ERROR)
+            return -EINVAL;
+        size_t got = DEFLATE_CHUNK_BYTES - w->z.avail_out;
+        if (got) {
+            int rc = lw_buf_append(w->out, w->zout, got);
+            if (rc)
+                return rc;
+        }
+        if (finish ? zr == Z_STREAM_END : (w->z.avail_in == 0 && w->z.avail_out != 0))
+            break;
+    }
+    w->len = 0;
     return 0;
 }
 
-static int deflate_into(const uint8_t *data, size_t len, lw_buf *out)
+/* Where to write the next n bytes (flushing first if they do not fit), or
+ * NULL with *rc set. */
+static uint8_t *w_room(writer *w, size_t n, int *rc)
 {
-    z_stream z;
-    memset(&z, 0, sizeof(z));
-    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return -ENOMEM;
-    unsigned char *chunk = malloc(DEFLATE_CHUNK_BYTES);
-    int rc = chunk ? 0 : -ENOMEM;
-    size_t done = 0;
-    int zr = Z_OK;
-    while (rc == 0 && zr != Z_STREAM_END) {
-        size_t left = len - done;
-        z.next_in = (unsigned char *)(uintptr_t)(data + done);
-        z.avail_in = left > UINT32_MAX ? UINT32_MAX : (unsigned)left;
-        size_t before = z.avail_in;
-        z.next_out = chunk;
-        z.avail_out = (unsigned)DEFLATE_CHUNK_BYTES;
-        zr = deflate(&z, before == left ? Z_FINISH : Z_NO_FLUSH);
-        done += before - z.avail_in;
-        if (zr == Z_STREAM_ERROR) {
-            rc = -EINVAL;
-            break;
+    if (w->cap - w->len >= n)
+        return w->buf + w->len;
+    if ((*rc = w_flush(w, false)))
+        return NULL;
+    if (n > w->cap) {
+        /* One element bigger than the buffer (a long string, a sample
+         * with many labels): grow for it. */
+        if (n > UINT32_MAX) {
+            *rc = -E2BIG;
+            return NULL;
         }
-        rc = lw_buf_append(out, chunk, DEFLATE_CHUNK_BYTES - z.avail_out);
+        uint8_t *b = realloc(w->buf, n);
+        if (!b) {
+            *rc = -ENOMEM;
+            return NULL;
+        }
+        w->buf = b;
+        w->cap = n;
     }
-    deflateEnd(&z);
-    free(chunk);
+    return w->buf;
+}
+
+/* Write one element of exactly n bytes with the writer expression `put`
+ * (which sees `o`, the output pointer, and must yield the end pointer). */
+#define EMIT(w, n, rc, put)                                                                      \
+    do {                                                                                         \
+        size_t n_ = (n);                                                                         \
+        uint8_t *o = w_room((w), n_, &(rc));                                                     \
+        if (!o)                                                                                  \
+            goto out;                                                                            \
+        uint8_t *e_ = (put);                                                                     \
+        if ((size_t)(e_ - o) != n_) {                                                            \
+            (rc) = -EINVAL; /* size pass and write pass disagree: a bug */                       \
+            goto out;                                                                            \
+        }                                                                                        \
+        (w)->len += n_;                                                                          \
+    } while (0)
+
+/* Serialize p through w (the caller flushes with finish). */
+static int serialize(const pprof_profile *p, writer *w)
+{
+    int rc = 0;
+    for (size_t i = 0; i < p->n_sample_types; i++)
+        EMIT(w, len_size(value_type_body(&p->sample_types[i])), rc,
+             put_value_type(o, 1, &p->sample_types[i]));
+    for (size_t i = 0; i < p->n_samples; i++) {
+        size_t ids_len, vals_len;
+        size_t body = sample_body(&p->samples[i], &ids_len, &vals_len);
+        EMIT(w, len_size(body), rc, put_sample(o, &p->samples[i], body, ids_len, vals_len));
+    }
+    for (size_t i = 0; i < p->n_mappings; i++)
+        EMIT(w, len_size(mapping_body(&p->mappings[i])), rc, put_mapping(o, &p->mappings[i]));
+    for (size_t i = 0; i < p->n_locations; i++)
+        EMIT(w, len_size(location_body(&p->locations[i])), rc, put_location(o, &p->locations[i]));
+    for (size_t i = 0; i < p->n_functions; i++)
+        EMIT(w, len_size(function_body(&p->functions[i])), rc, put_function(o, &p->functions[i]));
+    for (size_t i = 0; i < p->n_strings; i++) {
+        const char *str = pprof__str(p, (int64_t)i);
+        size_t sl = strlen(str);
+        EMIT(w, len_size(sl), rc, put_bytes(put_len(o, 6, sl), str, sl));
+    }
+    size_t tail = scalar_size((uint64_t)p->drop_frames) + scalar_size((uint64_t)p->keep_frames) +
+                  scalar_size((uint64_t)p->time_nanos) + scalar_size((uint64_t)p->duration_nanos) +
+                  (has_period_type(p) ? len_size(value_type_body(&p->period_type)) : 0) +
+                  scalar_size((uint64_t)p->period) + scalar_size((uint64_t)p->default_sample_type);
+    size_t comments_len = packed_u64((const uint64_t *)p->comments, p->n_comments);
+    if (p->n_comments)
+        tail += len_size(comments_len);
+    EMIT(w, tail, rc, put_tail(o, p, comments_len));
+out:
     return rc;
 }
 
 int pprof_encode(const pprof_profile *p, bool gzip, lw_buf *out)
 {
     size_t start = out->len;
-    uint8_t *raw = NULL;
-    size_t len = 0;
-    int rc = serialize(p, &raw, &len);
+    writer w;
+    memset(&w, 0, sizeof(w));
+    w.gzip = gzip;
+    w.out = out;
+    w.cap = WRITE_CHUNK_BYTES;
+    w.buf = malloc(w.cap);
+    int rc = w.buf ? 0 : -ENOMEM;
+    bool z_started = false;
+    if (rc == 0 && gzip) {
+        w.zout = malloc(DEFLATE_CHUNK_BYTES);
+        if (!w.zout || deflateInit2(&w.z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            rc = -ENOMEM;
+        else
+            z_started = true;
+    }
     if (rc == 0)
-        rc = gzip ? deflate_into(raw, len, out) : lw_buf_append(out, raw, len);
+        rc = serialize(p, &w);
+    if (rc == 0)
+        rc = w_flush(&w, true);
+    if (z_started)
+        deflateEnd(&w.z);
     if (rc && out->len > start) {
         out->len = start;
         out->data[start] = '\0';
     }
-    free(raw);
+    free(w.buf);
+    free(w.zout);
     return rc;
 }

@@ -344,6 +344,38 @@ static void test_protobuf_c_cross_check(void **state)
     cross_check(p);
     pprof_free(p);
     free(labels);
+    /* Bigger than the encoder's 64 KiB write buffer: many samples (the
+     * buffer is flushed between elements) and one string of 200 KiB (an
+     * element that needs a bigger buffer). Gzip must round-trip too. */
+    p = tiny(false);
+    char *big = malloc(200 * 1024 + 1);
+    assert_non_null(big);
+    memset(big, 'x', 200 * 1024);
+    big[200 * 1024] = '\0';
+    assert_true(pprof_intern(p, big) > 0);
+    free(big);
+    uint64_t stack[] = {p->samples[0].location_ids[0], p->samples[0].location_ids[1]};
+    for (int64_t i = 0; i < 20000; i++) {
+        int64_t v[] = {i, i * 1000};
+        assert_int_equal(pprof_add_sample(p, stack, 2, v, NULL, 0), 0);
+    }
+    cross_check(p);
+    lw_buf gz, raw;
+    encode(p, true, &gz);
+    encode(p, false, &raw);
+    pprof_profile *q = NULL;
+    char err[PPROF_ERR_LEN];
+    assert_int_equal(pprof_decode(gz.data, gz.len, NULL, &q, err, sizeof(err)), 0);
+    lw_buf again;
+    encode(q, false, &again);
+    printf("    big profile: %zu bytes raw, %zu gzipped\n", raw.len, gz.len);
+    assert_int_equal(again.len, raw.len);
+    assert_memory_equal(again.data, raw.data, raw.len);
+    pprof_free(q);
+    lw_buf_cleanup(&gz);
+    lw_buf_cleanup(&raw);
+    lw_buf_cleanup(&again);
+    pprof_free(p);
 }
 
 static void test_copy(void **state)
