@@ -139,26 +139,16 @@ typedef struct row_slot {
     size_t index;
 } row_slot;
 
-int store__set_encode_delta(const store__set_reader *r, const store__set_reader *base, lw_buf *b)
+/* Index every keyframe row by hash (for rows that are not where the
+ * sequential guess expects them). 0 or -ENOMEM. */
+static int index_rows(const store__set_reader *base, row_slot **slots_out, size_t *n_slots_out)
 {
-    size_t n = r->n_samples, nt = r->n_types, bn = base->n_samples;
-    size_t n_slots = 16;
-    row_slot *slots = NULL;
-    bool *used = NULL;
-    int64_t *match = NULL; /* per row: keyframe row or -1 */
-    int rc;
-    lw_buf_reset(b);
-    if (base->n_types != nt)
-        return -EINVAL;
+    size_t bn = base->n_samples, n_slots = 16;
     while (n_slots < bn * 2)
         n_slots *= 2;
-    slots = calloc(n_slots, sizeof(*slots));
-    used = calloc(bn ? bn : 1, sizeof(*used));
-    match = malloc((n ? n : 1) * sizeof(*match));
-    if (!slots || !used || !match) {
-        rc = -ENOMEM;
-        goto out;
-    }
+    row_slot *slots = calloc(n_slots, sizeof(*slots));
+    if (!slots)
+        return -ENOMEM;
     for (size_t j = 0; j < bn; j++) {
         uint64_t h = row_hash(base, j);
         size_t k = (size_t)h & (n_slots - 1);
@@ -166,15 +156,41 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
             k = (k + 1) & (n_slots - 1);
         slots[k] = (row_slot){h, j};
     }
+    *slots_out = slots;
+    *n_slots_out = n_slots;
+    return 0;
+}
+
+int store__set_encode_delta(const store__set_reader *r, const store__set_reader *base, lw_buf *b)
+{
+    size_t n = r->n_samples, nt = r->n_types, bn = base->n_samples;
+    size_t n_slots = 0;
+    row_slot *slots = NULL;
+    bool *used = NULL;
+    int64_t *match = NULL; /* per row: keyframe row or -1 */
+    int rc;
+    lw_buf_reset(b);
+    if (base->n_types != nt)
+        return -EINVAL;
+    used = calloc(bn ? bn : 1, sizeof(*used));
+    match = malloc((n ? n : 1) * sizeof(*match));
+    if (!used || !match) {
+        rc = -ENOMEM;
+        goto out;
+    }
     /* Prefer the keyframe row right after the previous match: when rows
-     * repeat (same stack and labels), that keeps the match column at 1s. */
+     * repeat (same stack and labels), that keeps the match column at 1s.
+     * A series of one target mostly keeps its rows in order, so the hash
+     * index of the keyframe is built only when that guess first fails. */
     int64_t prev = -1;
     for (size_t i = 0; i < n; i++) {
         match[i] = -1;
         size_t next = (size_t)(prev + 1);
         if (next < bn && !used[next] && row_equal(r, i, base, next)) {
             match[i] = (int64_t)next;
-        } else {
+        } else if (bn) {
+            if (!slots && (rc = index_rows(base, &slots, &n_slots)))
+                goto out;
             uint64_t h = row_hash(r, i);
             for (size_t k = (size_t)h & (n_slots - 1); slots[k].hash; k = (k + 1) & (n_slots - 1)) {
                 size_t j = slots[k].index;
