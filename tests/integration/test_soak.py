@@ -192,7 +192,7 @@ def test_soak():
         # A small quarantine so that RSS tracks the live heap, not freed memory.
         env = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4"
                ":detect_leaks=1"}
-        print("self-profiling skipped: the agent cannot be preloaded into a sanitized leakwatchd; "
+        print("self-profiling skipped: the agent cannot run inside a sanitized leakwatchd; "
               "measuring /proc (and LeakSanitizer at exit in the ASan build)")
 
     cfg = os.path.join(work, "soak.yml")
