@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +38,10 @@ typedef struct tgt {
     alerts_kv *labels; /* owned copies, as given */
     size_t n_labels;
     char *job, *instance;
-    bool have[DETECT_N_SIGNALS];
-    detect_verdict v[DETECT_N_SIGNALS];
+    /* Latest verdict per signal, NULL if none: each allocated by
+     * verdict_dup() with only its n_top stacks (most verdicts have none), so
+     * a target costs ~1 KB here rather than three full verdicts (~14 KB). */
+    detect_verdict *v[DETECT_N_SIGNALS];
     int64_t last_eval_ns; /* now_ns of the latest published evaluation */
 } tgt;
 
@@ -367,6 +370,24 @@ out:
 
 /* ---- engine tables (lock held) -------------------------------------------- */
 
+/* Bytes of v that matter: the fixed part and its n_top stacks. */
+static size_t verdict_size(const detect_verdict *v)
+{
+    return offsetof(detect_verdict, top) + v->n_top * sizeof(v->top[0]);
+}
+
+/* A heap copy of v's first verdict_size(v) bytes (the unused stack slots
+ * are not allocated: read it only through verdict_size()). NULL if out of
+ * memory. */
+static detect_verdict *verdict_dup(const detect_verdict *v)
+{
+    size_t n = verdict_size(v);
+    void *c = malloc(n);
+    if (c != NULL)
+        memcpy(c, v, n);
+    return c;
+}
+
 static tgt *find_target(detect_engine *e, int64_t id)
 {
     for (size_t i = 0; i < e->n_targets; i++)
@@ -380,6 +401,8 @@ static void tgt_clear(tgt *t)
     kv_array_free(t->labels, t->n_labels);
     free(t->job);
     free(t->instance);
+    for (int sig = 0; sig < DETECT_N_SIGNALS; sig++)
+        free(t->v[sig]);
     memset(t, 0, sizeof(*t));
 }
 
@@ -557,12 +580,12 @@ static int step_alerts(detect_engine *e, tgt *t, int64_t now_ns, bool forget, al
         bool active = false;
         if (!forget) {
             if (ai == 0) {
-                if (t->have[DETECT_GOROUTINES] && t->v[DETECT_GOROUTINES].suspected)
-                    v = &t->v[DETECT_GOROUTINES];
+                if (t->v[DETECT_GOROUTINES] != NULL && t->v[DETECT_GOROUTINES]->suspected)
+                    v = t->v[DETECT_GOROUTINES];
             } else {
                 for (int s = DETECT_HEAP_INUSE_BYTES; s <= DETECT_HEAP_INUSE_OBJECTS && !v; s++)
-                    if (t->have[s] && t->v[s].suspected)
-                        v = &t->v[s];
+                    if (t->v[s] != NULL && t->v[s]->suspected)
+                        v = t->v[s];
             }
             active = v != NULL;
         }
@@ -816,9 +839,13 @@ int detect_evaluate_target(detect_engine *e, int64_t target_id, const store_labe
     if (rc < 0)
         goto unlock;
     for (int sig = 0; sig < DETECT_N_SIGNALS; sig++) {
-        t->have[sig] = have[sig];
-        if (have[sig])
-            t->v[sig] = v[sig];
+        detect_verdict *nv = NULL;
+        if (have[sig] && (nv = verdict_dup(&v[sig])) == NULL) {
+            rc = -ENOMEM;
+            goto unlock;
+        }
+        free(t->v[sig]);
+        t->v[sig] = nv;
     }
     alert *send[2];
     size_t n_send = 0;
@@ -870,8 +897,9 @@ int detect_verdict_get(detect_engine *e, int64_t target_id, int signal, detect_v
         return -EINVAL;
     pthread_mutex_lock(&e->mu);
     tgt *t = find_target(e, target_id);
-    if (t != NULL && t->have[signal]) {
-        *out = t->v[signal];
+    if (t != NULL && t->v[signal] != NULL) {
+        memset(out, 0, sizeof(*out));
+        memcpy(out, t->v[signal], verdict_size(t->v[signal]));
         rc = 0;
     }
     pthread_mutex_unlock(&e->mu);
@@ -894,9 +922,9 @@ int detect_leaks_json(detect_engine *e, lw_buf *out)
     for (size_t i = 0; rc == 0 && i < e->n_targets; i++) {
         const tgt *t = &e->targets[i];
         for (int sig = 0; rc == 0 && sig < DETECT_N_SIGNALS; sig++) {
-            if (!t->have[sig])
+            if (t->v[sig] == NULL)
                 continue;
-            const detect_verdict *v = &t->v[sig];
+            const detect_verdict *v = t->v[sig];
             char ws[40], we[40];
             alerts_format_time(v->window_start_ns, ws, sizeof(ws));
             alerts_format_time(v->window_end_ns, we, sizeof(we));
@@ -1011,18 +1039,18 @@ int detect_metrics_text(detect_engine *e, lw_buf *out)
                          "# TYPE leakwatch_leak_growth_per_second gauge\n");
     for (size_t i = 0; rc == 0 && i < e->n_targets; i++)
         for (int sig = 0; rc == 0 && sig < DETECT_N_SIGNALS; sig++)
-            if (e->targets[i].have[sig] && e->targets[i].v[sig].evaluated)
+            if (e->targets[i].v[sig] != NULL && e->targets[i].v[sig]->evaluated)
                 rc = prom_series(out, "leakwatch_leak_growth_per_second", &e->targets[i],
-                                 detect_signal_name(sig), e->targets[i].v[sig].slope_per_second);
+                                 detect_signal_name(sig), e->targets[i].v[sig]->slope_per_second);
     if (rc == 0)
         rc = lw_buf_puts(out, "# HELP leakwatch_leak_suspected 1 when the detector suspects a leak "
                               "of the signal, else 0.\n"
                               "# TYPE leakwatch_leak_suspected gauge\n");
     for (size_t i = 0; rc == 0 && i < e->n_targets; i++)
         for (int sig = 0; rc == 0 && sig < DETECT_N_SIGNALS; sig++)
-            if (e->targets[i].have[sig])
+            if (e->targets[i].v[sig] != NULL)
                 rc = prom_series(out, "leakwatch_leak_suspected", &e->targets[i],
-                                 detect_signal_name(sig), e->targets[i].v[sig].suspected ? 1 : 0);
+                                 detect_signal_name(sig), e->targets[i].v[sig]->suspected ? 1 : 0);
     if (rc == 0)
         rc = lw_buf_puts(out, "# HELP leakwatch_alerts Leak alerts that are pending or firing, like "
                               "Prometheus' ALERTS.\n"
