@@ -182,13 +182,27 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
      * repeat (same stack and labels), that keeps the match column at 1s.
      * A series of one target mostly keeps its rows in order, so the hash
      * index of the keyframe is built only when that guess first fails. */
-    int64_t prev = -1;
+    int64_t prev = -1, lo = 0, hi = 0;
+    bool have_range = false;
     for (size_t i = 0; i < n; i++) {
         match[i] = -1;
         size_t next = (size_t)(prev + 1);
         if (next < bn && !used[next] && row_equal(r, i, base, next)) {
             match[i] = (int64_t)next;
         } else if (bn) {
+            if (!have_range) {
+                lo = hi = base->stack_ids[0];
+                for (size_t j = 1; j < bn; j++) {
+                    lo = base->stack_ids[j] < lo ? base->stack_ids[j] : lo;
+                    hi = base->stack_ids[j] > hi ? base->stack_ids[j] : hi;
+                }
+                have_range = true;
+            }
+            /* A stack outside the keyframe's range of stack ids (a stack
+             * stored after the keyframe has a higher id) matches no row:
+             * new rows then need no index at all. */
+            if (r->stack_ids[i] < lo || r->stack_ids[i] > hi)
+                continue;
             if (!slots && (rc = index_rows(base, &slots, &n_slots)))
                 goto out;
             uint64_t h = row_hash(r, i);
