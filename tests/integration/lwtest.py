@@ -164,11 +164,11 @@ def go_peer(name):
     return path
 
 
-def start_gosvc(extra_args=(), log_dir=None):
+def start_gosvc(extra_args=(), log_dir=None, env=None):
     """Start the tests/peers/gosvc Go service on a free port; returns (proc, base_url)."""
     port = free_port()
     log = os.path.join(log_dir or tempdir(), f"gosvc-{port}.log")
-    p = start([go_peer("gosvc"), "-addr", f"127.0.0.1:{port}", *extra_args], log=log)
+    p = start([go_peer("gosvc"), "-addr", f"127.0.0.1:{port}", *extra_args], log=log, env=env)
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/debug/pprof/", proc=p)
     return p, base

@@ -75,11 +75,40 @@ func blockedForever(ch chan int) {
 //
 //go:noinline
 func leakGoroutines(n int) int {
+	before := parkedInBlockedForever()
 	ch := make(chan int) // never sent to, never closed
 	for i := 0; i < n; i++ {
 		go blockedForever(ch)
 	}
+	// Answer only once every new goroutine is parked in its receive, so a
+	// goroutine profile taken right after shows all n with the same stack
+	// (a goroutine that has not run yet has a different, one-frame stack).
+	deadline := time.Now().Add(5 * time.Second)
+	for parkedInBlockedForever() < before+n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	return runtime.NumGoroutine()
+}
+
+// parkedInBlockedForever counts goroutines blocked in blockedForever's
+// channel receive, from the runtime's own goroutine dump.
+func parkedInBlockedForever() int {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[chan receive") && strings.Contains(g, "main.blockedForever(") {
+			count++
+		}
+	}
+	return count
 }
 
 // makeBigString builds a fresh bigStringBytes string on the heap (one
