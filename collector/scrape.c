@@ -97,6 +97,7 @@ struct target {
     bool has_goroutines, has_heap;
     double goroutines, heap_inuse_bytes, heap_inuse_objects;
     bool claimed; /* reconcile mark */
+    size_t index; /* position in c->targets (lookup hint for finished jobs) */
 };
 
 struct coll {
@@ -516,6 +517,7 @@ static int reconcile(coll *c, const lw_config *cfg)
             cl.v[i]->serial = ++c->next_serial;
             n_new++;
         }
+        cl.v[i]->index = i;
         int r = target_configure(c, cl.v[i], nsc, now);
         if (r && !rc)
             rc = r;
@@ -880,6 +882,7 @@ typedef struct job {
     struct job *next;
     uint64_t serial;        /* of the prof_state that fetched it */
     uint64_t target_serial; /* of its target: one job per target runs at a time */
+    size_t target_index;    /* the target's index when the job was made (a hint) */
     int64_t cost_ns;        /* the target's recent decode+store time: cheap jobs go first */
     int64_t run_ns;         /* this job's decode+store time */
     char profile_type[32];
@@ -1062,7 +1065,8 @@ static void *worker_main(void *arg)
         c->running[me] = 0;
         j->next = c->done_head;
         c->done_head = j;
-        pthread_cond_broadcast(&c->q_cv);
+        if (c->todo_head) /* a queued job of this target may now run */
+            pthread_cond_broadcast(&c->q_cv);
         pthread_mutex_unlock(&c->q_mu);
         curl_multi_wakeup(c->multi);
         pthread_mutex_lock(&c->q_mu);
@@ -1071,13 +1075,25 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static prof_state *find_serial(coll *c, uint64_t serial, target **t_out)
+/* The profile state that made job j, or NULL if it is gone: first at the
+ * target's index when the job was made (unchanged unless a reload came
+ * between), else by scanning every target. */
+static prof_state *find_serial(coll *c, const job *j, target **t_out)
 {
+    uint64_t serial = j->serial;
+    if (j->target_index < c->n_targets && c->targets[j->target_index]->serial == j->target_serial) {
+        target *t = c->targets[j->target_index];
+        for (size_t k = 0; k < t->n_profiles; k++)
+            if (t->profiles[k]->serial == serial) {
+                *t_out = t;
+                return t->profiles[k];
+            }
+    }
     for (size_t i = 0; i < c->n_targets; i++)
-        for (size_t j = 0; j < c->targets[i]->n_profiles; j++)
-            if (c->targets[i]->profiles[j]->serial == serial) {
+        for (size_t k = 0; k < c->targets[i]->n_profiles; k++)
+            if (c->targets[i]->profiles[k]->serial == serial) {
                 *t_out = c->targets[i];
-                return c->targets[i]->profiles[j];
+                return c->targets[i]->profiles[k];
             }
     return NULL;
 }
@@ -1092,7 +1108,7 @@ static void collect_done(coll *c)
     while (j) {
         job *next = j->next;
         target *t = NULL;
-        prof_state *ps = find_serial(c, j->serial, &t);
+        prof_state *ps = find_serial(c, j, &t);
         if (ps) {
             ps->in_flight = false;
             t->cost_ns = t->cost_ns ? (t->cost_ns * 3 + j->run_ns) / 4 : j->run_ns;
@@ -1161,6 +1177,7 @@ static void finish(coll *c, prof_state *ps, CURLcode code)
     }
     j->serial = ps->serial;
     j->target_serial = t->serial;
+    j->target_index = t->index;
     j->cost_ns = t->cost_ns;
     snprintf(j->profile_type, sizeof(j->profile_type), "%s", ps->name);
     j->start_wall_ns = ps->start_wall_ns;
