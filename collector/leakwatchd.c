@@ -35,6 +35,7 @@
 #include <curl/curl.h>
 
 #include "coll.h"
+#include "lw_util.h"
 #include "config.h"
 #include "lw_log.h"
 #include "store.h"
@@ -80,20 +81,6 @@ typedef struct daemon_state {
     /* Wake-up of the loop from other threads; coll may go away. */
     pthread_mutex_t wake_mu;
 } daemon_state;
-
-static int64_t wall_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * LW_NS_PER_SEC + ts.tv_nsec;
-}
-
-static int64_t mono_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * LW_NS_PER_SEC + ts.tv_nsec;
-}
 
 static void wake(daemon_state *d)
 {
@@ -227,7 +214,7 @@ static void run_retention(daemon_state *d)
         return;
     int64_t n = 0;
     int rc = store_retention_apply(d->store, d->flags.retention_time_ns,
-                                   d->flags.retention_size_bytes, wall_now_ns(), &n);
+                                   d->flags.retention_size_bytes, lw_wall_ns(), &n);
     if (rc) {
         lw_log(LW_LOG_ERROR, "retention failed", "err", strerror(-rc), NULL);
         return;
@@ -262,7 +249,7 @@ static void on_target_removed(void *ctx, int64_t target_id)
 {
     daemon_state *d = ctx;
     pthread_rwlock_rdlock(&d->detect_lock);
-    int rc = d->detect ? detect_forget_target(d->detect, target_id, wall_now_ns()) : 0;
+    int rc = d->detect ? detect_forget_target(d->detect, target_id, lw_wall_ns()) : 0;
     pthread_rwlock_unlock(&d->detect_lock);
     if (rc)
         lw_log(LW_LOG_WARN, "cannot forget target in the leak detector", NULL);
@@ -632,7 +619,7 @@ int main(int argc, char **argv)
     }
 
     run_retention(d);
-    int64_t next_retention = mono_now_ns() + d->flags.retention_interval_ns;
+    int64_t next_retention = lw_mono_ns() + d->flags.retention_interval_ns;
     exit_code = 0;
     while (!atomic_load(&d->stop)) {
         if (coll_run_once(c, LOOP_STEP_MS) != 0) {
@@ -645,9 +632,9 @@ int main(int argc, char **argv)
             (void)do_reload(d, "SIGHUP", rerr, sizeof(rerr));
         }
         serve_reload_requests(d);
-        if (mono_now_ns() >= next_retention) {
+        if (lw_mono_ns() >= next_retention) {
             run_retention(d);
-            next_retention = mono_now_ns() + d->flags.retention_interval_ns;
+            next_retention = lw_mono_ns() + d->flags.retention_interval_ns;
         }
     }
     int sig = atomic_load(&d->stop);

@@ -16,6 +16,7 @@
  * targets) for protection the sidecar does not need.
  */
 #include "store_int.h"
+#include "lw_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -325,18 +326,6 @@ int store__unpack(const void *blob, size_t len, lw_buf *out)
 
 /* ---- opening ------------------------------------------------------------ */
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...) LW_PRINTF(3, 4);
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 static uint32_t be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -355,19 +344,19 @@ static int check_header(const char *path, bool *is_new, char *err, size_t err_le
             return 0;
         }
         int e = errno;
-        set_err(err, err_len, "%s: %s", path, strerror(e));
+        lw_set_err(err, err_len, "%s: %s", path, strerror(e));
         return -e;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        set_err(err, err_len, "%s: %s", path, strerror(e));
+        lw_set_err(err, err_len, "%s: %s", path, strerror(e));
         return -e;
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        set_err(err, err_len, "%s: not a regular file", path);
+        lw_set_err(err, err_len, "%s: not a regular file", path);
         return -EINVAL;
     }
     if (st.st_size == 0) {
@@ -378,13 +367,13 @@ static int check_header(const char *path, bool *is_new, char *err, size_t err_le
     ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
     close(fd);
     if (n != (ssize_t)sizeof(hdr) || memcmp(hdr, "SQLite format 3", 16) != 0) {
-        set_err(err, err_len,
+        lw_set_err(err, err_len,
                 "%s: not a leakwatch database (not an SQLite file); refusing to touch it", path);
         return -EINVAL;
     }
     uint32_t app = be32(hdr + 68);
     if (app != STORE_APPLICATION_ID) {
-        set_err(err, err_len,
+        lw_set_err(err, err_len,
                 "%s: not a leakwatch database (SQLite application_id 0x%08" PRIx32
                 ", want 0x%08x); refusing to touch it",
                 path, app, STORE_APPLICATION_ID);
@@ -419,7 +408,7 @@ static int lock_acquire(store *s, char *err, size_t err_len)
         int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0) {
             int e = errno;
-            set_err(err, err_len, "%s: %s", s->lock_path, strerror(e));
+            lw_set_err(err, err_len, "%s: %s", s->lock_path, strerror(e));
             return -e;
         }
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -429,13 +418,13 @@ static int lock_acquire(store *s, char *err, size_t err_len)
                 ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
                 pid[n > 0 ? n : 0] = '\0';
                 pid[strcspn(pid, "\n")] = '\0';
-                set_err(err, err_len, "database %s is in use by another leakwatchd (pid %s)",
+                lw_set_err(err, err_len, "database %s is in use by another leakwatchd (pid %s)",
                         s->path, pid[0] ? pid : "unknown");
                 close(fd);
                 return -EBUSY;
             }
             close(fd);
-            set_err(err, err_len, "%s: flock: %s", s->lock_path, strerror(e));
+            lw_set_err(err, err_len, "%s: flock: %s", s->lock_path, strerror(e));
             return -e;
         }
         /* The previous owner may have unlinked the file between our open
@@ -451,13 +440,13 @@ static int lock_acquire(store *s, char *err, size_t err_len)
         if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
             int e = errno;
             close(fd);
-            set_err(err, err_len, "%s: %s", s->lock_path, strerror(e));
+            lw_set_err(err, err_len, "%s: %s", s->lock_path, strerror(e));
             return -e;
         }
         s->lock_fd = fd;
         return 0;
     }
-    set_err(err, err_len, "%s: lock file keeps changing", s->lock_path);
+    lw_set_err(err, err_len, "%s: lock file keeps changing", s->lock_path);
     return -EBUSY;
 }
 
@@ -492,7 +481,7 @@ static int create_schema(store *s, char *err, size_t err_len)
     if (!rc)
         rc = store__exec(db, "COMMIT");
     if (rc) {
-        set_err(err, err_len, "%s: creating schema: %s", s->path, sqlite3_errmsg(db));
+        lw_set_err(err, err_len, "%s: creating schema: %s", s->path, sqlite3_errmsg(db));
         if (!sqlite3_get_autocommit(db))
             store__exec_best_effort(db, "ROLLBACK");
     }
@@ -509,17 +498,17 @@ static int verify_db(sqlite3 *db, const char *path, char *err, size_t err_len)
     if (!rc)
         rc = pragma_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'profiles'", &n_tables);
     if (rc) {
-        set_err(err, err_len, "%s: unreadable database (%s); refusing to touch it", path,
+        lw_set_err(err, err_len, "%s: unreadable database (%s); refusing to touch it", path,
                 sqlite3_errmsg(db));
         return rc == -EBUSY ? rc : -EINVAL;
     }
     if (app != STORE_APPLICATION_ID) {
-        set_err(err, err_len, "%s: not a leakwatch database (application_id 0x%08" PRIx64 ")",
+        lw_set_err(err, err_len, "%s: not a leakwatch database (application_id 0x%08" PRIx64 ")",
                 path, (uint64_t)app);
         return -EINVAL;
     }
     if (version != STORE_SCHEMA_VERSION || n_tables != 1) {
-        set_err(err, err_len,
+        lw_set_err(err, err_len,
                 "%s: leakwatch schema version %" PRId64 " (this build reads %d); refusing to "
                 "touch it",
                 path, version, STORE_SCHEMA_VERSION);
@@ -544,7 +533,7 @@ static int precheck(const char *path, char *err, size_t err_len)
     if (!strpbrk(path, "?#%")) {
         int src = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
         if (src != SQLITE_OK) {
-            set_err(err, err_len, "%s: cannot open: %s", path,
+            lw_set_err(err, err_len, "%s: cannot open: %s", path,
                     db ? sqlite3_errmsg(db) : "out of memory");
             rc = -EINVAL;
         } else {
@@ -682,13 +671,13 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
         goto fail;
     if (opt->read_only) {
         if (is_new) {
-            set_err(err, err_len, "%s: no such database", path);
+            lw_set_err(err, err_len, "%s: no such database", path);
             rc = -ENOENT;
             goto fail;
         }
         rc = open_reader(s, 0);
         if (rc) {
-            set_err(err, err_len, "%s: cannot open: %s", path,
+            lw_set_err(err, err_len, "%s: cannot open: %s", path,
                     s->readers[0].db ? sqlite3_errmsg(s->readers[0].db) : "out of memory");
             goto fail;
         }
@@ -702,7 +691,7 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
 
     rc = mkdir_parents(path);
     if (rc) {
-        set_err(err, err_len, "%s: creating parent directories: %s", path, strerror(-rc));
+        lw_set_err(err, err_len, "%s: creating parent directories: %s", path, strerror(-rc));
         goto fail;
     }
     rc = lock_acquire(s, err, err_len);
@@ -715,7 +704,7 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
 
     rc = open_conn(&s->w, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     if (rc) {
-        set_err(err, err_len, "%s: cannot open: %s", path,
+        lw_set_err(err, err_len, "%s: cannot open: %s", path,
                 s->w.db ? sqlite3_errmsg(s->w.db) : "out of memory");
         goto fail;
     }
@@ -731,7 +720,7 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
                               "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; "
                               "PRAGMA cache_size = -4096; PRAGMA journal_size_limit = 8388608");
     if (rc) {
-        set_err(err, err_len, "%s: configuring: %s", path, sqlite3_errmsg(s->w.db));
+        lw_set_err(err, err_len, "%s: configuring: %s", path, sqlite3_errmsg(s->w.db));
         goto fail;
     }
     if (opt->max_page_count > 0) {
@@ -739,13 +728,13 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
         snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %" PRId64, opt->max_page_count);
         rc = store__exec(s->w.db, sql);
         if (rc) {
-            set_err(err, err_len, "%s: max_page_count: %s", path, sqlite3_errmsg(s->w.db));
+            lw_set_err(err, err_len, "%s: max_page_count: %s", path, sqlite3_errmsg(s->w.db));
             goto fail;
         }
     }
     rc = open_reader(s, 0);
     if (rc) {
-        set_err(err, err_len, "%s: opening reader: %s", path,
+        lw_set_err(err, err_len, "%s: opening reader: %s", path,
                 s->readers[0].db ? sqlite3_errmsg(s->readers[0].db) : "out of memory");
         goto fail;
     }
@@ -1259,11 +1248,11 @@ int store_integrity_check(store *s, char *err, size_t err_len)
         if (t && !strcmp((const char *)t, "ok")) {
             rc = 0;
         } else {
-            set_err(err, err_len, "%s", t ? (const char *)t : "integrity_check: no result");
+            lw_set_err(err, err_len, "%s", t ? (const char *)t : "integrity_check: no result");
             rc = -EIO;
         }
     } else {
-        set_err(err, err_len, "integrity_check: %s", sqlite3_errmsg(rd->db));
+        lw_set_err(err, err_len, "integrity_check: %s", sqlite3_errmsg(rd->db));
         rc = store__errno(src) ? store__errno(src) : -EIO;
     }
     sqlite3_finalize(st);

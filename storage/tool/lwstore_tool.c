@@ -36,13 +36,7 @@
 #include <zlib.h>
 
 #include "store.h"
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#include "lw_util.h"
 
 static double mono_s(void)
 {
@@ -106,7 +100,7 @@ static int cmd_ingest(int argc, char **argv)
     s = NULL;
     if ((rc = store_open(db, NULL, &s, err, sizeof(err))) || (rc = store_size_bytes(s, &before)))
         goto out;
-    int64_t t0 = now_ns();
+    int64_t t0 = lw_wall_ns();
     double decode_s = 0, store_s = 0;
     for (long i = 0; i < n; i++) {
         double a = mono_s();
@@ -247,7 +241,7 @@ static int cmd_retain(char **argv)
         return 1;
     }
     rc = store_retention_apply(s, strtoll(argv[3], NULL, 10) * 1000000000, strtoll(argv[4], NULL, 10),
-                               now_ns(), &deleted);
+                               lw_wall_ns(), &deleted);
     if (rc)
         fprintf(stderr, "retention: %s\n", strerror(-rc));
     else
@@ -308,7 +302,7 @@ static int cmd_bench(int argc, char **argv)
     s = NULL;
     if (!rc && !(rc = store_open(db, NULL, &s, err, sizeof(err))))
         rc = store_size_bytes(s, &before);
-    int64_t t0 = now_ns(), k = 0;
+    int64_t t0 = lw_wall_ns(), k = 0;
     for (long r = 0; r < rounds && !rc; r++) {
         for (int i = 0; i < n_files && !rc; i++, k++) {
             size_t raw_len = 0;
@@ -384,7 +378,7 @@ static int cmd_soak(int argc, char **argv)
     if (!rc && (rc = store_open(db, NULL, &s, err, sizeof(err))))
         fprintf(stderr, "%s\n", err);
     store_label labels[] = {{"job", "lwstore-tool"}, {"instance", "soak"}};
-    int64_t target = 0, t0 = now_ns();
+    int64_t target = 0, t0 = lw_wall_ns();
     if (!rc)
         rc = store_target_upsert(s, labels, 2, &target);
     for (long k = 0; k < n && !rc; k++) {
