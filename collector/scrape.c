@@ -41,6 +41,9 @@
 #define MAX_SECRET_FILE_BYTES 65536
 #define COLL_WORKERS 2 /* decode + ingest threads */
 #define COLL_SHARES 64 /* libcurl share handles (connection + DNS caches) */
+/* libcurl's receive buffer, allocated per transfer in flight (default 16 KiB;
+ * hundreds of transfers are in flight when the machine is loaded). */
+#define RECV_BUFFER_BYTES 8192L
 
 typedef struct target target;
 
@@ -753,6 +756,7 @@ static int start_scrape(coll *c, prof_state *ps, char *err, size_t err_len)
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, ps);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ps->curl_err);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, RECV_BUFFER_BYTES);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, ps->headers);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -1186,6 +1190,15 @@ static void finish(coll *c, prof_state *ps, CURLcode code)
     j->content_gzip = ps->content_gzip;
     j->body = ps->body; /* moved */
     lw_buf_init(&ps->body, c->opt.max_body_bytes);
+    if (j->body.data && j->body.cap > j->body.len + 1) {
+        /* A queued body keeps its bytes, not the slack of its doubling
+         * growth (jobs pile up while the workers are short of CPU). */
+        char *p = realloc(j->body.data, j->body.len + 1);
+        if (p) {
+            j->body.data = p;
+            j->body.cap = j->body.len + 1;
+        }
+    }
     pthread_mutex_lock(&c->q_mu);
     if (c->todo_tail)
         c->todo_tail->next = j;
