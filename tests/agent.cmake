@@ -39,7 +39,9 @@ if(TARGET leakwatch-agent)
               --leak-check=full --trace-children=no
               --suppressions=${CMAKE_CURRENT_SOURCE_DIR}/agent_programs/valgrind.supp
               $<TARGET_FILE:test_agent>)
-    set_tests_properties(unit.test_agent_valgrind PROPERTIES TIMEOUT 600
+    # Alone: valgrind serializes the test's threads, and its fork and sleep
+    # timings do not hold next to another test on 2 cores.
+    set_tests_properties(unit.test_agent_valgrind PROPERTIES TIMEOUT 600 RUN_SERIAL TRUE
       ENVIRONMENT "CMOCKA_MESSAGE_OUTPUT=STDOUT;LW_UNDER_VALGRIND=1")
   endif()
 
@@ -49,11 +51,15 @@ if(TARGET leakwatch-agent)
   lw_integration_test(agent_demo_cpu SCRIPT test_agent_cpu.py TIMEOUT 180)
   lw_integration_test(agent_endpoints SCRIPT test_agent_endpoints.py TIMEOUT 180)
   lw_integration_test(agent_preload SCRIPT test_agent_preload.py TIMEOUT 180)
-  # One stress script, one ctest entry per rate (they can run in parallel).
+  # One stress script, one ctest entry per rate. Each keeps 8 threads busy,
+  # so they run alone: next to them, timing-sensitive tests (thread stack
+  # capture on 2 cores) would measure the stress, not the agent.
   lw_integration_test(agent_stress_rate1 SCRIPT test_agent_stress.py TIMEOUT 600
     ENV LW_STRESS_RATE=rate1)
   lw_integration_test(agent_stress_default SCRIPT test_agent_stress.py TIMEOUT 600
     ENV LW_STRESS_RATE=default)
+  set_tests_properties(integration.agent_stress_rate1 integration.agent_stress_default
+    PROPERTIES RUN_SERIAL TRUE)
 endif()
 
 # Bearer token and request limits of the agent's server; also scraped by

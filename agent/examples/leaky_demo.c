@@ -19,6 +19,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,17 +49,49 @@ static pthread_mutex_t retained_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **retained;
 static size_t n_retained, cap_retained;
 
+/* The tid of the thread leak_thread_start() just created (0 until known). */
+static _Atomic pid_t last_leaked_tid;
+
 /* The leaked thread: blocked forever in read(2) on a pipe nobody writes. */
 static void *leak_thread_blocked_on_pipe(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     char c;
+    atomic_store(&last_leaked_tid, (pid_t)syscall(SYS_gettid));
     for (;;) {
         ssize_t n = read(fd, &c, 1); /* nobody ever writes: blocks forever */
         if (n == 0)
             break;
     }
     return NULL;
+}
+
+/* Wait (at most 1 s) until the newest leaked thread sits in read(2), so a
+ * thread profile taken right after the request shows it with its final
+ * stack (a thread that has not reached read yet has a different one). */
+static void wait_blocked_in_read(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        pid_t tid = atomic_exchange(&last_leaked_tid, 0);
+        if (tid) {
+            char path[64], buf[32];
+            snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+            for (int j = 0; j < 1000 - i; j++) {
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+                if (fd >= 0)
+                    close(fd);
+                if (n > 0) {
+                    buf[n] = '\0';
+                    if (strncmp(buf, "0 ", 2) == 0) /* SYS_read, x86-64 */
+                        return;
+                }
+                usleep(1000);
+            }
+            return;
+        }
+        usleep(1000);
+    }
 }
 
 __attribute__((noinline)) static int leak_thread_start(void)
@@ -76,6 +110,7 @@ __attribute__((noinline)) static int leak_thread_start(void)
     pthread_detach(t);
     /* The write end stays open and unused: the reader never wakes up. */
     atomic_fetch_add(&n_threads_leaked, 1);
+    wait_blocked_in_read();
     return 0;
 }
 

@@ -28,6 +28,12 @@
 #include "pprof.h"
 
 #define LW_TLS __thread __attribute__((tls_model("initial-exec")))
+
+struct dl_phdr_info;
+/* dl_iterate_phdr inside the fork gate (heap.c): fork() waits until no
+ * thread of the agent iterates, so a child never inherits the loader's lock
+ * held. Same result as dl_iterate_phdr. */
+int lw__dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data);
 #define LW_MAX_FRAMES 64
 #define LW_HEAP_DEFAULT_RATE 524288
 #define LW_LIKELY(x) __builtin_expect(!!(x), 1)

@@ -35,6 +35,8 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include <link.h>
+
 #include "agent_internal.h"
 
 #define LW_EXPORT __attribute__((visibility("default")))
@@ -463,13 +465,24 @@ static inline void untrack(void *p)
  * backs out (a signal handler then records only the interrupted pc). */
 static _Atomic int gate_closed;
 static _Atomic int gate_inside;
+/* This thread's nesting depth inside the gate: a thread already inside
+ * (e.g. a malloc sampled from a dl_iterate_phdr callback) enters again
+ * without waiting, or fork_prepare would wait for it forever. */
+static LW_TLS int gate_depth;
 
 static bool gate_enter(bool may_wait)
 {
+    if (gate_depth > 0) {
+        atomic_fetch_add(&gate_inside, 1);
+        gate_depth++;
+        return true;
+    }
     for (;;) {
         atomic_fetch_add(&gate_inside, 1);
-        if (!atomic_load(&gate_closed))
+        if (!atomic_load(&gate_closed)) {
+            gate_depth++;
             return true;
+        }
         atomic_fetch_sub(&gate_inside, 1);
         if (!may_wait)
             return false;
@@ -480,7 +493,20 @@ static bool gate_enter(bool may_wait)
 
 static void gate_leave(void)
 {
+    gate_depth--;
     atomic_fetch_sub(&gate_inside, 1);
+}
+
+/* The loader's dl_iterate_phdr lock has no fork handler either: a child
+ * forked while another thread iterates would deadlock at its first unwind
+ * (seen in the fork stress test). Every dl_iterate_phdr of the agent goes
+ * through the same gate. */
+int lw__dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
+{
+    gate_enter(true);
+    int rc = dl_iterate_phdr(cb, data);
+    gate_leave();
+    return rc;
 }
 
 static void gate_close(void)

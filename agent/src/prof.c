@@ -54,7 +54,7 @@ static uint64_t mapping_for(lw_pb *b, const lw_sym *s);
 static void add_main_mapping(lw_pb *b)
 {
     uintptr_t text = 0;
-    dl_iterate_phdr(first_object, &text);
+    lw__dl_iterate_phdr(first_object, &text);
     if (!text)
         return;
     lw_sym s;

@@ -64,7 +64,7 @@ static void drop_session(void)
 static void open_session(void)
 {
     unsigned long long v[2] = {0, 0};
-    dl_iterate_phdr(count_objects, v);
+    lw__dl_iterate_phdr(count_objects, v);
     drop_session();
     dwfl = dwfl_begin(&callbacks);
     if (!dwfl)
@@ -97,7 +97,7 @@ void lw__sym_lock(void)
     pthread_mutex_lock(&sym_mutex);
     lw__tls_busy++;
     unsigned long long v[2] = {0, 0};
-    dl_iterate_phdr(count_objects, v);
+    lw__dl_iterate_phdr(count_objects, v);
     if (!dwfl || v[0] != dl_adds || v[1] != dl_subs)
         open_session();
 }

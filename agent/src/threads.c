@@ -38,7 +38,9 @@
 
 #define LW_EXPORT __attribute__((visibility("default")))
 #define LW_CAPTURE_SIGNAL SIGURG
-#define LW_CAPTURE_WAIT_MS 250
+/* Long enough for a loaded machine to schedule every signalled thread (a
+ * thread woken by the signal may wait behind busy threads for its turn). */
+#define LW_CAPTURE_WAIT_MS 1000
 
 /* ---- creation stacks (threadcreate) ---------------------------------------- */
 
@@ -690,7 +692,7 @@ int lw__threads_capture(lw_thread_info **out, size_t *n_out)
     atomic_store(&cap_slots, slots);
     pid_t pid = getpid();
     code_ranges cr = {NULL, 0, 0};
-    dl_iterate_phdr(collect_code, &cr);
+    lw__dl_iterate_phdr(collect_code, &cr);
     for (size_t i = 0; i < n; i++) {
         if (tids[i] != self && info[i].sys_pc && never_restarted(info[i].sys_nr)) {
             scan_stack(&cr, info[i].sys_sp, info[i].sys_pc, &slots[i].st);
@@ -703,11 +705,18 @@ int lw__threads_capture(lw_thread_info **out, size_t *n_out)
             atomic_store(&slots[i].done, -1); /* exited meanwhile */
         }
     }
-    for (int waited = 0; waited < LW_CAPTURE_WAIT_MS; waited++) {
+    struct timespec start, now_ts;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
         size_t pending = 0;
         for (size_t i = 0; i < n; i++)
             pending += atomic_load(&slots[i].done) == 0;
         if (pending == 0)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now_ts);
+        int64_t waited_ms = (int64_t)(now_ts.tv_sec - start.tv_sec) * 1000 +
+                            (now_ts.tv_nsec - start.tv_nsec) / 1000000;
+        if (waited_ms >= LW_CAPTURE_WAIT_MS)
             break;
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
