@@ -18,6 +18,7 @@
  * their jobs run. Hooks are called with no lock held.
  */
 #include "coll.h"
+#include "lw_util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -137,20 +138,6 @@ struct coll {
     struct job *done_head;             /* results for the loop thread */
     uint64_t running[COLL_WORKERS];    /* target serial per busy worker, 0 = idle */
 };
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * LW_NS_PER_SEC + ts.tv_nsec;
-}
-
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * LW_NS_PER_SEC + ts.tv_nsec;
-}
 
 static uint64_t fnv1a(const char *s)
 {
@@ -499,7 +486,7 @@ static int reconcile(coll *c, const lw_config *cfg)
         free(cl.v);
         return cl.rc;
     }
-    int64_t now = mono_ns();
+    int64_t now = lw_mono_ns();
     pthread_mutex_lock(&c->mu);
     for (size_t i = 0; i < c->n_targets; i++)
         c->targets[i]->claimed = false;
@@ -574,7 +561,7 @@ static int fsds_new(const lw_config *cfg, coll__fsd ***out, size_t *n_out)
     if (!f)
         return -ENOMEM;
     size_t k = 0;
-    int64_t now = mono_ns();
+    int64_t now = lw_mono_ns();
     for (size_t i = 0; i < cfg->n_scrape_configs; i++) {
         const lw_scrape_config *sc = &cfg->scrape_configs[i];
         for (size_t j = 0; j < sc->n_file_sd_configs; j++) {
@@ -790,8 +777,8 @@ static int start_scrape(coll *c, prof_state *ps, char *err, size_t err_len)
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    ps->start_mono_ns = mono_ns();
-    ps->start_wall_ns = wall_ns();
+    ps->start_mono_ns = lw_mono_ns();
+    ps->start_wall_ns = lw_wall_ns();
     CURLMcode mrc = curl_multi_add_handle(c->multi, e);
     if (mrc != CURLM_OK) {
         snprintf(err, err_len, "cannot start request: %s", curl_multi_strerror(mrc));
@@ -1062,9 +1049,9 @@ static void *worker_main(void *arg)
         }
         c->running[me] = j->target_serial;
         pthread_mutex_unlock(&c->q_mu);
-        int64_t t0 = mono_ns();
+        int64_t t0 = lw_mono_ns();
         job_run(c, j);
-        j->run_ns = mono_ns() - t0;
+        j->run_ns = lw_mono_ns() - t0;
         pthread_mutex_lock(&c->q_mu);
         c->running[me] = 0;
         j->next = c->done_head;
@@ -1140,7 +1127,7 @@ static void collect_done(coll *c)
 static void finish(coll *c, prof_state *ps, CURLcode code)
 {
     target *t = ps->t;
-    int64_t duration = mono_ns() - ps->start_mono_ns;
+    int64_t duration = lw_mono_ns() - ps->start_mono_ns;
     char err[ERR_LEN] = "";
     curl_multi_remove_handle(c->multi, ps->easy);
     curl_slist_free_all(ps->headers);
@@ -1252,7 +1239,7 @@ static void start_due(coll *c, int64_t now)
             }
             char err[ERR_LEN];
             if (start_scrape(c, ps, err, sizeof(err)) != 0) {
-                ps->start_wall_ns = wall_ns();
+                ps->start_wall_ns = lw_wall_ns();
                 set_result(c, ps, false, err, 0);
             }
         }
@@ -1313,7 +1300,7 @@ int coll_new(const lw_config *cfg, store *s, const coll_hooks *hooks, const coll
         snprintf(err, err_len, "cannot set up targets: %s", strerror(-rc));
         goto fail;
     }
-    c->next_fsd_check_ns = mono_ns() + c->opt.file_sd_check_ns;
+    c->next_fsd_check_ns = lw_mono_ns() + c->opt.file_sd_check_ns;
     *out = c;
     return 0;
 fail:
@@ -1354,7 +1341,7 @@ int coll_run_once(coll *c, int timeout_ms)
         goto fail;
     drain(c);
 
-    int64_t now = mono_ns();
+    int64_t now = lw_mono_ns();
     if (now >= c->next_fsd_check_ns) {
         int changed = 0;
         for (size_t i = 0; i < c->n_fsds; i++)
@@ -1371,7 +1358,7 @@ int coll_run_once(coll *c, int timeout_ms)
         goto fail;
     drain(c);
 
-    now = mono_ns();
+    now = lw_mono_ns();
     int64_t wait_ns = (int64_t)timeout_ms * 1000000;
     if (c->next_fsd_check_ns - now < wait_ns)
         wait_ns = c->next_fsd_check_ns - now;

@@ -41,12 +41,12 @@ static int gunzip(const unsigned char *in, size_t in_len, lw_buf *out, char *err
     int rc = 0;
     unsigned char *chunk = malloc(INFLATE_CHUNK_BYTES);
     if (!chunk) {
-        pprof__errf(err, err_len, "out of memory");
+        lw_set_err(err, err_len, "out of memory");
         return -ENOMEM;
     }
     if (inflateInit2(&z, 15 + 16) != Z_OK) {
         free(chunk);
-        pprof__errf(err, err_len, "gzip: cannot initialise zlib");
+        lw_set_err(err, err_len, "gzip: cannot initialise zlib");
         return -ENOMEM;
     }
     size_t consumed = 0;
@@ -63,12 +63,12 @@ static int gunzip(const unsigned char *in, size_t in_len, lw_buf *out, char *err
         if (produced) {
             rc = lw_buf_append(out, chunk, produced);
             if (rc == -E2BIG) {
-                pprof__errf(err, err_len, "gzip: decompressed size exceeds %zu bytes",
+                lw_set_err(err, err_len, "gzip: decompressed size exceeds %zu bytes",
                             out->max_bytes);
                 goto out;
             }
             if (rc) {
-                pprof__errf(err, err_len, "out of memory");
+                lw_set_err(err, err_len, "out of memory");
                 goto out;
             }
         }
@@ -77,7 +77,7 @@ static int gunzip(const unsigned char *in, size_t in_len, lw_buf *out, char *err
                 break;
             if (!is_gzip(in + consumed, in_len - consumed)) {
                 rc = -EINVAL;
-                pprof__errf(err, err_len, "gzip: %zu bytes of trailing garbage after the stream",
+                lw_set_err(err, err_len, "gzip: %zu bytes of trailing garbage after the stream",
                             in_len - consumed);
                 goto out;
             }
@@ -88,14 +88,14 @@ static int gunzip(const unsigned char *in, size_t in_len, lw_buf *out, char *err
             continue;
         if (zr == Z_BUF_ERROR && consumed == in_len && produced == 0) {
             rc = -EINVAL;
-            pprof__errf(err, err_len,
+            lw_set_err(err, err_len,
                         "gzip: unexpected end of stream (input truncated after %zu bytes)", in_len);
             goto out;
         }
         if (zr == Z_BUF_ERROR)
             continue;
         rc = zr == Z_MEM_ERROR ? -ENOMEM : -EINVAL;
-        pprof__errf(err, err_len, "gzip: %s", z.msg ? z.msg : "corrupt stream");
+        lw_set_err(err, err_len, "gzip: %s", z.msg ? z.msg : "corrupt stream");
         goto out;
     }
 out:
@@ -242,7 +242,7 @@ typedef struct dec {
 
 #define MALFORMED(what)                                                                         \
     do {                                                                                        \
-        pprof__errf(d->err, d->err_len, "protobuf: malformed %s", what);                       \
+        lw_set_err(d->err, d->err_len, "protobuf: malformed %s", what);                       \
         return -EINVAL;                                                                         \
     } while (0)
 
@@ -342,7 +342,7 @@ static int dec_sample(dec *d, rd r, pprof_sample *s)
     }
     return 0;
 nomem:
-    pprof__errf(d->err, d->err_len, "out of memory");
+    lw_set_err(d->err, d->err_len, "out of memory");
     return -ENOMEM;
 }
 
@@ -418,7 +418,7 @@ static int dec_location(dec *d, rd r, pprof_location *l)
     memset(l, 0, sizeof(*l));
     if (n_lines &&
         !(l->lines = pprof__arena_alloc(&d->p->internal->arena, n_lines * sizeof(pprof_line), true))) {
-        pprof__errf(d->err, d->err_len, "out of memory");
+        lw_set_err(d->err, d->err_len, "out of memory");
         return -ENOMEM;
     }
     while ((t = rd_tag(&r, &f, &wt)) > 0) {
@@ -503,7 +503,7 @@ static int dec_profile(dec *d, const unsigned char *data, size_t len)
         field_start = r.p;
     }
     if (t < 0 || bad) {
-        pprof__errf(d->err, d->err_len, "protobuf: malformed profile (field at byte %zu of %zu)",
+        lw_set_err(d->err, d->err_len, "protobuf: malformed profile (field at byte %zu of %zu)",
                     (size_t)(field_start - data), len);
         return -EINVAL;
     }
@@ -514,7 +514,7 @@ static int dec_profile(dec *d, const unsigned char *data, size_t len)
         pprof__grow((void **)&p->functions, &in->cap_functions, count[5], sizeof(pprof_function)) ||
         pprof__grow((void **)&p->strings, &in->cap_strings, count[6], sizeof(char *)) ||
         pprof__grow((void **)&p->comments, &in->cap_comments, count[13], sizeof(int64_t))) {
-        pprof__errf(d->err, d->err_len, "out of memory");
+        lw_set_err(d->err, d->err_len, "out of memory");
         return -ENOMEM;
     }
     p->n_strings = 0; /* the decoded table replaces pprof_new()'s "" */
@@ -544,7 +544,7 @@ static int dec_profile(dec *d, const unsigned char *data, size_t len)
             case 5: rc = dec_function(d, sub, &p->functions[p->n_functions++]); break;
             case 6:
                 if (pprof__append_string(p, (const char *)sub.p, (size_t)(sub.end - sub.p)) < 0) {
-                    pprof__errf(d->err, d->err_len, "out of memory");
+                    lw_set_err(d->err, d->err_len, "out of memory");
                     rc = -ENOMEM;
                 }
                 break;
@@ -588,10 +588,10 @@ static int check_str(vctx *v, int64_t idx, const char *what, size_t i, const cha
     if (idx >= 0 && (uint64_t)idx < v->p->n_strings)
         return 0;
     if (i == SIZE_MAX)
-        pprof__errf(v->err, v->err_len, "%s: string index %" PRId64
+        lw_set_err(v->err, v->err_len, "%s: string index %" PRId64
                     " out of range (string_table has %zu entries)", what, idx, v->p->n_strings);
     else
-        pprof__errf(v->err, v->err_len, "%s[%zu].%s: string index %" PRId64
+        lw_set_err(v->err, v->err_len, "%s[%zu].%s: string index %" PRId64
                     " out of range (string_table has %zu entries)", what, i, field, idx,
                     v->p->n_strings);
     return -EINVAL;
@@ -612,7 +612,7 @@ static int check_ids(vctx *v, const void *arr, size_t n, size_t elem, const char
     if (*dense)
         return 0;
     if (pprof__idmap_reserve(m, n)) {
-        pprof__errf(v->err, v->err_len, "out of memory");
+        lw_set_err(v->err, v->err_len, "out of memory");
         return -ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
@@ -620,17 +620,17 @@ static int check_ids(vctx *v, const void *arr, size_t n, size_t elem, const char
         uint32_t prev;
         memcpy(&id, (const char *)arr + i * elem, sizeof(id));
         if (id == 0) {
-            pprof__errf(v->err, v->err_len, "%s[%zu]: id is 0 (ids must be non-zero)", what, i);
+            lw_set_err(v->err, v->err_len, "%s[%zu]: id is 0 (ids must be non-zero)", what, i);
             return -EINVAL;
         }
         int rc = pprof__idmap_put(m, id, (uint32_t)i, &prev);
         if (rc == -EEXIST) {
-            pprof__errf(v->err, v->err_len, "duplicate %s id %" PRIu64 " (%s[%u] and %s[%zu])",
+            lw_set_err(v->err, v->err_len, "duplicate %s id %" PRIu64 " (%s[%u] and %s[%zu])",
                         what, id, what, prev, what, i);
             return -EINVAL;
         }
         if (rc) {
-            pprof__errf(v->err, v->err_len, "out of memory");
+            lw_set_err(v->err, v->err_len, "out of memory");
             return rc;
         }
     }
@@ -653,11 +653,11 @@ static int validate(const pprof_profile *p, pprof__idmap maps[3], bool dense[3],
     vctx *vp = &v;
     int rc;
     if (p->n_strings == 0) {
-        pprof__errf(err, err_len, "string_table is empty (string_table[0] must be \"\")");
+        lw_set_err(err, err_len, "string_table is empty (string_table[0] must be \"\")");
         return -EINVAL;
     }
     if (p->strings[0] && p->strings[0][0] != '\0') {
-        pprof__errf(err, err_len, "string_table[0] must be empty, got \"%.40s\"", p->strings[0]);
+        lw_set_err(err, err_len, "string_table[0] must be empty, got \"%.40s\"", p->strings[0]);
         return -EINVAL;
     }
     for (size_t i = 0; i < p->n_sample_types; i++)
@@ -692,13 +692,13 @@ static int validate(const pprof_profile *p, pprof__idmap maps[3], bool dense[3],
     for (size_t i = 0; i < p->n_locations; i++) {
         const pprof_location *l = &p->locations[i];
         if (l->mapping_id && !id_exists(&maps[0], dense[0], p->n_mappings, l->mapping_id)) {
-            pprof__errf(err, err_len, "location id %" PRIu64 ": mapping id %" PRIu64
+            lw_set_err(err, err_len, "location id %" PRIu64 ": mapping id %" PRIu64
                         " does not exist", l->id, l->mapping_id);
             return -EINVAL;
         }
         for (size_t j = 0; j < l->n_lines; j++) {
             if (!id_exists(&maps[1], dense[1], p->n_functions, l->lines[j].function_id)) {
-                pprof__errf(err, err_len, "location id %" PRIu64 ": line %zu: function id %" PRIu64
+                lw_set_err(err, err_len, "location id %" PRIu64 ": line %zu: function id %" PRIu64
                             " does not exist", l->id, j, l->lines[j].function_id);
                 return -EINVAL;
             }
@@ -707,13 +707,13 @@ static int validate(const pprof_profile *p, pprof__idmap maps[3], bool dense[3],
     for (size_t i = 0; i < p->n_samples; i++) {
         const pprof_sample *s = &p->samples[i];
         if (s->n_values != p->n_sample_types) {
-            pprof__errf(err, err_len, "sample %zu: has %zu values, but the profile has %zu sample types",
+            lw_set_err(err, err_len, "sample %zu: has %zu values, but the profile has %zu sample types",
                         i, s->n_values, p->n_sample_types);
             return -EINVAL;
         }
         for (size_t j = 0; j < s->n_locations; j++) {
             if (!id_exists(&maps[2], dense[2], p->n_locations, s->location_ids[j])) {
-                pprof__errf(err, err_len, "sample %zu: location id %" PRIu64 " does not exist", i,
+                lw_set_err(err, err_len, "sample %zu: location id %" PRIu64 " does not exist", i,
                             s->location_ids[j]);
                 return -EINVAL;
             }
@@ -762,12 +762,12 @@ int pprof_decode(const void *data, size_t len, const pprof_limits *limits, pprof
         lw_buf_init(&bufs[i], max_out);
     *out = NULL;
     if (len > max_in) {
-        pprof__errf(err, err_len, "profile is %zu bytes, over the cap of %zu bytes", len, max_in);
+        lw_set_err(err, err_len, "profile is %zu bytes, over the cap of %zu bytes", len, max_in);
         rc = -E2BIG;
         goto out;
     }
     if (len == 0 || !d) {
-        pprof__errf(err, err_len, "empty input");
+        lw_set_err(err, err_len, "empty input");
         rc = -EINVAL;
         goto out;
     }
@@ -780,19 +780,19 @@ int pprof_decode(const void *data, size_t len, const pprof_limits *limits, pprof
         d = (const unsigned char *)bufs[layer].data;
         len = bufs[layer].len;
         if (len == 0) {
-            pprof__errf(err, err_len, "gzip: stream decompresses to nothing");
+            lw_set_err(err, err_len, "gzip: stream decompresses to nothing");
             rc = -EINVAL;
             goto out;
         }
     }
     if (is_gzip(d, len)) {
-        pprof__errf(err, err_len, "gzip: more than %d nested gzip layers", MAX_GZIP_LAYERS);
+        lw_set_err(err, err_len, "gzip: more than %d nested gzip layers", MAX_GZIP_LAYERS);
         rc = -EINVAL;
         goto out;
     }
     p = pprof_new();
     if (!p) {
-        pprof__errf(err, err_len, "out of memory");
+        lw_set_err(err, err_len, "out of memory");
         rc = -ENOMEM;
         goto out;
     }

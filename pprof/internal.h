@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lw_util.h"
 #include "pprof.h"
 
 /* ---- arena ---------------------------------------------------------------- */
@@ -146,8 +147,6 @@ ptrdiff_t pprof__find_mapping(const pprof_profile *p, uint64_t id);
 /* The string at index i, or "" when out of range. */
 const char *pprof__str(const pprof_profile *p, int64_t i);
 
-/* printf into err if non-NULL. */
-void pprof__errf(char *err, size_t err_len, const char *fmt, ...) LW_PRINTF(3, 4);
 
 /* Wrapping int64 arithmetic (Go semantics, no UB on overflow). */
 static inline int64_t pprof__add(int64_t a, int64_t b)

@@ -276,7 +276,7 @@ static int merge_sample(merger *m, const pprof_profile *in, const pprof_sample *
     for (size_t j = 0; j < s->n_locations; j++) {
         ptrdiff_t li = pprof__find_location(in, s->location_ids[j]);
         if (li < 0) {
-            pprof__errf(m->err, m->err_len, "sample: location id %llu does not exist",
+            lw_set_err(m->err, m->err_len, "sample: location id %llu does not exist",
                         (unsigned long long)s->location_ids[j]);
             return -EINVAL;
         }
@@ -372,7 +372,7 @@ static int combine_headers(merger *m, const pprof_profile *const *ps, size_t n)
             char a[96], b[96];
             describe_types(first, a, sizeof(a));
             describe_types(ps[i], b, sizeof(b));
-            pprof__errf(m->err, m->err_len, "sample types differ: profile 0 has [%s], profile %zu has [%s]",
+            lw_set_err(m->err, m->err_len, "sample types differ: profile 0 has [%s], profile %zu has [%s]",
                         a, i, b);
             return -EINVAL;
         }
@@ -449,7 +449,7 @@ static int merge_one(merger *m, const pprof_profile *in, bool as_base)
     for (size_t i = 0; i < in->n_samples && rc == 0; i++) {
         const pprof_sample *s = &in->samples[i];
         if (s->n_values != m->o->n_sample_types) {
-            pprof__errf(m->err, m->err_len, "sample %zu: has %zu values, but the profile has %zu sample types",
+            lw_set_err(m->err, m->err_len, "sample %zu: has %zu values, but the profile has %zu sample types",
                         i, s->n_values, m->o->n_sample_types);
             rc = -EINVAL;
         } else if (!all_zero(s)) {
@@ -472,7 +472,7 @@ static int merge_impl(const pprof_profile *const *profiles, size_t n, bool base_
     *out = NULL;
     int rc = 0;
     if (n == 0) {
-        pprof__errf(err, err_len, "no profiles to merge");
+        lw_set_err(err, err_len, "no profiles to merge");
         return -EINVAL;
     }
     m.o = pprof_new();
@@ -494,7 +494,7 @@ static int merge_impl(const pprof_profile *const *profiles, size_t n, bool base_
         drop_zero_samples(m.o);
 out:
     if (rc == -ENOMEM)
-        pprof__errf(err, err_len, "out of memory");
+        lw_set_err(err, err_len, "out of memory");
     pprof__hmap_free(&m.fn_map);
     pprof__hmap_free(&m.mapping_map);
     pprof__hmap_free(&m.loc_map);

@@ -255,16 +255,6 @@ void pprof__hmap_free(pprof__hmap *m)
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-void pprof__errf(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 int pprof__grow(void **vec, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
