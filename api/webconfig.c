@@ -17,21 +17,9 @@
 /* Read a whole (small) file as NUL-terminated text into *out. */
 static int read_text(const char *path, char **out, size_t *len_out)
 {
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -errno;
     lw_buf b;
     lw_buf_init(&b, MAX_FILE_BYTES);
-    char chunk[4096];
-    size_t n;
-    int rc = 0;
-    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rc = lw_buf_append(&b, chunk, n);
-    if (!rc && ferror(f))
-        rc = -EIO;
-    fclose(f);
-    if (!rc && !b.data)
-        rc = lw_buf_append(&b, "", 0);
+    int rc = lw_buf_read_file(&b, path);
     if (rc) {
         lw_buf_cleanup(&b);
         return rc;

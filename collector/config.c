@@ -1386,43 +1386,17 @@ fail_alloc:
 static int read_file(const char *path, size_t max_bytes, char **out, size_t *len_out, char *err,
                      size_t err_len)
 {
-    int rc = 0;
     lw_buf b;
     lw_buf_init(&b, max_bytes);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, err_len, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    char chunk[65536];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            snprintf(err, err_len, "%s: %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        if ((rc = lw_buf_append(&b, chunk, (size_t)n)) != 0) {
-            snprintf(err, err_len, "%s: %s", path,
-                     rc == -E2BIG ? "file too large" : "out of memory");
-            goto out;
-        }
-    }
-    if (!b.data && (rc = lw_buf_append(&b, "", 0)) != 0) {
-        snprintf(err, err_len, "%s: out of memory", path);
-        goto out;
+    int rc = lw_buf_read_file(&b, path);
+    if (rc) {
+        snprintf(err, err_len, "%s: %s", path,
+                 rc == -E2BIG ? "file too large" : rc == -ENOMEM ? "out of memory" : strerror(-rc));
+        lw_buf_cleanup(&b);
+        return rc;
     }
     *out = lw_buf_detach(&b, len_out);
-out:
-    if (fd >= 0)
-        close(fd);
-    lw_buf_cleanup(&b);
-    return rc;
+    return 0;
 }
 
 int lw_config_load(const lw_flags *flags, lw_config **out, char *err, size_t err_len)

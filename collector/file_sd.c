@@ -48,36 +48,12 @@ static void file_clear(sd_file *sf)
     sf->n_groups = 0;
 }
 
-static int read_all(const char *path, lw_buf *b)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = 0;
-    char chunk[16384];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            break;
-        }
-        if (n == 0)
-            break;
-        if ((rc = lw_buf_append(b, chunk, (size_t)n)) != 0)
-            break;
-    }
-    close(fd);
-    return rc;
-}
-
 /* Re-read one file; on failure keep the old groups. Returns 1 if changed. */
 static int reload_file(coll__fsd *f, sd_file *sf)
 {
     lw_buf b;
     lw_buf_init(&b, MAX_SD_FILE_BYTES);
-    int rc = read_all(sf->path, &b);
+    int rc = lw_buf_read_file(&b, sf->path);
     int changed = 0;
     if (rc) {
         lw_log(LW_LOG_ERROR, "file_sd: cannot read target file", "job", f->job, "file", sf->path,

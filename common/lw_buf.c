@@ -6,10 +6,12 @@
 #include "lw_buf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void lw_buf_init(lw_buf *b, size_t max_bytes)
 {
@@ -122,6 +124,32 @@ int lw_buf_json_str(lw_buf *b, const char *s)
         if (b->data)
             b->data[start] = '\0';
     }
+    return rc;
+}
+
+int lw_buf_read_file(lw_buf *b, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    char chunk[16384];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        if ((rc = lw_buf_append(b, chunk, (size_t)n)) != 0)
+            break;
+    }
+    close(fd);
+    if (rc == 0 && !b->data)
+        rc = lw_buf_append(b, "", 0);
     return rc;
 }
 

@@ -50,6 +50,12 @@ int lw_buf_vprintf(lw_buf *b, const char *fmt, va_list ap) LW_WUR LW_PRINTF(2, 0
 /* Append s as a JSON string literal (with quotes and escapes). */
 int lw_buf_json_str(lw_buf *b, const char *s) LW_WUR;
 
+/* Append the whole contents of the file at path (the buffer's cap applies;
+ * the data is always NUL-terminated, even for an empty file). 0; -errno
+ * from open/read; -E2BIG when the file exceeds the cap; -ENOMEM. On failure
+ * the buffer may hold a prefix of the file. */
+int lw_buf_read_file(lw_buf *b, const char *path) LW_WUR;
+
 /* Hand the contents to the caller (who frees them with free()) and leave the
  * buffer empty. Returns NULL for a buffer that never held anything. */
 char *lw_buf_detach(lw_buf *b, size_t *len_out);

@@ -1,11 +1,13 @@
 /* test_lw_buf.c — unit tests of the capped growable buffer (common/lw_buf.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -65,6 +67,40 @@ static void json_string_over_cap_rolls_back(void **state)
     assert_null(b.data);
 }
 
+static void read_file_whole_capped_and_missing(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/lw_buf_test_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "hello file", 10), 10);
+    close(fd);
+
+    lw_buf b;
+    lw_buf_init(&b, 64);
+    assert_int_equal(lw_buf_read_file(&b, path), 0);
+    assert_string_equal(b.data, "hello file");
+    lw_buf_cleanup(&b);
+
+    lw_buf_init(&b, 4);
+    assert_int_equal(lw_buf_read_file(&b, path), -E2BIG);
+    lw_buf_cleanup(&b);
+
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    close(fd);
+    lw_buf_init(&b, 64);
+    assert_int_equal(lw_buf_read_file(&b, path), 0);
+    assert_non_null(b.data);
+    assert_string_equal(b.data, "");
+    lw_buf_cleanup(&b);
+
+    unlink(path);
+    lw_buf_init(&b, 64);
+    assert_int_equal(lw_buf_read_file(&b, path), -ENOENT);
+    lw_buf_cleanup(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -72,6 +108,7 @@ int main(void)
         cmocka_unit_test(append_over_cap_fails_and_keeps_contents),
         cmocka_unit_test(json_string_escapes),
         cmocka_unit_test(json_string_over_cap_rolls_back),
+        cmocka_unit_test(read_file_whole_capped_and_missing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
