@@ -36,7 +36,7 @@ void lw_buf_reset(lw_buf *b)
         b->data[0] = '\0';
 }
 
-static int reserve(lw_buf *b, size_t extra)
+int lw_buf_reserve(lw_buf *b, size_t extra)
 {
     if (extra > b->max_bytes || b->len > b->max_bytes - extra)
         return -E2BIG;
@@ -58,7 +58,7 @@ static int reserve(lw_buf *b, size_t extra)
 
 int lw_buf_append(lw_buf *b, const void *data, size_t n)
 {
-    int rc = reserve(b, n);
+    int rc = lw_buf_reserve(b, n);
     if (rc)
         return rc;
     if (n)
@@ -81,7 +81,7 @@ int lw_buf_vprintf(lw_buf *b, const char *fmt, va_list ap)
     va_end(ap2);
     if (n < 0)
         return -EINVAL;
-    int rc = reserve(b, (size_t)n);
+    int rc = lw_buf_reserve(b, (size_t)n);
     if (rc)
         return rc;
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);

@@ -40,6 +40,11 @@ void lw_buf_reset(lw_buf *b);
  * -ENOMEM if allocation fails. On failure the buffer is unchanged. */
 int lw_buf_append(lw_buf *b, const void *data, size_t n) LW_WUR;
 
+/* Make room for extra more bytes (plus the NUL) without changing the
+ * contents, so a producer can write at data + len and then add to len.
+ * 0, -E2BIG past max_bytes, or -ENOMEM. */
+int lw_buf_reserve(lw_buf *b, size_t extra) LW_WUR;
+
 /* Append a C string. Same results as lw_buf_append(). */
 int lw_buf_puts(lw_buf *b, const char *s) LW_WUR;
 

@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   # libraries: HTTP client, HTTP server, storage, profile format, compression
   libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev sqlite3
-  libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
+  libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libdeflate-dev
   # config (libyaml), stacks and symbols (libunwind, elfutils libdw/libelf)
   libyaml-dev libunwind-dev libdw-dev libelf-dev
   # tests: cmocka, Go peers and go tool pprof, Prometheus, Alertmanager,

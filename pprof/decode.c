@@ -14,12 +14,22 @@
  * bomb stops at the cap instead of being inflated first. A gzip stream whose
  * content is gzip again (a server compressing an already compressed profile)
  * is unwrapped once more, under the same cap.
+ *
+ * Built with libdeflate (LW_HAVE_LIBDEFLATE, the daemon's and tools' copy),
+ * the usual case — one gzip member whose trailer size is within the cap —
+ * is inflated by libdeflate in one call straight into a buffer of exactly
+ * that size: about twice zlib's speed, and no chunk copies. Anything else
+ * (several members, a trailer size over the cap or not matching the data,
+ * corrupt input) takes the zlib path, which gives the precise error.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#ifdef LW_HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
 
 #include "internal.h"
 
@@ -33,9 +43,48 @@ static bool is_gzip(const unsigned char *d, size_t len)
     return len >= 2 && d[0] == 0x1f && d[1] == 0x8b;
 }
 
+#ifdef LW_HAVE_LIBDEFLATE
+/* The fast path (see the top of the file): 1 when in was one gzip member,
+ * now inflated into the empty buffer out; 0 to take the zlib path;
+ * -ENOMEM when an allocation failed. */
+static int gunzip_whole(const unsigned char *in, size_t in_len, lw_buf *out)
+{
+    if (in_len < 18 || out->len != 0)
+        return 0;
+    const unsigned char *t = in + in_len - 4; /* ISIZE: the size mod 2^32 */
+    size_t isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
+    if (isize == 0 || isize > out->max_bytes)
+        return 0;
+    int rc = lw_buf_reserve(out, isize);
+    if (rc)
+        return rc == -ENOMEM ? -ENOMEM : 0;
+    struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+    if (!d)
+        return -ENOMEM;
+    size_t used = 0, produced = 0;
+    enum libdeflate_result r =
+        libdeflate_gzip_decompress_ex(d, in, in_len, out->data, isize, &used, &produced);
+    libdeflate_free_decompressor(d);
+    if (r != LIBDEFLATE_SUCCESS || used != in_len || produced != isize)
+        return 0;
+    out->len = produced;
+    out->data[out->len] = '\0';
+    return 1;
+}
+#endif
+
 /* Inflate one gzip stream (possibly multi-member) into out (capped). */
 static int gunzip(const unsigned char *in, size_t in_len, lw_buf *out, char *err, size_t err_len)
 {
+#ifdef LW_HAVE_LIBDEFLATE
+    int fast = gunzip_whole(in, in_len, out);
+    if (fast == 1)
+        return 0;
+    if (fast < 0) {
+        lw_set_err(err, err_len, "out of memory");
+        return fast;
+    }
+#endif
     z_stream z;
     memset(&z, 0, sizeof(z));
     int rc = 0;

@@ -669,6 +669,59 @@ static void test_gzip_of_garbage(void **state)
     pprof_free(p);
 }
 
+/* The whole-buffer fast path (libdeflate) and the streaming path must
+ * agree: a trailer size that lies (smaller or larger than the data, or over
+ * the cap), a bad CRC and a two-member stream. */
+static void test_gzip_trailer_edge_cases(void **state)
+{
+    (void)state;
+    char err[PPROF_ERR_LEN];
+    pprof_profile *p = tiny(false), *q = NULL;
+    lw_buf raw, b;
+    encode(p, false, &raw);
+    encode(p, true, &b);
+    unsigned char *t = (unsigned char *)b.data + b.len - 4;
+    uint32_t isize = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+    assert_int_equal(isize, raw.len);
+    uint32_t lies[] = {isize - 1, isize + 1, 0, 0xffffffffu};
+    for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+        for (int k = 0; k < 4; k++)
+            t[k] = (unsigned char)(lies[i] >> (8 * k));
+        assert_int_equal(decode_msg(b.data, b.len, NULL, err, sizeof(err)), -EINVAL);
+        printf("    trailer size %u for %u bytes: %s\n", lies[i], isize, err);
+        assert_contains(err, "gzip: ");
+    }
+    for (int k = 0; k < 4; k++)
+        t[k] = (unsigned char)(isize >> (8 * k));
+    t[-1] ^= 0x55; /* the CRC-32 */
+    assert_int_equal(decode_msg(b.data, b.len, NULL, err, sizeof(err)), -EINVAL);
+    assert_contains(err, "gzip: ");
+    t[-1] ^= 0x55;
+    /* Two members: the raw bytes split in two, each gzipped. */
+    size_t l1, l2, half = raw.len / 2;
+    unsigned char *m1 = gz(raw.data, half, &l1), *m2 = gz(raw.data + half, raw.len - half, &l2);
+    lw_buf two;
+    lw_buf_init(&two, 1 << 20);
+    assert_int_equal(lw_buf_append(&two, m1, l1), 0);
+    assert_int_equal(lw_buf_append(&two, m2, l2), 0);
+    assert_int_equal(pprof_decode(two.data, two.len, NULL, &q, err, sizeof(err)), 0);
+    lw_buf again;
+    encode(q, false, &again);
+    assert_int_equal(again.len, raw.len);
+    assert_memory_equal(again.data, raw.data, raw.len);
+    pprof_free(q);
+    /* The intact stream still decodes. */
+    assert_int_equal(pprof_decode(b.data, b.len, NULL, &q, err, sizeof(err)), 0);
+    pprof_free(q);
+    free(m1);
+    free(m2);
+    lw_buf_cleanup(&again);
+    lw_buf_cleanup(&two);
+    lw_buf_cleanup(&raw);
+    lw_buf_cleanup(&b);
+    pprof_free(p);
+}
+
 static void test_gzip_bomb(void **state)
 {
     (void)state;
@@ -1199,6 +1252,7 @@ int main(void)
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_gzip_of_garbage),
         cmocka_unit_test(test_gzip_bomb),
+        cmocka_unit_test(test_gzip_trailer_edge_cases),
         cmocka_unit_test(test_sample_type_index),
         cmocka_unit_test(test_scale),
         cmocka_unit_test(test_merge),
