@@ -131,6 +131,26 @@ void store_targets_free(store_target *targets, size_t n);
 int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t time_ns,
                  const pprof_profile *p, int64_t *id_out, char *err, size_t err_len) LW_WUR;
 
+/* One profile of a store_ingest_batch(): the arguments of store_ingest()
+ * and, filled in by the call, its result. */
+typedef struct store_ingest_item {
+    int64_t target_id;
+    const char *profile_type;
+    int64_t time_ns;
+    const pprof_profile *profile;
+    int64_t id;               /* out: the new profile id, 0 on failure */
+    int rc;                   /* out: 0 or the negative errno of store_ingest() */
+    char err[STORE_ERR_LEN];  /* out: the message when rc != 0 */
+} store_ingest_item;
+
+/* Store n profiles in one transaction: one commit, so the pages every
+ * commit writes (table and index leaves, the WAL frames) are shared by the
+ * batch. Each item succeeds or fails on its own (a failing one is rolled
+ * back alone). Returns 0 when the batch committed (see each item's rc), or
+ * the negative errno of a failed commit: then nothing was stored and every
+ * item carries that error. -EROFS on a read-only store. */
+int store_ingest_batch(store *s, store_ingest_item *items, size_t n) LW_WUR;
+
 /* Rebuild stored profile id as a pprof profile (same sample types, period,
  * totals, stacks by normalized identity, labels). -ENOENT if absent. The
  * caller owns *out (pprof_free). info may be NULL. */

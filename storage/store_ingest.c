@@ -910,36 +910,35 @@ static void memo_update(store *s, ingest *in, int64_t target_id, const char *typ
     s->memo_bytes += m->bytes;
 }
 
-int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t time_ns,
-                 const pprof_profile *p, int64_t *id_out, char *err, size_t err_len)
+/* Store one item inside the open transaction, under a savepoint: when it
+ * fails only its own rows are rolled back. Called with the writer lock. */
+static int ingest_one(store *s, store_ingest_item *it)
 {
+    const pprof_profile *p = it->profile;
+    const char *profile_type = it->profile_type;
+    int64_t target_id = it->target_id;
+    char *err = it->err;
+    size_t err_len = sizeof(it->err);
     ingest *in = NULL;
-    bool began = false;
+    bool saved = false;
     int rc;
-    if (err && err_len)
-        err[0] = '\0';
+    it->id = 0;
+    err[0] = '\0';
     /* Stored sets are read back with at most 64 sample types (a bound that
      * protects the decoder from corrupt counts); real profiles have 1-4. */
-    if (!s || !profile_type || !p || target_id <= 0 || !*profile_type ||
+    if (!profile_type || !p || target_id <= 0 || !*profile_type ||
         strlen(profile_type) >= sizeof(((store_profile_info *)0)->profile_type) ||
         p->n_sample_types > 64) {
-        if (err && err_len)
-            snprintf(err, err_len, "invalid arguments");
+        snprintf(err, err_len, "invalid arguments");
         return -EINVAL;
     }
-    if (!s->w.db) {
-        if (err && err_len)
-            snprintf(err, err_len, "database opened read-only");
-        return -EROFS;
-    }
-    pthread_mutex_lock(&s->w.mu);
     rc = ingest_init(s, p, err, err_len, &in);
     if (rc)
         goto out;
-    rc = step_simple(in, SQL_BEGIN, "begin");
+    rc = step_simple(in, SQL_SAVEPOINT, "savepoint");
     if (rc)
         goto out;
-    began = true;
+    saved = true;
 
     in->memo = memo_find(s, target_id, profile_type);
     for (size_t i = 0; i < p->n_samples; i++) {
@@ -975,8 +974,8 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
     }
     sqlite3_bind_int64(st, 1, target_id);
     sqlite3_bind_text(st, 2, profile_type, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, time_ns);
-    sqlite3_bind_int64(st, 4, (int64_t)((uint64_t)p->time_nanos - (uint64_t)time_ns));
+    sqlite3_bind_int64(st, 3, it->time_ns);
+    sqlite3_bind_int64(st, 4, (int64_t)((uint64_t)p->time_nanos - (uint64_t)it->time_ns));
     sqlite3_bind_int64(st, 5, p->duration_nanos);
     sqlite3_bind_int64(st, 6, p->period);
     sqlite3_bind_int64(st, 7, meta_id);
@@ -989,23 +988,23 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
         goto out;
     }
     int64_t profile_id = sqlite3_last_insert_rowid(s->w.db);
-    if ((rc = write_series(in, target_id, profile_type, time_ns)))
+    if ((rc = write_series(in, target_id, profile_type, it->time_ns)))
         goto out;
-    if ((rc = step_simple(in, SQL_COMMIT, "commit")))
+    if ((rc = step_simple(in, SQL_RELEASE, "release savepoint")))
         goto out;
-    began = false;
+    saved = false;
     memo_update(s, in, target_id, profile_type);
-    if (id_out)
-        *id_out = profile_id;
+    it->id = profile_id;
 
 out:
     if (rc && !in) {
-        if (err && err_len)
-            snprintf(err, err_len, "out of memory");
+        snprintf(err, err_len, "out of memory");
     } else if (rc) {
-        if (began && !sqlite3_get_autocommit(s->w.db))
-            (void)step_simple(in, SQL_ROLLBACK, "rollback");
-        /* Ids cached during the failed transaction no longer exist. */
+        if (saved) {
+            (void)step_simple(in, SQL_ROLLBACK_TO, "rollback to savepoint");
+            (void)step_simple(in, SQL_RELEASE, "release savepoint");
+        }
+        /* Ids cached while storing this item no longer exist. */
         store__caches_clear(s);
         if (rc == -ENOSPC)
             ierr(in, "database or disk is full");
@@ -1015,6 +1014,75 @@ out:
             ierr(in, "storing profile failed (%s)", strerror(-rc));
     }
     ingest_done(s);
+    return rc;
+}
+
+int store_ingest_batch(store *s, store_ingest_item *items, size_t n)
+{
+    if (!s || (n && !items))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        items[i].id = 0;
+        items[i].rc = 0;
+        items[i].err[0] = '\0';
+    }
+    if (n == 0)
+        return 0;
+    if (!s->w.db) {
+        for (size_t i = 0; i < n; i++) {
+            items[i].rc = -EROFS;
+            snprintf(items[i].err, sizeof(items[i].err), "database opened read-only");
+        }
+        return -EROFS;
+    }
+    char cerr[STORE_ERR_LEN] = "";
+    ingest fake = {.s = s, .err = cerr, .err_len = sizeof(cerr)};
+    pthread_mutex_lock(&s->w.mu);
+    int rc = step_simple(&fake, SQL_BEGIN, "begin");
+    if (!rc) {
+        for (size_t i = 0; i < n; i++)
+            items[i].rc = ingest_one(s, &items[i]);
+        rc = step_simple(&fake, SQL_COMMIT, "commit");
+        if (rc) {
+            if (!sqlite3_get_autocommit(s->w.db))
+                (void)step_simple(&fake, SQL_ROLLBACK, "rollback");
+            store__caches_clear(s);
+        }
+    }
     pthread_mutex_unlock(&s->w.mu);
+    if (rc) {
+        /* Nothing of the batch is stored. */
+        for (size_t i = 0; i < n; i++) {
+            if (items[i].rc)
+                continue;
+            items[i].rc = rc;
+            items[i].id = 0;
+            if (rc == -ENOSPC)
+                snprintf(items[i].err, sizeof(items[i].err), "database or disk is full");
+            else
+                snprintf(items[i].err, sizeof(items[i].err), "%s", cerr);
+        }
+    }
+    return rc;
+}
+
+int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t time_ns,
+                 const pprof_profile *p, int64_t *id_out, char *err, size_t err_len)
+{
+    store_ingest_item it = {.target_id = target_id, .profile_type = profile_type,
+                            .time_ns = time_ns, .profile = p};
+    if (err && err_len)
+        err[0] = '\0';
+    int rc = store_ingest_batch(s, &it, 1);
+    if (rc == -EINVAL && !s) {
+        if (err && err_len)
+            snprintf(err, err_len, "invalid arguments");
+        return rc;
+    }
+    rc = it.rc;
+    if (err && err_len && it.err[0])
+        snprintf(err, err_len, "%s", it.err);
+    if (!rc && id_out)
+        *id_out = it.id;
     return rc;
 }

@@ -274,15 +274,33 @@ static double inflate_seconds(const lw_buf *in, size_t *raw_len)
     return cpu_s() - a;
 }
 
+/* bench [--batch N] DB TYPE ROUNDS FILE...: decode and store the files in
+ * turn, N profiles per transaction (store_ingest_batch, as the collector
+ * under load; default 1 = store_ingest), against zlib inflate of the same
+ * bytes. */
+#define BENCH_BATCH_BYTES ((size_t)8 << 20) /* collector/scrape.c INGEST_BATCH_BYTES */
+
 static int cmd_bench(int argc, char **argv)
 {
+    long batch = 1;
+    if (argc >= 7 && !strcmp(argv[2], "--batch")) {
+        batch = strtol(argv[3], NULL, 10);
+        argv += 2;
+        argc -= 2;
+    }
+    if (batch < 1 || batch > 1024) {
+        fprintf(stderr, "bench: --batch must be 1..1024\n");
+        return 2;
+    }
     const char *db = argv[2], *type = argv[3];
     long rounds = strtol(argv[4], NULL, 10);
     int n_files = argc - 5;
     char err[STORE_ERR_LEN] = "";
     store *s = NULL;
     lw_buf *files = calloc((size_t)n_files, sizeof(*files));
-    int rc = files ? 0 : -ENOMEM;
+    store_ingest_item *items = calloc((size_t)batch, sizeof(*items));
+    pprof_profile **profs = calloc((size_t)batch, sizeof(*profs));
+    int rc = files && items && profs ? 0 : -ENOMEM;
     double t_inflate = 0, t_decode = 0, t_store = 0;
     size_t gz_bytes = 0, raw_bytes = 0;
     int64_t before = 0, after = 0;
@@ -302,34 +320,55 @@ static int cmd_bench(int argc, char **argv)
     s = NULL;
     if (!rc && !(rc = store_open(db, NULL, &s, err, sizeof(err))))
         rc = store_size_bytes(s, &before);
-    int64_t t0 = lw_wall_ns(), k = 0;
-    for (long r = 0; r < rounds && !rc; r++) {
-        for (int i = 0; i < n_files && !rc; i++, k++) {
-            size_t raw_len = 0;
-            double t_inf = inflate_seconds(&files[i], &raw_len);
-            if (k > 0)
-                t_inflate += t_inf;
-            pprof_profile *p = NULL;
-            double a = cpu_s();
-            rc = pprof_decode(files[i].data, files[i].len, NULL, &p, err, sizeof(err));
-            double b = cpu_s();
-            if (!rc)
-                rc = store_ingest(s, target, type, t0 + k * 1000000000, p, NULL, err, sizeof(err));
-            double c = cpu_s();
-            pprof_free(p);
-            if (rc) {
-                fprintf(stderr, "%s: %s\n", argv[5 + i], err);
+    int64_t t0 = lw_wall_ns(), k = 0, total = rounds * (int64_t)n_files;
+    while (k < total && !rc) {
+        /* The very first ingest fills the dictionary: alone and not timed. */
+        int64_t n = k == 0 ? 1 : (total - k < batch ? total - k : batch);
+        size_t raw = 0, body_bytes = 0;
+        double t_dec = 0;
+        for (int64_t b = 0; b < n && !rc; b++) {
+            const lw_buf *f = &files[(k + b) % n_files];
+            if (b > 0 && body_bytes + f->len > BENCH_BATCH_BYTES) {
+                n = b; /* as the collector: a batch holds at most 8 MiB of bodies */
                 break;
             }
-            if (k == 0) {
-                /* The very first ingest fills the dictionary; not timed. */
-                continue;
+            body_bytes += f->len;
+            size_t raw_len = 0;
+            double t_inf = inflate_seconds(f, &raw_len);
+            double a = cpu_s();
+            rc = pprof_decode(f->data, f->len, NULL, &profs[b], err, sizeof(err));
+            t_dec += cpu_s() - a;
+            if (rc) {
+                fprintf(stderr, "%s: %s\n", argv[5 + (k + b) % n_files], err);
+                break;
             }
-            t_decode += b - a;
-            t_store += c - b;
-            gz_bytes += files[i].len;
-            raw_bytes += raw_len;
+            items[b] = (store_ingest_item){.target_id = target, .profile_type = type,
+                                           .time_ns = t0 + (k + b) * 1000000000,
+                                           .profile = profs[b]};
+            if (k > 0) {
+                t_inflate += t_inf;
+                gz_bytes += f->len;
+                raw += raw_len;
+            }
         }
+        if (!rc) {
+            double a = cpu_s();
+            rc = store_ingest_batch(s, items, (size_t)n);
+            double c = cpu_s();
+            for (int64_t b = 0; b < n && !rc; b++)
+                if ((rc = items[b].rc))
+                    fprintf(stderr, "%s: %s\n", argv[5 + (k + b) % n_files], items[b].err);
+            if (k > 0) {
+                t_decode += t_dec;
+                t_store += c - a;
+                raw_bytes += raw;
+            }
+        }
+        for (int64_t b = 0; b < n; b++) {
+            pprof_free(profs[b]);
+            profs[b] = NULL;
+        }
+        k += n;
     }
     store_close(s);
     s = NULL;
@@ -337,8 +376,9 @@ static int cmd_bench(int argc, char **argv)
         rc = store_size_bytes(s, &after);
     if (!rc) {
         double raw_mb = (double)raw_bytes / 1e6;
-        printf("%" PRId64 " profiles (the first not timed), %.1f MB gzipped, %.1f MB raw timed\n",
-               k, (double)gz_bytes / 1e6, raw_mb);
+        printf("%" PRId64 " profiles (the first not timed), %ld per transaction, %.1f MB gzipped, "
+               "%.1f MB raw timed\n",
+               k, batch, (double)gz_bytes / 1e6, raw_mb);
         printf("inflate        %8.1f MB/s raw\n", raw_mb / t_inflate);
         printf("decode         %8.1f MB/s raw\n", raw_mb / t_decode);
         double timed = (double)(k > 1 ? k - 1 : 1);
@@ -353,6 +393,8 @@ static int cmd_bench(int argc, char **argv)
     for (int i = 0; files && i < n_files; i++)
         lw_buf_cleanup(&files[i]);
     free(files);
+    free(items);
+    free(profs);
     return rc ? 1 : 0;
 }
 
@@ -508,7 +550,7 @@ int main(int argc, char **argv)
     if (argc >= 5 && !strcmp(argv[1], "load-bench"))
         return cmd_load_bench(argc, argv);
     fprintf(stderr, "usage: lwstore-tool ingest DB FILE TYPE [N] | dump DB ID OUT | stats DB | "
-                    "top DB ID | retain DB MAX_AGE_S MAX_BYTES | bench DB TYPE ROUNDS FILE... | "
+                    "top DB ID | retain DB MAX_AGE_S MAX_BYTES | bench [--batch N] DB TYPE ROUNDS FILE... | "
                     "soak DB TYPE N RETAIN_EVERY FILE... | load-bench DB ROUNDS ID...\n");
     return 2;
 }

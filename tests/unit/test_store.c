@@ -1272,6 +1272,81 @@ static void test_bad_args(void **state)
     store_close(s);
 }
 
+/* Several profiles in one transaction: each stored as if alone, a bad one
+ * refused alone (its rows rolled back, the others kept), the memo and the
+ * caches right for the items after it. */
+static void test_ingest_batch(void **state)
+{
+    (void)state;
+    char path[600], err[STORE_ERR_LEN];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t t1 = target(s, "svc", "127.0.0.1:1"), t2 = target(s, "svc", "127.0.0.1:2");
+    pprof_profile *g1 = goroutine_profile(10), *g2 = goroutine_profile(20);
+    pprof_profile *r = random_profile(7, 500, 80), *bad = random_profile(8, 300, 50);
+    /* A sample pointing at a location that does not exist: refused. */
+    bad->samples[bad->n_samples / 2].location_ids[0] = 999999;
+    store_ingest_item items[5] = {
+        {.target_id = t1, .profile_type = "goroutine", .time_ns = T0 + SEC, .profile = g1},
+        {.target_id = t1, .profile_type = "heap", .time_ns = T0 + SEC, .profile = bad},
+        {.target_id = t1, .profile_type = "goroutine", .time_ns = T0 + 2 * SEC, .profile = g2},
+        {.target_id = 4242, .profile_type = "goroutine", .time_ns = T0 + SEC, .profile = g1},
+        {.target_id = t2, .profile_type = "heap", .time_ns = T0 + SEC, .profile = r},
+    };
+    assert_int_equal(store_ingest_batch(s, items, 5), 0);
+    for (size_t i = 0; i < 5; i++)
+        printf("item %zu: rc %d id %" PRId64 " \"%s\"\n", i, items[i].rc, items[i].id, items[i].err);
+    assert_int_equal(items[0].rc, 0);
+    assert_int_equal(items[1].rc, -EINVAL);
+    assert_non_null(strstr(items[1].err, "location id 999999 does not exist"));
+    assert_int_equal(items[1].id, 0);
+    assert_int_equal(items[2].rc, 0);
+    assert_int_equal(items[3].rc, -ENOENT); /* unknown target */
+    assert_int_equal(items[4].rc, 0);
+    assert_true(items[0].id < items[2].id && items[2].id < items[4].id);
+    int64_t count = -1;
+    assert_int_equal(store_profiles_count(s, &count), 0);
+    assert_int_equal(count, 3);
+    const pprof_profile *want[] = {g1, NULL, g2, NULL, r};
+    for (size_t i = 0; i < 5; i++) {
+        if (!want[i])
+            continue;
+        pprof_profile *out = NULL;
+        assert_int_equal(store_profile_load(s, items[i].id, &out, NULL), 0);
+        assert_same_profile(want[i], out);
+        pprof_free(out);
+    }
+    /* After the batch: the same content stored alone dedups against it, and
+     * the refused profile, fixed, is stored fine. */
+    int64_t again = ingest_ok(s, t2, "heap", T0 + 2 * SEC, r);
+    pprof_profile *out = NULL;
+    assert_int_equal(store_profile_load(s, again, &out, NULL), 0);
+    assert_same_profile(r, out);
+    pprof_free(out);
+    bad->samples[bad->n_samples / 2].location_ids[0] = bad->locations[0].id;
+    int64_t fixed = ingest_ok(s, t1, "heap", T0 + 3 * SEC, bad);
+    assert_int_equal(store_profile_load(s, fixed, &out, NULL), 0);
+    assert_same_profile(bad, out);
+    pprof_free(out);
+    assert_int_equal(store_ingest_batch(s, items, 0), 0);
+    assert_int_equal(store_ingest_batch(NULL, items, 1), -EINVAL);
+    check_integrity(s);
+    store_close(s);
+
+    /* Read-only: every item refused with a message. */
+    store_options ro = {.read_only = true};
+    s = open_ok(path, &ro);
+    assert_int_equal(store_ingest_batch(s, items, 2), -EROFS);
+    assert_int_equal(items[0].rc, -EROFS);
+    assert_string_equal(items[1].err, "database opened read-only");
+    (void)err;
+    store_close(s);
+    pprof_free(g1);
+    pprof_free(g2);
+    pprof_free(r);
+    pprof_free(bad);
+}
+
 /* ---- batched loads and the reader pool ----------------------------------------- */
 
 /* A copy of p with its samples shuffled and only about one in `keep` kept:
@@ -1574,6 +1649,7 @@ int main(void)
         cmocka_unit_test(test_stacks_and_top_frames),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_ingest_batch),
         cmocka_unit_test(test_load_batched),
         cmocka_unit_test(test_reader_pool),
         cmocka_unit_test(test_reader_pool_threads),
