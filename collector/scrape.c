@@ -16,6 +16,14 @@
  * result goes back through c->done_head (under c->q_mu), matched to its
  * profile by serial number, so targets may be reconfigured or removed while
  * their jobs run. Hooks are called with no lock held.
+ *
+ * Storing: a worker decodes a body and hands the profile to the writer
+ * thread (c->ingest_head), which stores what has gathered in one
+ * transaction (store_ingest_batch) once INGEST_LINGER_NS has passed since
+ * the oldest arrived, or sooner when the batch is full or big: one commit
+ * per batch instead of one per profile (a small profile's commit writes
+ * about six 4 KiB WAL pages, several times its own size). The writer then
+ * runs the hooks and returns the jobs to the loop thread.
  */
 #include "coll.h"
 #include "lw_util.h"
@@ -40,7 +48,13 @@
 #define FSD_CHECK_DEFAULT_NS LW_NS_PER_SEC
 #define MAX_REDIRECTS 5
 #define MAX_SECRET_FILE_BYTES 65536
-#define COLL_WORKERS 2 /* decode + ingest threads */
+#define COLL_WORKERS 2 /* decode threads */
+/* The writer's batches: stored at the latest this long after the oldest
+ * profile arrived, at once when this many are waiting or their decoded
+ * bodies add up to this many bytes. */
+#define INGEST_LINGER_NS (100 * LW_NS_PER_SEC / 1000)
+#define INGEST_BATCH_MAX 64
+#define INGEST_BATCH_BYTES ((size_t)8 << 20)
 #define COLL_SHARES 64 /* libcurl share handles (connection + DNS caches) */
 /* libcurl's receive buffer, allocated per transfer in flight (default 16 KiB;
  * hundreds of transfers are in flight when the machine is loaded). */
@@ -136,6 +150,11 @@ struct coll {
     bool q_stop;
     struct job *todo_head, *todo_tail; /* FIFO */
     struct job *done_head;             /* results for the loop thread */
+    struct job *ingest_head, *ingest_tail; /* decoded, for the writer (FIFO) */
+    size_t ingest_n, ingest_bytes;
+    pthread_cond_t ingest_cv;
+    pthread_t writer;
+    bool writer_started;
     uint64_t running[COLL_WORKERS];    /* target serial per busy worker, 0 = idle */
 };
 
@@ -884,6 +903,9 @@ typedef struct job {
     size_t n_labels;
     lw_buf body;
     bool content_gzip;
+    pprof_profile *prof;  /* decoded, waiting for the writer */
+    size_t prof_bytes;    /* its body size (the writer bounds batches by it) */
+    int64_t queued_ns;    /* when it reached the writer's queue */
     /* Results. */
     char err[ERR_LEN];
     bool has_value;
@@ -900,6 +922,7 @@ static void job_free(job *j)
     }
     free(j->labels);
     lw_buf_cleanup(&j->body);
+    pprof_free(j->prof);
     free(j);
 }
 
@@ -923,11 +946,11 @@ static void job_values(job *j, const pprof_profile *p)
     }
 }
 
-/* Decode and store one body (worker thread). Fills j->err on failure. */
-static void job_run(coll *c, job *j)
+/* Decode one body and register its target (worker thread): on success
+ * j->prof holds the profile for the writer, else j->err says why. */
+static void job_decode(coll *c, job *j)
 {
     pprof_profile *p = NULL;
-    int64_t profile_id = 0;
     lw_buf plain;
     lw_buf_init(&plain, c->opt.max_decompressed_bytes);
     const lw_buf *body = &j->body;
@@ -959,6 +982,7 @@ static void job_run(coll *c, job *j)
                  derr[0] ? derr : strerror(-rc));
         goto out;
     }
+    j->prof_bytes = body->len; /* bounds the bytes a writer batch holds */
     lw_buf_cleanup(&j->body);
     lw_buf_cleanup(&plain);
     if (!j->store_id) {
@@ -969,19 +993,20 @@ static void job_run(coll *c, job *j)
             goto out;
         }
     }
-    char serr[STORE_ERR_LEN] = "";
-    rc = store_ingest(c->store, j->store_id, j->profile_type, j->start_wall_ns, p, &profile_id, serr,
-                      sizeof(serr));
-    if (rc == -ENOENT && store_target_upsert(c->store, j->labels, j->n_labels, &j->store_id) == 0) {
-        /* The cached target id is gone from the store (deleted meanwhile):
-         * registered again, retry once. */
-        serr[0] = '\0';
-        rc = store_ingest(c->store, j->store_id, j->profile_type, j->start_wall_ns, p, &profile_id,
-                          serr, sizeof(serr));
-    }
+    j->prof = p;
+    p = NULL;
+out:
+    pprof_free(p);
+    lw_buf_cleanup(&plain);
+    lw_buf_cleanup(&j->body);
+}
+
+/* After the writer stored j (rc, profile_id, serr): result, values, hook. */
+static void job_stored(coll *c, job *j, int rc, int64_t profile_id, const char *serr)
+{
     if (rc) {
         snprintf(j->err, sizeof(j->err), "storage: %s", serr[0] ? serr : strerror(-rc));
-        goto out;
+        return;
     }
     if (lw_log_enabled(LW_LOG_DEBUG)) {
         /* After COMMIT: a profile logged here is durable (crash tests check it). */
@@ -991,14 +1016,109 @@ static void job_run(coll *c, job *j)
         lw_log(LW_LOG_DEBUG, "profile stored", "id", id, "target_id", tid, "profile",
                j->profile_type, NULL);
     }
-    job_values(j, p);
+    job_values(j, j->prof);
     if (c->hooks.on_ingest)
         c->hooks.on_ingest(c->hooks.ctx, j->store_id, j->labels, j->n_labels, j->profile_type,
                            profile_id, j->start_wall_ns);
-out:
-    pprof_free(p);
-    lw_buf_cleanup(&plain);
-    lw_buf_cleanup(&j->body);
+}
+
+/* Return finished jobs (a chain linked by next) to the loop thread. */
+static void jobs_done(coll *c, job *head)
+{
+    if (!head)
+        return;
+    job *tail = head;
+    while (tail->next)
+        tail = tail->next;
+    pthread_mutex_lock(&c->q_mu);
+    tail->next = c->done_head;
+    c->done_head = head;
+    pthread_mutex_unlock(&c->q_mu);
+    curl_multi_wakeup(c->multi);
+}
+
+/* Store one batch of decoded jobs (writer thread, no lock held). */
+static void ingest_batch(coll *c, job *head, size_t n)
+{
+    store_ingest_item *items = calloc(n, sizeof(*items));
+    size_t k = 0;
+    int64_t t0 = lw_mono_ns();
+    for (job *j = head; j && items; j = j->next, k++)
+        items[k] = (store_ingest_item){.target_id = j->store_id, .profile_type = j->profile_type,
+                                       .time_ns = j->start_wall_ns, .profile = j->prof};
+    if (items && store_ingest_batch(c->store, items, n) != 0) {
+        /* A failed commit: every item carries the error (below). */
+    }
+    int64_t share = (lw_mono_ns() - t0) / (int64_t)n;
+    k = 0;
+    for (job *j = head; j; j = j->next, k++) {
+        int64_t profile_id = 0;
+        char serr[STORE_ERR_LEN] = "";
+        int rc = -ENOMEM;
+        if (items) {
+            rc = items[k].rc;
+            profile_id = items[k].id;
+            snprintf(serr, sizeof(serr), "%s", items[k].err);
+        }
+        if (rc == -ENOENT &&
+            store_target_upsert(c->store, j->labels, j->n_labels, &j->store_id) == 0) {
+            /* The cached target id is gone from the store (deleted
+             * meanwhile): registered again, retry once. */
+            serr[0] = '\0';
+            rc = store_ingest(c->store, j->store_id, j->profile_type, j->start_wall_ns, j->prof,
+                              &profile_id, serr, sizeof(serr));
+        }
+        job_stored(c, j, rc, profile_id, serr);
+        pprof_free(j->prof);
+        j->prof = NULL;
+        j->run_ns += share;
+    }
+    free(items);
+    jobs_done(c, head);
+}
+
+static void *writer_main(void *arg)
+{
+    coll *c = arg;
+    pthread_mutex_lock(&c->q_mu);
+    for (;;) {
+        while (!c->q_stop && !c->ingest_head)
+            pthread_cond_wait(&c->ingest_cv, &c->q_mu);
+        if (!c->ingest_head)
+            break; /* stopping, nothing left */
+        /* Let a batch gather, unless stopping (then store what is here). */
+        while (!c->q_stop && c->ingest_n < INGEST_BATCH_MAX &&
+               c->ingest_bytes < INGEST_BATCH_BYTES) {
+            int64_t due = c->ingest_head->queued_ns + INGEST_LINGER_NS;
+            int64_t now = lw_mono_ns();
+            if (now >= due)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t at = (int64_t)ts.tv_sec * LW_NS_PER_SEC + ts.tv_nsec + (due - now);
+            ts.tv_sec = (time_t)(at / LW_NS_PER_SEC);
+            ts.tv_nsec = (long)(at % LW_NS_PER_SEC);
+            pthread_cond_timedwait(&c->ingest_cv, &c->q_mu, &ts);
+        }
+        job *head = c->ingest_head;
+        size_t n = 0;
+        job *last = head;
+        for (job *j = head; j && n < INGEST_BATCH_MAX; j = j->next) {
+            last = j;
+            n++;
+            c->ingest_bytes -= j->prof_bytes;
+        }
+        c->ingest_head = last->next;
+        if (!c->ingest_head)
+            c->ingest_tail = NULL;
+        last->next = NULL;
+        c->ingest_n -= n;
+        pthread_mutex_unlock(&c->q_mu);
+        ingest_batch(c, head, n);
+        pthread_mutex_lock(&c->q_mu);
+    }
+    pthread_mutex_unlock(&c->q_mu);
+    return NULL;
 }
 
 /* The queued job to run next (under q_mu): the cheapest one whose target
@@ -1050,16 +1170,31 @@ static void *worker_main(void *arg)
         c->running[me] = j->target_serial;
         pthread_mutex_unlock(&c->q_mu);
         int64_t t0 = lw_mono_ns();
-        job_run(c, j);
+        job_decode(c, j);
         j->run_ns = lw_mono_ns() - t0;
         pthread_mutex_lock(&c->q_mu);
         c->running[me] = 0;
-        j->next = c->done_head;
-        c->done_head = j;
         if (c->todo_head) /* a queued job of this target may now run */
             pthread_cond_broadcast(&c->q_cv);
+        if (j->prof && c->writer_started) { /* to the writer */
+            j->queued_ns = lw_mono_ns();
+            if (c->ingest_tail)
+                c->ingest_tail->next = j;
+            else
+                c->ingest_head = j;
+            c->ingest_tail = j;
+            c->ingest_n++;
+            c->ingest_bytes += j->prof_bytes;
+            if (c->ingest_n == 1 || c->ingest_n >= INGEST_BATCH_MAX ||
+                c->ingest_bytes >= INGEST_BATCH_BYTES)
+                pthread_cond_signal(&c->ingest_cv);
+            continue;
+        }
         pthread_mutex_unlock(&c->q_mu);
-        curl_multi_wakeup(c->multi);
+        if (j->prof) /* no writer thread: store it here */
+            ingest_batch(c, j, 1);
+        else
+            jobs_done(c, j);
         pthread_mutex_lock(&c->q_mu);
     }
     pthread_mutex_unlock(&c->q_mu);
@@ -1263,6 +1398,11 @@ int coll_new(const lw_config *cfg, store *s, const coll_hooks *hooks, const coll
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->q_mu, NULL);
     pthread_cond_init(&c->q_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->ingest_cv, &ca);
+    pthread_condattr_destroy(&ca);
     c->store = s;
     if (hooks)
         c->hooks = *hooks;
@@ -1287,6 +1427,12 @@ int coll_new(const lw_config *cfg, store *s, const coll_hooks *hooks, const coll
             goto fail;
         }
     }
+    if (pthread_create(&c->writer, NULL, writer_main, c) != 0) {
+        rc = -EAGAIN;
+        snprintf(err, err_len, "cannot start the writer thread");
+        goto fail;
+    }
+    c->writer_started = true;
     for (; c->n_workers < COLL_WORKERS; c->n_workers++) {
         c->worker_args[c->n_workers] = (worker_arg){c, c->n_workers};
         if (pthread_create(&c->workers[c->n_workers], NULL, worker_main,
@@ -1395,6 +1541,12 @@ void coll_free(coll *c)
     pthread_mutex_unlock(&c->q_mu);
     for (size_t i = 0; i < c->n_workers; i++)
         pthread_join(c->workers[i], NULL);
+    /* The writer stores what the workers decoded, then ends. */
+    pthread_mutex_lock(&c->q_mu);
+    pthread_cond_broadcast(&c->ingest_cv);
+    pthread_mutex_unlock(&c->q_mu);
+    if (c->writer_started)
+        pthread_join(c->writer, NULL);
     /* Results of finished jobs are reported (their profiles are stored);
      * queued jobs are dropped. */
     collect_done(c);
@@ -1414,6 +1566,7 @@ void coll_free(coll *c)
         curl_multi_cleanup(c->multi);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->q_cv);
+    pthread_cond_destroy(&c->ingest_cv);
     pthread_mutex_destroy(&c->q_mu);
     free(c);
 }
