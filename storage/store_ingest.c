@@ -495,7 +495,7 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
         store__set_free(&own);
         rc = 0;
     }
-    if ((rc = store__pack(chosen->data ? chosen->data : "", chosen->len, &in->packed)))
+    if ((rc = store__pack(s, chosen->data ? chosen->data : "", chosen->len, &in->packed)))
         return rc;
     const char *blob = in->packed.data;
     size_t blob_len = in->packed.len;

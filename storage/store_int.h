@@ -185,8 +185,8 @@ LW_WUR static inline int store__get_svarint(const unsigned char *data, size_t le
 }
 
 /* Compressed blobs: a format byte (0 raw, 1 zlib), the uncompressed length
- * as a varint, then the payload. */
-int store__pack(const void *raw, size_t len, lw_buf *out) LW_WUR;
+ * as a varint, then the payload. Packing is the writer's (under w.mu). */
+int store__pack(store *s, const void *raw, size_t len, lw_buf *out) LW_WUR;
 int store__unpack(const void *blob, size_t len, lw_buf *out) LW_WUR;
 
 /* ---- caches (store_cache.c) ---- */
@@ -373,6 +373,7 @@ struct store {
     store__memo *memos;        /* writer: one per (target, type) */
     size_t n_memos, cap_memos;
     size_t memo_bytes;         /* all memos; cleared when over STORE_MEMO_BYTES */
+    struct libdeflate_compressor *packer; /* writer: store__pack's, made on first use */
 };
 
 /* Free the ingest scratch (store_ingest.c). NULL is fine. */
