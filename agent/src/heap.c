@@ -377,7 +377,39 @@ typedef struct live_stripe {
 } live_stripe;
 
 static live_stripe live[LIVE_STRIPES];
-static _Atomic uint32_t filter[FILTER_SLOTS];
+/* One byte per slot (64 KiB: free() reads it on every call, so it should
+ * stay in cache). A slot saturates at 255 and then stays there for good:
+ * its frees always take the slow path, which is only slower, never wrong.
+ * The slot is the pointer's address bits above malloc's 16-byte alignment:
+ * no hashing on free()'s fast path, and neighbouring blocks share a cache
+ * line of the filter. Two sampled blocks a multiple of 1 MiB apart share a
+ * slot, which only costs a slow-path lookup. */
+static _Atomic uint8_t filter[FILTER_SLOTS];
+
+static inline _Atomic uint8_t *filter_slot(uintptr_t p)
+{
+    return &filter[(p >> 4) & (FILTER_SLOTS - 1)];
+}
+
+static void filter_inc(uintptr_t p)
+{
+    _Atomic uint8_t *f = filter_slot(p);
+    uint8_t v = atomic_load_explicit(f, memory_order_relaxed);
+    while (v != UINT8_MAX &&
+           !atomic_compare_exchange_weak_explicit(f, &v, (uint8_t)(v + 1), memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+static void filter_dec(uintptr_t p)
+{
+    _Atomic uint8_t *f = filter_slot(p);
+    uint8_t v = atomic_load_explicit(f, memory_order_relaxed);
+    while (v != UINT8_MAX && v != 0 &&
+           !atomic_compare_exchange_weak_explicit(f, &v, (uint8_t)(v - 1), memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
 
 static inline uint64_t ptr_hash(uintptr_t p)
 {
@@ -387,23 +419,21 @@ static inline uint64_t ptr_hash(uintptr_t p)
 
 static inline bool filter_maybe(const void *p)
 {
-    uint64_t h = ptr_hash((uintptr_t)p);
-    return atomic_load_explicit(&filter[h & (FILTER_SLOTS - 1)], memory_order_relaxed) != 0;
+    return atomic_load_explicit(filter_slot((uintptr_t)p), memory_order_relaxed) != 0;
 }
 
 /* Bootstrap blocks stay in the filter for good, so that free()'s fast path
  * needs no address-range check: they always take the slow path. */
 static void filter_add_boot(const void *p)
 {
-    uint64_t h = ptr_hash((uintptr_t)p);
-    atomic_fetch_add_explicit(&filter[h & (FILTER_SLOTS - 1)], 1, memory_order_relaxed);
+    filter_inc((uintptr_t)p);
 }
 
 static void live_insert(uintptr_t p, bucket *b)
 {
     uint64_t h = ptr_hash(p);
     live_stripe *s = &live[(h >> 16) % LIVE_STRIPES];
-    atomic_fetch_add_explicit(&filter[h & (FILTER_SLOTS - 1)], 1, memory_order_relaxed);
+    filter_inc(p);
     pthread_mutex_lock(&s->lock);
     live_node *nd = s->free_nodes;
     if (nd)
@@ -419,7 +449,7 @@ static void live_insert(uintptr_t p, bucket *b)
     }
     pthread_mutex_unlock(&s->lock);
     if (!nd) {
-        atomic_fetch_sub_explicit(&filter[h & (FILTER_SLOTS - 1)], 1, memory_order_relaxed);
+        filter_dec(p);
         atomic_fetch_add_explicit(&b->frees, 1, memory_order_relaxed); /* cannot track it */
     }
 }
@@ -443,7 +473,7 @@ static bucket *live_remove(uintptr_t p)
     }
     pthread_mutex_unlock(&s->lock);
     if (b)
-        atomic_fetch_sub_explicit(&filter[h & (FILTER_SLOTS - 1)], 1, memory_order_relaxed);
+        filter_dec(p);
     return b;
 }
 
