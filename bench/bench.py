@@ -105,7 +105,7 @@ def bench_malloc(a):
     ring = os.path.join(a.bin, "malloc-ring")
     fwd = os.path.join(a.bin, "forward-preload.so")
     agent = os.path.join(a.build, "lib", "libleakwatch-agent.so")
-    n = 2_000_000 if a.quick else 20_000_000
+    n = 2_000_000 if a.quick else 50_000_000
     n_rate1 = n // 50
     base = dict(os.environ, LEAKWATCH_AGENT_ADDR="off", LEAKWATCH_QUIET="1")
     variants = {
