@@ -328,8 +328,9 @@ def scrape_gosvc_series(a, n):
 
 
 # leakwatchd's writer stores what gathers within 100 ms in one transaction,
-# at most 64 profiles (collector/scrape.c INGEST_BATCH_MAX); under load a
-# batch is full.
+# at most 64 profiles or 1 MiB of bodies (collector/scrape.c
+# INGEST_BATCH_MAX, INGEST_BATCH_BYTES; lwstore-tool applies the byte bound
+# too); under load a batch is full.
 COLLECTOR_BATCH = 64
 
 

@@ -54,7 +54,7 @@
  * bodies add up to this many bytes. */
 #define INGEST_LINGER_NS (100 * LW_NS_PER_SEC / 1000)
 #define INGEST_BATCH_MAX 64
-#define INGEST_BATCH_BYTES ((size_t)8 << 20)
+#define INGEST_BATCH_BYTES ((size_t)1 << 20)
 #define COLL_SHARES 64 /* libcurl share handles (connection + DNS caches) */
 /* libcurl's receive buffer, allocated per transfer in flight (default 16 KiB;
  * hundreds of transfers are in flight when the machine is loaded). */

@@ -278,7 +278,7 @@ static double inflate_seconds(const lw_buf *in, size_t *raw_len)
  * turn, N profiles per transaction (store_ingest_batch, as the collector
  * under load; default 1 = store_ingest), against zlib inflate of the same
  * bytes. */
-#define BENCH_BATCH_BYTES ((size_t)8 << 20) /* collector/scrape.c INGEST_BATCH_BYTES */
+#define BENCH_BATCH_BYTES ((size_t)1 << 20) /* collector/scrape.c INGEST_BATCH_BYTES */
 
 static int cmd_bench(int argc, char **argv)
 {
@@ -329,7 +329,7 @@ static int cmd_bench(int argc, char **argv)
         for (int64_t b = 0; b < n && !rc; b++) {
             const lw_buf *f = &files[(k + b) % n_files];
             if (b > 0 && body_bytes + f->len > BENCH_BATCH_BYTES) {
-                n = b; /* as the collector: a batch holds at most 8 MiB of bodies */
+                n = b; /* as the collector: a batch holds at most 1 MiB of bodies */
                 break;
             }
             body_bytes += f->len;
