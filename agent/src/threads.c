@@ -63,6 +63,11 @@ typedef struct thread_rec {
     pid_t creator_tid;
     int64_t start_ns; /* CLOCK_REALTIME */
     created *from;
+    /* run_registered()'s frame [lo, hi): between the thread's function and
+     * the trampoline; a stack scan skips it (its pthread_cleanup buffer
+     * holds saved registers, e.g. stale code addresses that differ from
+     * thread to thread). 0, 0 until set. */
+    _Atomic uintptr_t skip_lo, skip_hi;
 } thread_rec;
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -163,6 +168,17 @@ static __attribute__((noinline)) void *run_registered(thread_rec *r, const start
                           memory_order_relaxed);
     void *volatile ret = NULL;
     pthread_cleanup_push(unregister_self, r);
+#if defined(__x86_64__)
+    if (r) {
+        uintptr_t sp;
+        __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
+        atomic_store_explicit(&r->skip_lo, sp, memory_order_relaxed);
+        /* up to the saved frame pointer; the return address above it stays */
+        atomic_store_explicit(&r->skip_hi,
+                              (uintptr_t)__builtin_frame_address(0) + sizeof(void *),
+                              memory_order_relaxed);
+    }
+#endif
     ret = a->fn(a->arg);
     pthread_cleanup_pop(1);
     return ret;
@@ -185,6 +201,8 @@ static void *trampoline(void *p)
         r->start_ns = lw__now_ns();
         r->from = a.from;
         r->prev = NULL;
+        atomic_store_explicit(&r->skip_lo, 0, memory_order_relaxed);
+        atomic_store_explicit(&r->skip_hi, 0, memory_order_relaxed);
         r->next = reg_live;
         if (reg_live)
             reg_live->prev = r;
@@ -549,7 +567,8 @@ static bool after_call(uintptr_t a)
  * start_thread and clone: past those, the scan would only find debris. */
 #define FRAMES_AFTER_TRAMPOLINE 2
 
-static void scan_stack(const code_ranges *cr, uintptr_t sp, uintptr_t pc, lw_stack *st)
+static void scan_stack(const code_ranges *cr, uintptr_t sp, uintptr_t pc, uintptr_t skip_lo,
+                       uintptr_t skip_hi, lw_stack *st)
 {
     st->n = 0;
     st->pc[st->n++] = pc;
@@ -564,6 +583,9 @@ static void scan_stack(const code_ranges *cr, uintptr_t sp, uintptr_t pc, lw_sta
             break;
         for (size_t i = 0; i < (size_t)got / sizeof(uintptr_t) && st->n < LW_MAX_FRAMES && left != 0;
              i++) {
+            uintptr_t slot = at + i * sizeof(uintptr_t);
+            if (slot >= skip_lo && slot < skip_hi)
+                continue; /* run_registered()'s frame: debris */
             if (page[i] == st->pc[st->n - 1] || !in_code(cr, page[i]) || !after_call(page[i]))
                 continue; /* not a return address, or a stale copy of the last one */
             st->pc[st->n++] = page[i];
@@ -582,6 +604,7 @@ typedef struct cap_slot {
     pid_t tid;
     _Atomic int done;
     lw_stack st;
+    uintptr_t skip_lo, skip_hi; /* its thread_rec's, for a stack scan */
 } cap_slot;
 
 static cap_slot *_Atomic cap_slots;
@@ -664,6 +687,8 @@ int lw__threads_capture(lw_thread_info **out, size_t *n_out)
         info[i].tid = tids[i];
         thread_rec *r = find_rec(tids[i]);
         if (r) {
+            slots[i].skip_lo = atomic_load_explicit(&r->skip_lo, memory_order_relaxed);
+            slots[i].skip_hi = atomic_load_explicit(&r->skip_hi, memory_order_relaxed);
             info[i].age_seconds = (now - r->start_ns) / 1000000000;
             if (info[i].age_seconds == 0)
                 info[i].age_seconds = -1; /* known, under a second */
@@ -695,7 +720,8 @@ int lw__threads_capture(lw_thread_info **out, size_t *n_out)
     lw__dl_iterate_phdr(collect_code, &cr);
     for (size_t i = 0; i < n; i++) {
         if (tids[i] != self && info[i].sys_pc && never_restarted(info[i].sys_nr)) {
-            scan_stack(&cr, info[i].sys_sp, info[i].sys_pc, &slots[i].st);
+            scan_stack(&cr, info[i].sys_sp, info[i].sys_pc, slots[i].skip_lo, slots[i].skip_hi,
+                       &slots[i].st);
             info[i].stack_scanned = true;
             atomic_store(&slots[i].done, 1);
         } else if (tids[i] == self) {

@@ -1,7 +1,7 @@
 /* plain_service.c — an unmodified C program for the agent's LD_PRELOAD test:
  * it knows nothing about leakwatch (built without the agent). It starts
  * worker threads blocked in read(2) on a pipe and threads sleeping in a
- * usleep(3) loop, retains some heap memory from plain_retain_memory(),
+ * sleep(3) loop, retains some heap memory from plain_retain_memory(),
  * prints "ready" and waits for SIGTERM.
  *
  * Usage: plain_service N_THREADS N_MIB [N_SLEEPERS]
@@ -28,7 +28,7 @@ static void *plain_sleeping_worker(void *arg)
 {
     (void)arg;
     for (;;)
-        usleep(50000);
+        sleep(3600); /* never awake when captured: always scanned, never signalled */
     return NULL;
 }
 

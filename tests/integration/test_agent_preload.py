@@ -124,9 +124,15 @@ def test_thousands_of_threads():
     base = f"http://127.0.0.1:{port}/debug/pprof/"
     t.wait_http(base, proc=p)
     t.wait_until(lambda: "ready" in open(p.log_path).read(), 60, "1500 threads started")
-    top = t.go_tool_pprof("-top", base + "goroutine")
-    rows = rows_by_name(top)
-    t.check_eq(t.pprof_value(rows["plain_blocked_worker"]["cum"]), 1500.0, "threads in plain_blocked_worker")
+
+    def blocked():
+        rows = rows_by_name(t.go_tool_pprof("-top", base + "goroutine"))
+        n = t.pprof_value(rows["plain_blocked_worker"]["cum"]) if "plain_blocked_worker" in rows else 0
+        print(f"threads in plain_blocked_worker: {n}")
+        return n == 1500.0
+    # "ready" comes once the threads are created; on a loaded machine some
+    # are still on their way into read(2): wait for all 1500.
+    t.wait_until(blocked, 60, "1500 threads in plain_blocked_worker", interval=1)
     status, _, body = t.http(base + "goroutine?debug=2", timeout=60)
     text = body.decode()
     t.check_eq(text.count("plain_blocked_worker(...)"), 1500, "debug=2 stacks of the 1500 threads")
@@ -143,10 +149,13 @@ def test_sleeping_threads_grouped():
     base = f"http://127.0.0.1:{port}/debug/pprof/"
     t.wait_http(base, proc=p)
     t.wait_until(lambda: "ready" in open(p.log_path).read(), 30, "the program to be ready")
-    top = t.go_tool_pprof("-top", base + "goroutine")
-    rows = rows_by_name(top)
-    t.check("plain_sleeping_worker" in rows and t.pprof_value(rows["plain_sleeping_worker"]["cum"]) == 6,
-            f"6 threads in plain_sleeping_worker ({rows.get('plain_sleeping_worker')})")
+
+    def asleep():
+        rows = rows_by_name(t.go_tool_pprof("-top", base + "goroutine"))
+        print(f"plain_sleeping_worker: {rows.get('plain_sleeping_worker')}")
+        return "plain_sleeping_worker" in rows and t.pprof_value(rows["plain_sleeping_worker"]["cum"]) == 6
+    # The sleepers are created before "ready" but may not be in sleep(3) yet.
+    t.wait_until(asleep, 30, "6 threads in plain_sleeping_worker", interval=0.5)
     status, _, body = t.http(base + "goroutine?debug=1")
     records = body.decode().split("\n", 1)[1].split("\n\n")
     groups = [g for g in records if "plain_sleeping_worker" in g]
