@@ -55,6 +55,10 @@
 #define INGEST_LINGER_NS (100 * LW_NS_PER_SEC / 1000)
 #define INGEST_BATCH_MAX 64
 #define INGEST_BATCH_BYTES ((size_t)1 << 20)
+/* Decoded profiles are bigger than their bodies: while the writer is behind
+ * (a slow disk, retention's collection holding the store) at most this many
+ * wait for it; the workers then wait too, and bodies queue instead. */
+#define INGEST_QUEUE_MAX (2 * INGEST_BATCH_MAX)
 #define COLL_SHARES 64 /* libcurl share handles (connection + DNS caches) */
 /* libcurl's receive buffer, allocated per transfer in flight (default 16 KiB;
  * hundreds of transfers are in flight when the machine is loaded). */
@@ -153,8 +157,10 @@ struct coll {
     struct job *ingest_head, *ingest_tail; /* decoded, for the writer (FIFO) */
     size_t ingest_n, ingest_bytes;
     pthread_cond_t ingest_cv;
+    pthread_cond_t ingest_room_cv; /* the writer took a batch */
     pthread_t writer;
     bool writer_started;
+    bool workers_done; /* joined: nothing more reaches the writer's queue */
     uint64_t running[COLL_WORKERS];    /* target serial per busy worker, 0 = idle */
 };
 
@@ -1082,10 +1088,10 @@ static void *writer_main(void *arg)
     coll *c = arg;
     pthread_mutex_lock(&c->q_mu);
     for (;;) {
-        while (!c->q_stop && !c->ingest_head)
+        while (!c->workers_done && !c->ingest_head)
             pthread_cond_wait(&c->ingest_cv, &c->q_mu);
         if (!c->ingest_head)
-            break; /* stopping, nothing left */
+            break; /* the workers are gone and nothing is left */
         /* Let a batch gather, unless stopping (then store what is here). */
         while (!c->q_stop && c->ingest_n < INGEST_BATCH_MAX &&
                c->ingest_bytes < INGEST_BATCH_BYTES) {
@@ -1113,6 +1119,7 @@ static void *writer_main(void *arg)
             c->ingest_tail = NULL;
         last->next = NULL;
         c->ingest_n -= n;
+        pthread_cond_broadcast(&c->ingest_room_cv);
         pthread_mutex_unlock(&c->q_mu);
         ingest_batch(c, head, n);
         pthread_mutex_lock(&c->q_mu);
@@ -1177,6 +1184,8 @@ static void *worker_main(void *arg)
         if (c->todo_head) /* a queued job of this target may now run */
             pthread_cond_broadcast(&c->q_cv);
         if (j->prof && c->writer_started) { /* to the writer */
+            while (c->ingest_n >= INGEST_QUEUE_MAX)
+                pthread_cond_wait(&c->ingest_room_cv, &c->q_mu);
             j->queued_ns = lw_mono_ns();
             if (c->ingest_tail)
                 c->ingest_tail->next = j;
@@ -1403,6 +1412,7 @@ int coll_new(const lw_config *cfg, store *s, const coll_hooks *hooks, const coll
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->ingest_cv, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&c->ingest_room_cv, NULL);
     c->store = s;
     if (hooks)
         c->hooks = *hooks;
@@ -1543,10 +1553,15 @@ void coll_free(coll *c)
         pthread_join(c->workers[i], NULL);
     /* The writer stores what the workers decoded, then ends. */
     pthread_mutex_lock(&c->q_mu);
+    c->workers_done = true;
     pthread_cond_broadcast(&c->ingest_cv);
     pthread_mutex_unlock(&c->q_mu);
     if (c->writer_started)
         pthread_join(c->writer, NULL);
+    for (job *j = c->ingest_head, *next; j; j = next) { /* none unless the writer never ran */
+        next = j->next;
+        job_free(j);
+    }
     /* Results of finished jobs are reported (their profiles are stored);
      * queued jobs are dropped. */
     collect_done(c);
@@ -1567,6 +1582,7 @@ void coll_free(coll *c)
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->q_cv);
     pthread_cond_destroy(&c->ingest_cv);
+    pthread_cond_destroy(&c->ingest_room_cv);
     pthread_mutex_destroy(&c->q_mu);
     free(c);
 }
