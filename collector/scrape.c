@@ -1052,15 +1052,14 @@ static void ingest_batch(coll *c, job *head, size_t n)
     for (job *j = head; j && items; j = j->next, k++)
         items[k] = (store_ingest_item){.target_id = j->store_id, .profile_type = j->profile_type,
                                        .time_ns = j->start_wall_ns, .profile = j->prof};
-    if (items && store_ingest_batch(c->store, items, n) != 0) {
-        /* A failed commit: every item carries the error (below). */
-    }
+    /* A failed commit leaves its error in every item, read below. */
+    int batch_rc = items ? store_ingest_batch(c->store, items, n) : -ENOMEM;
     int64_t share = (lw_mono_ns() - t0) / (int64_t)n;
     k = 0;
     for (job *j = head; j; j = j->next, k++) {
         int64_t profile_id = 0;
         char serr[STORE_ERR_LEN] = "";
-        int rc = -ENOMEM;
+        int rc = batch_rc;
         if (items) {
             rc = items[k].rc;
             profile_id = items[k].id;
