@@ -26,6 +26,28 @@ static void append_within_cap(void **state)
     assert_null(b.data);
 }
 
+static void reserve_then_write_in_place(void **state)
+{
+    (void)state;
+    lw_buf b;
+    lw_buf_init(&b, 10);
+    assert_int_equal(lw_buf_puts(&b, "ab"), 0);
+    assert_int_equal(lw_buf_reserve(&b, 8), 0);
+    assert_true(b.cap >= b.len + 8 + 1);
+    assert_string_equal(b.data, "ab"); /* contents unchanged */
+    memcpy(b.data + b.len, "cdefghij", 8);
+    b.len += 8;
+    b.data[b.len] = '\0';
+    assert_string_equal(b.data, "abcdefghij");
+    /* Full: even one more byte is over the cap, and nothing changes. */
+    size_t cap = b.cap;
+    assert_int_equal(lw_buf_reserve(&b, 1), -E2BIG);
+    assert_int_equal(b.cap, cap);
+    assert_int_equal(lw_buf_reserve(&b, 0), 0);
+    assert_int_equal(lw_buf_reserve(&b, SIZE_MAX), -E2BIG);
+    lw_buf_cleanup(&b);
+}
+
 static void append_over_cap_fails_and_keeps_contents(void **state)
 {
     (void)state;
@@ -106,6 +128,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(append_within_cap),
         cmocka_unit_test(append_over_cap_fails_and_keeps_contents),
+        cmocka_unit_test(reserve_then_write_in_place),
         cmocka_unit_test(json_string_escapes),
         cmocka_unit_test(json_string_over_cap_rolls_back),
         cmocka_unit_test(read_file_whole_capped_and_missing),
