@@ -32,6 +32,8 @@
 #include "store.h"
 #include "store_int.h" /* the reader pool, for test_reader_pool */
 
+#include <zlib.h>
+
 #define SEC 1000000000LL
 #define T0 (1700000000LL * SEC)
 
@@ -1347,6 +1349,55 @@ static void test_ingest_batch(void **state)
     pprof_free(bad);
 }
 
+/* Blobs written by zlib (databases of earlier versions) unpack with the
+ * libdeflate code, and packed blobs unpack to the same bytes; a corrupt
+ * payload is refused. */
+static void test_pack_formats(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    unsigned char raw[5000];
+    uint64_t st = 7;
+    for (size_t i = 0; i < sizeof(raw); i++)
+        raw[i] = (unsigned char)(i % 61 == 0 ? rnd(&st) : i % 7); /* compressible */
+    /* zlib-made: format 1, uvarint length, compress2 level 1 output. */
+    uLongf zlen = compressBound(sizeof(raw));
+    unsigned char *z = malloc(zlen + 8);
+    assert_non_null(z);
+    z[0] = 1;
+    size_t hdr = 1;
+    for (uint64_t v = sizeof(raw);; v >>= 7) {
+        z[hdr++] = (unsigned char)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        if (v < 0x80)
+            break;
+    }
+    assert_int_equal(compress2(z + hdr, &zlen, raw, sizeof(raw), 1), Z_OK);
+    lw_buf out, packed;
+    lw_buf_init(&out, 1 << 20);
+    lw_buf_init(&packed, 1 << 20);
+    assert_int_equal(store__unpack(z, hdr + zlen, &out), 0);
+    assert_int_equal(out.len, sizeof(raw));
+    assert_memory_equal(out.data, raw, sizeof(raw));
+    /* Ours round-trips and is smaller than the input. */
+    assert_int_equal(store__pack(s, raw, sizeof(raw), &packed), 0);
+    printf("5000 bytes: zlib %zu, ours %zu bytes packed\n", hdr + (size_t)zlen, packed.len);
+    assert_true(packed.len < sizeof(raw) / 2);
+    assert_int_equal(store__unpack(packed.data, packed.len, &out), 0);
+    assert_int_equal(out.len, sizeof(raw));
+    assert_memory_equal(out.data, raw, sizeof(raw));
+    /* Corrupt payload and a lying length are refused. */
+    z[hdr + zlen / 2] ^= 0xff;
+    assert_int_equal(store__unpack(z, hdr + zlen, &out), -EINVAL);
+    packed.data[1] ^= 0x01; /* the length's low bit */
+    assert_int_equal(store__unpack(packed.data, packed.len, &out), -EINVAL);
+    free(z);
+    lw_buf_cleanup(&out);
+    lw_buf_cleanup(&packed);
+    store_close(s);
+}
+
 /* ---- batched loads and the reader pool ----------------------------------------- */
 
 /* A copy of p with its samples shuffled and only about one in `keep` kept:
@@ -1650,6 +1701,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_ingest_batch),
+        cmocka_unit_test(test_pack_formats),
         cmocka_unit_test(test_load_batched),
         cmocka_unit_test(test_reader_pool),
         cmocka_unit_test(test_reader_pool_threads),
