@@ -75,11 +75,13 @@ void lw__stack_here(lw_stack *st, int skip);
 
 /* ---- heap profile ----------------------------------------------------- */
 
-/* One sampled (stack, size) bucket: raw sample counts, never freed. */
+/* One sampled (stack, size class) bucket: raw sample counts and their exact
+ * byte sums (sizes within a bucket differ by at most 12.5%); never freed. */
 typedef struct lw_heap_record {
     uint64_t allocs;      /* sampled allocations */
-    uint64_t frees;       /* sampled allocations since freed */
-    uint64_t size_bytes;  /* size of each allocation in this bucket */
+    uint64_t frees;       /* sampled allocations since freed (<= allocs) */
+    uint64_t alloc_bytes; /* bytes of the sampled allocations */
+    uint64_t free_bytes;  /* bytes of those since freed (<= alloc_bytes) */
     const uintptr_t *pcs; /* allocation stack, leaf first (return addresses) */
     uint32_t n_pcs;
 } lw_heap_record;

@@ -9,10 +9,16 @@
  * distributed with mean = rate bytes, so each byte is sampled with equal
  * probability and totals can be unsampled with 1/(1-exp(-size/rate)).
  *
- * A sample records its stack and size in a bucket (stack, size) — buckets
- * live in an insert-only, lock-free-readable hash table and are never freed —
- * and its pointer in a lock-striped live table so that a free on any thread
- * counts against the right bucket. A counting filter indexed by pointer hash
+ * A sample records its stack and size in a bucket keyed by (stack, size
+ * class) — buckets live in an insert-only, lock-free-readable hash table and
+ * are never freed — and its pointer and exact size in a lock-striped live
+ * table so that a free on any thread counts against the right bucket. Size
+ * classes (16-byte steps up to 128 bytes, then 8 per power of two, like Go's
+ * size classes) bound the buckets per stack: keyed by the exact size, a
+ * stack allocating data-dependent sizes added a bucket per distinct size for
+ * good (a daemon scraping itself grew by thousands of buckets a minute, its
+ * heap profile and the memory to serve it with them). Buckets count exact
+ * bytes, so totals stay exact. A counting filter indexed by pointer hash
  * lets free() skip the live table without locking when the pointer cannot be
  * sampled. Internal memory (buckets, table nodes) comes from mmap, never from
  * malloc, so the profiler does not recurse into itself; fork() is handled by
@@ -296,9 +302,11 @@ static int64_t next_gap(int64_t rate)
 typedef struct bucket {
     struct bucket *_Atomic next;
     uint64_t hash;
-    uint64_t size;
+    uint64_t size_class; /* size_class() of its allocations' sizes */
     _Atomic uint64_t allocs;
     _Atomic uint64_t frees;
+    _Atomic uint64_t alloc_bytes; /* exact sizes of the sampled allocations */
+    _Atomic uint64_t free_bytes;  /* exact sizes of those since freed */
     uint32_t n;
     uintptr_t pcs[];
 } bucket;
@@ -307,6 +315,20 @@ static bucket *_Atomic bucket_heads[BUCKET_HEADS];
 static pthread_mutex_t bucket_lock = PTHREAD_MUTEX_INITIALIZER;
 static arena bucket_arena;
 static _Atomic size_t n_buckets;
+
+/* The bucket key for an allocation of n bytes: n rounded up to a multiple
+ * of 16 up to 128 bytes, above that to one of 8 steps per power of two
+ * (within 12.5%, so that unsampling with a bucket's average size stays
+ * accurate). At most 8 classes per power of two: a stack's buckets are
+ * bounded whatever sizes it allocates. */
+static uint64_t size_class(uint64_t n)
+{
+    if (n <= 128)
+        return (n + 15) & ~(uint64_t)15;
+    unsigned top = 63u - (unsigned)__builtin_clzll(n - 1); /* 2^top < n <= 2^(top+1) */
+    uint64_t step = (uint64_t)1 << (top - 3);               /* top >= 7: step >= 16 */
+    return (n + step - 1) & ~(step - 1);
+}
 
 static uint64_t hash_stack(const uintptr_t *pcs, uint32_t n, uint64_t size)
 {
@@ -320,33 +342,38 @@ static uint64_t hash_stack(const uintptr_t *pcs, uint32_t n, uint64_t size)
 }
 
 static bucket *find_bucket(bucket *head, uint64_t h, const uintptr_t *pcs, uint32_t n,
-                           uint64_t size)
+                           uint64_t cls)
 {
     for (bucket *b = head; b; b = atomic_load_explicit(&b->next, memory_order_acquire)) {
-        if (b->hash == h && b->size == size && b->n == n &&
+        if (b->hash == h && b->size_class == cls && b->n == n &&
             memcmp(b->pcs, pcs, n * sizeof(uintptr_t)) == 0)
             return b;
     }
     return NULL;
 }
 
+/* The bucket of (pcs, size_class(size)), created on first use; NULL when
+ * out of memory. */
 static bucket *get_bucket(const uintptr_t *pcs, uint32_t n, uint64_t size)
 {
-    uint64_t h = hash_stack(pcs, n, size);
+    uint64_t cls = size_class(size);
+    uint64_t h = hash_stack(pcs, n, cls);
     bucket *_Atomic *slot = &bucket_heads[h % BUCKET_HEADS];
-    bucket *b = find_bucket(atomic_load_explicit(slot, memory_order_acquire), h, pcs, n, size);
+    bucket *b = find_bucket(atomic_load_explicit(slot, memory_order_acquire), h, pcs, n, cls);
     if (b)
         return b;
     pthread_mutex_lock(&bucket_lock);
-    b = find_bucket(atomic_load_explicit(slot, memory_order_acquire), h, pcs, n, size);
+    b = find_bucket(atomic_load_explicit(slot, memory_order_acquire), h, pcs, n, cls);
     if (!b) {
         b = arena_alloc(&bucket_arena, sizeof(bucket) + n * sizeof(uintptr_t));
         if (b) {
             b->hash = h;
-            b->size = size;
+            b->size_class = cls;
             b->n = n;
             atomic_init(&b->allocs, 0);
             atomic_init(&b->frees, 0);
+            atomic_init(&b->alloc_bytes, 0);
+            atomic_init(&b->free_bytes, 0);
             memcpy(b->pcs, pcs, n * sizeof(uintptr_t));
             atomic_init(&b->next, atomic_load_explicit(slot, memory_order_relaxed));
             atomic_store_explicit(slot, b, memory_order_release);
@@ -367,6 +394,7 @@ typedef struct live_node {
     struct live_node *next;
     uintptr_t ptr;
     bucket *b;
+    size_t size; /* exact size of the sampled allocation */
 } live_node;
 
 typedef struct live_stripe {
@@ -429,7 +457,14 @@ static void filter_add_boot(const void *p)
     filter_inc((uintptr_t)p);
 }
 
-static void live_insert(uintptr_t p, bucket *b)
+/* Count a free of `size` bytes against b. */
+static void bucket_free(bucket *b, size_t size)
+{
+    atomic_fetch_add_explicit(&b->free_bytes, size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->frees, 1, memory_order_release);
+}
+
+static void live_insert(uintptr_t p, bucket *b, size_t size)
 {
     uint64_t h = ptr_hash(p);
     live_stripe *s = &live[(h >> 16) % LIVE_STRIPES];
@@ -444,18 +479,20 @@ static void live_insert(uintptr_t p, bucket *b)
         size_t i = (h >> 24) % LIVE_HEADS;
         nd->ptr = p;
         nd->b = b;
+        nd->size = size;
         nd->next = s->heads[i];
         s->heads[i] = nd;
     }
     pthread_mutex_unlock(&s->lock);
     if (!nd) {
         filter_dec(p);
-        atomic_fetch_add_explicit(&b->frees, 1, memory_order_relaxed); /* cannot track it */
+        bucket_free(b, size); /* cannot track it */
     }
 }
 
-/* Remove p from the live table; returns its bucket or NULL if not sampled. */
-static bucket *live_remove(uintptr_t p)
+/* Remove p from the live table; returns its bucket (and its size in *size)
+ * or NULL if not sampled. */
+static bucket *live_remove(uintptr_t p, size_t *size)
 {
     uint64_t h = ptr_hash(p);
     live_stripe *s = &live[(h >> 16) % LIVE_STRIPES];
@@ -466,6 +503,7 @@ static bucket *live_remove(uintptr_t p)
         if (nd->ptr == p) {
             *pp = nd->next;
             b = nd->b;
+            *size = nd->size;
             nd->next = s->free_nodes;
             s->free_nodes = nd;
             break;
@@ -481,9 +519,10 @@ static bucket *live_remove(uintptr_t p)
 static inline void untrack(void *p)
 {
     if (LW_UNLIKELY(filter_maybe(p))) {
-        bucket *b = live_remove((uintptr_t)p);
+        size_t size = 0;
+        bucket *b = live_remove((uintptr_t)p, &size);
         if (b)
-            atomic_fetch_add_explicit(&b->frees, 1, memory_order_relaxed);
+            bucket_free(b, size);
     }
 }
 
@@ -642,8 +681,9 @@ static __attribute__((noinline)) void *sample_slow(void *p, size_t n)
             pcs[k++] = (uintptr_t)buf[i];
         bucket *b = get_bucket(pcs, k, n);
         if (b) {
-            atomic_fetch_add_explicit(&b->allocs, 1, memory_order_relaxed);
-            live_insert((uintptr_t)p, b);
+            atomic_fetch_add_explicit(&b->alloc_bytes, n, memory_order_relaxed);
+            atomic_fetch_add_explicit(&b->allocs, 1, memory_order_release);
+            live_insert((uintptr_t)p, b, n);
         }
     }
     lw__tls_busy--;
@@ -715,15 +755,16 @@ LW_EXPORT void *realloc(void *old, size_t n)
         return p;
     }
     bucket *b = NULL;
+    size_t old_size = 0;
     if (old && LW_UNLIKELY(filter_maybe(old)))
-        b = live_remove((uintptr_t)old);
+        b = live_remove((uintptr_t)old, &old_size);
     void *p = real_realloc(old, n);
     if (b) {
         if (p == NULL && n != 0) {
-            live_insert((uintptr_t)old, b); /* the old block is still alive */
+            live_insert((uintptr_t)old, b, old_size); /* the old block is still alive */
             return NULL;
         }
-        atomic_fetch_add_explicit(&b->frees, 1, memory_order_relaxed);
+        bucket_free(b, old_size);
     }
     if (p == NULL)
         return NULL;
@@ -823,12 +864,16 @@ int lw__heap_snapshot(lw_heap_record **out, size_t *n_out)
              b = atomic_load_explicit(&b->next, memory_order_acquire)) {
             if (n == cap)
                 goto done; /* buckets added meanwhile: they appear next time */
-            /* frees first: a concurrent free never makes frees > allocs. */
+            /* frees first: a concurrent free never makes frees > allocs
+             * (an allocation is counted before it can be freed). */
             uint64_t f = atomic_load_explicit(&b->frees, memory_order_acquire);
+            uint64_t fb = atomic_load_explicit(&b->free_bytes, memory_order_relaxed);
             uint64_t a = atomic_load_explicit(&b->allocs, memory_order_acquire);
+            uint64_t ab = atomic_load_explicit(&b->alloc_bytes, memory_order_relaxed);
             recs[n].allocs = a;
             recs[n].frees = f > a ? a : f;
-            recs[n].size_bytes = b->size;
+            recs[n].alloc_bytes = ab;
+            recs[n].free_bytes = fb > ab ? ab : fb;
             recs[n].pcs = b->pcs;
             recs[n].n_pcs = b->n;
             n++;

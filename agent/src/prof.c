@@ -335,13 +335,14 @@ int lw__prof_heap(bool allocs, pprof_profile **out)
             continue;
         int64_t v[4];
         uint64_t live = r->allocs - r->frees;
-        scale_heap(r->allocs, r->allocs * r->size_bytes, rate, &v[0], &v[1]);
-        scale_heap(live, live * r->size_bytes, rate, &v[2], &v[3]);
+        scale_heap(r->allocs, r->alloc_bytes, rate, &v[0], &v[1]);
+        scale_heap(live, r->alloc_bytes - r->free_bytes, rate, &v[2], &v[3]);
         uint64_t ids[LW_MAX_FRAMES];
         int k = lw__pb_locations(b, r->pcs, r->n_pcs, false, ids);
         if (k < 0)
             goto out;
-        pprof_label lab = {bytes_key, 0, (int64_t)r->size_bytes, 0};
+        /* Go's "bytes" label: the bucket's average block size. */
+        pprof_label lab = {bytes_key, 0, (int64_t)(r->alloc_bytes / r->allocs), 0};
         if (pprof_add_sample(p, ids, (size_t)k, v, &lab, 1) != 0)
             goto out;
     }
@@ -357,8 +358,8 @@ out:
 static int cmp_inuse(const void *a, const void *b)
 {
     const lw_heap_record *x = a, *y = b;
-    uint64_t ix = (x->allocs - x->frees) * x->size_bytes;
-    uint64_t iy = (y->allocs - y->frees) * y->size_bytes;
+    uint64_t ix = x->alloc_bytes - x->free_bytes;
+    uint64_t iy = y->alloc_bytes - y->free_bytes;
     return ix < iy ? 1 : ix > iy ? -1 : 0;
 }
 
@@ -374,9 +375,9 @@ int lw__prof_heap_text(lw_buf *out)
     for (size_t i = 0; i < n; i++) {
         uint64_t live = recs[i].allocs - recs[i].frees;
         t[0] += live;
-        t[1] += live * recs[i].size_bytes;
+        t[1] += recs[i].alloc_bytes - recs[i].free_bytes;
         t[2] += recs[i].allocs;
-        t[3] += recs[i].allocs * recs[i].size_bytes;
+        t[3] += recs[i].alloc_bytes;
     }
     rc = lw_buf_printf(out, "heap profile: %llu: %llu [%llu: %llu] @ heap/%lld\n",
                        (unsigned long long)t[0], (unsigned long long)t[1],
@@ -389,9 +390,9 @@ int lw__prof_heap_text(lw_buf *out)
             continue;
         uint64_t live = r->allocs - r->frees;
         rc = lw_buf_printf(out, "%llu: %llu [%llu: %llu] @", (unsigned long long)live,
-                           (unsigned long long)(live * r->size_bytes),
+                           (unsigned long long)(r->alloc_bytes - r->free_bytes),
                            (unsigned long long)r->allocs,
-                           (unsigned long long)(r->allocs * r->size_bytes));
+                           (unsigned long long)r->alloc_bytes);
         for (uint32_t k = 0; k < r->n_pcs && rc == 0; k++)
             rc = lw_buf_printf(out, " %#lx", (unsigned long)r->pcs[k]);
         if (rc == 0)

@@ -332,6 +332,79 @@ static void test_http(void **state)
     lw_agent_set_heap_rate(LW_AGENT_DEFAULT_HEAP_RATE_BYTES);
 }
 
+/* ---- heap buckets stay bounded ---------------------------------------------- */
+
+#define MANY_SIZES 16384
+
+/* One call site allocating every size from 1 to MANY_SIZES bytes; the blocks
+ * of 1000..1099 bytes are kept in kept[0..99], the others freed at once. */
+static __attribute__((noinline)) void unit_many_sizes(void **kept)
+{
+    for (size_t size = 1; size <= MANY_SIZES; size++) {
+        void *p = malloc(size);
+        assert_non_null(p);
+        if (size >= 1000 && size < 1100)
+            kept[size - 1000] = p;
+        else
+            free(p);
+    }
+}
+
+/* A call site that allocates many distinct sizes must not add a heap bucket
+ * per size for good: buckets are keyed by size class (at most 8 per power of
+ * two), so a long-running service's profile (and the agent's memory) stays
+ * bounded. Byte totals stay exact. Rate 1: every allocation is sampled. */
+static void test_heap_buckets_bounded(void **state)
+{
+    (void)state;
+    int port = start_any_port(1);
+    void **kept = calloc(100, sizeof(void *));
+    assert_non_null(kept);
+    unit_many_sizes(kept);
+    lw_agent_set_heap_rate(LW_AGENT_DEFAULT_HEAP_RATE_BYTES);
+
+    char *r = http_req(port, "GET", "/debug/pprof/heap?debug=1", NULL);
+    assert_non_null(r);
+    assert_non_null(strstr(r, "200 OK"));
+    /* Records (Go's heap text) follow the "heap profile:" line, each a
+     * "live: bytes [allocs: bytes] @ pcs" line and its frames, then a blank
+     * line. */
+    unsigned long long recs = 0, t[4] = {0, 0, 0, 0};
+    const char *rec = strstr(r, "heap profile: ");
+    assert_non_null(rec);
+    rec = strchr(rec, '\n');
+    while (rec && *rec) {
+        rec++;
+        const char *end = strstr(rec, "\n\n");
+        size_t len = end ? (size_t)(end - rec) : strlen(rec);
+        unsigned long long v[4];
+        if (memmem(rec, len, "unit_many_sizes", strlen("unit_many_sizes")) &&
+            sscanf(rec, "%llu: %llu [%llu: %llu] @", &v[0], &v[1], &v[2], &v[3]) == 4) {
+            recs++;
+            for (int i = 0; i < 4; i++)
+                t[i] += v[i];
+        }
+        rec = end ? end + 1 : NULL;
+    }
+    free(r);
+    unsigned long long want_bytes = (unsigned long long)MANY_SIZES * (MANY_SIZES + 1) / 2;
+    print_message("unit_many_sizes: %llu buckets for %d sizes (bound 64); live %llu: %llu "
+                  "(want 100: 104950), allocs %llu: %llu (want %d: %llu)\n",
+                  recs, MANY_SIZES, t[0], t[1], t[2], t[3], MANY_SIZES, want_bytes);
+    if (!getenv("LW_UNDER_VALGRIND")) { /* valgrind's malloc is not sampled */
+        /* 1..128 bytes: 8 classes; 129..16384: 7 powers of two x 8. */
+        assert_true(recs >= 1 && recs <= 64);
+        assert_int_equal(t[0], 100);
+        assert_int_equal(t[1], 104950); /* 1000 + ... + 1099: exact, not rounded */
+        assert_int_equal(t[2], MANY_SIZES);
+        assert_int_equal(t[3], want_bytes);
+    }
+    lw_agent_stop();
+    for (int i = 0; i < 100; i++)
+        free(kept[i]);
+    free(kept);
+}
+
 static void *sleeper(void *arg)
 {
     struct timespec ts = {1, 0};
@@ -416,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_start_errors), cmocka_unit_test(test_http),
         cmocka_unit_test(test_fork_serving),
         cmocka_unit_test(test_capture_does_not_interrupt_sleep),
+        cmocka_unit_test(test_heap_buckets_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
