@@ -82,6 +82,8 @@ typedef struct lw_heap_record {
     uint64_t frees;       /* sampled allocations since freed (<= allocs) */
     uint64_t alloc_bytes; /* bytes of the sampled allocations */
     uint64_t free_bytes;  /* bytes of those since freed (<= alloc_bytes) */
+    uint64_t label_bytes; /* size of the bucket's first sample: Go's "bytes" label,
+                             stable from one profile to the next */
     const uintptr_t *pcs; /* allocation stack, leaf first (return addresses) */
     uint32_t n_pcs;
 } lw_heap_record;

@@ -303,6 +303,7 @@ typedef struct bucket {
     struct bucket *_Atomic next;
     uint64_t hash;
     uint64_t size_class; /* size_class() of its allocations' sizes */
+    uint64_t first_size; /* size of the allocation that created it */
     _Atomic uint64_t allocs;
     _Atomic uint64_t frees;
     _Atomic uint64_t alloc_bytes; /* exact sizes of the sampled allocations */
@@ -369,6 +370,7 @@ static bucket *get_bucket(const uintptr_t *pcs, uint32_t n, uint64_t size)
         if (b) {
             b->hash = h;
             b->size_class = cls;
+            b->first_size = size;
             b->n = n;
             atomic_init(&b->allocs, 0);
             atomic_init(&b->frees, 0);
@@ -874,6 +876,7 @@ int lw__heap_snapshot(lw_heap_record **out, size_t *n_out)
             recs[n].frees = f > a ? a : f;
             recs[n].alloc_bytes = ab;
             recs[n].free_bytes = fb > ab ? ab : fb;
+            recs[n].label_bytes = b->first_size;
             recs[n].pcs = b->pcs;
             recs[n].n_pcs = b->n;
             n++;

@@ -341,8 +341,9 @@ int lw__prof_heap(bool allocs, pprof_profile **out)
         int k = lw__pb_locations(b, r->pcs, r->n_pcs, false, ids);
         if (k < 0)
             goto out;
-        /* Go's "bytes" label: the bucket's average block size. */
-        pprof_label lab = {bytes_key, 0, (int64_t)(r->alloc_bytes / r->allocs), 0};
+        /* Go's "bytes" label (the block size): stable per bucket, so that
+         * successive profiles have the same rows (an average would drift). */
+        pprof_label lab = {bytes_key, 0, (int64_t)r->label_bytes, 0};
         if (pprof_add_sample(p, ids, (size_t)k, v, &lab, 1) != 0)
             goto out;
     }
