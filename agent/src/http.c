@@ -36,6 +36,10 @@
 #define MAX_UPLOAD_BYTES ((size_t)1 << 20)
 
 static struct MHD_Daemon *daemon_;
+/* The parent's server as a fork() child inherited it: not ours to stop or
+ * free (its threads are not in this process), kept reachable on purpose so
+ * leak checkers of the child do not report it. */
+static struct MHD_Daemon *parents_daemon_;
 static int listen_fd = -1;
 static int bound_port;
 static bool cpu_on = true;
@@ -703,6 +707,8 @@ void lw__http_forget(void)
     /* The child of fork() has no server threads; the socket is the parent's. */
     if (listen_fd >= 0)
         close(listen_fd);
+    if (daemon_)
+        parents_daemon_ = daemon_;
     daemon_ = NULL;
     listen_fd = -1;
     bound_port = 0;
