@@ -1094,15 +1094,12 @@ static void *writer_main(void *arg)
         /* Let a batch gather, unless stopping (then store what is here). */
         while (!c->q_stop && c->ingest_n < INGEST_BATCH_MAX &&
                c->ingest_bytes < INGEST_BATCH_BYTES) {
+            /* queued_ns is CLOCK_MONOTONIC, the clock of ingest_cv */
             int64_t due = c->ingest_head->queued_ns + INGEST_LINGER_NS;
-            int64_t now = lw_mono_ns();
-            if (now >= due)
+            if (lw_mono_ns() >= due)
                 break;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t at = (int64_t)ts.tv_sec * LW_NS_PER_SEC + ts.tv_nsec + (due - now);
-            ts.tv_sec = (time_t)(at / LW_NS_PER_SEC);
-            ts.tv_nsec = (long)(at % LW_NS_PER_SEC);
+            struct timespec ts = {.tv_sec = (time_t)(due / LW_NS_PER_SEC),
+                                  .tv_nsec = (long)(due % LW_NS_PER_SEC)};
             pthread_cond_timedwait(&c->ingest_cv, &c->q_mu, &ts);
         }
         job *head = c->ingest_head;
