@@ -270,37 +270,29 @@ int store__put_svarint(lw_buf *b, int64_t v)
  * ends); the writer keeps one compressor, whose tables are big. */
 int store__pack(store *s, const void *raw, size_t len, lw_buf *out)
 {
-    int rc;
+    unsigned char fmt = 1;
     lw_buf_reset(out);
+    int rc = lw_buf_append(out, &fmt, 1);
+    if (!rc)
+        rc = store__put_uvarint(out, len);
+    if (rc)
+        return rc;
     if (len >= PACK_MIN_BYTES) {
         if (!s->packer && !(s->packer = libdeflate_alloc_compressor(1)))
             return -ENOMEM;
         size_t bound = libdeflate_zlib_compress_bound(s->packer, len);
-        unsigned char hdr[12];
-        size_t hdr_len = 1;
-        hdr[0] = 1;
-        for (uint64_t v = len; ; v >>= 7) { /* the uvarint of len */
-            hdr[hdr_len++] = (unsigned char)(v & 0x7f) | (v >= 0x80 ? 0x80 : 0);
-            if (v < 0x80)
-                break;
-        }
-        if ((rc = lw_buf_reserve(out, hdr_len + bound)))
+        if ((rc = lw_buf_reserve(out, bound)))
             return rc;
-        size_t zlen = libdeflate_zlib_compress(s->packer, raw, len, out->data + hdr_len, bound);
+        size_t zlen =
+            libdeflate_zlib_compress(s->packer, raw, len, out->data + out->len, bound);
         if (zlen && zlen + 8 < len) {
-            memcpy(out->data, hdr, hdr_len);
-            out->len = hdr_len + zlen;
+            out->len += zlen;
             out->data[out->len] = '\0';
             return 0;
         }
     }
-    unsigned char fmt = 0;
-    rc = lw_buf_append(out, &fmt, 1);
-    if (!rc)
-        rc = store__put_uvarint(out, len);
-    if (!rc)
-        rc = lw_buf_append(out, raw, len);
-    return rc;
+    out->data[0] = 0; /* raw: same header, format 0 */
+    return lw_buf_append(out, raw, len);
 }
 
 int store__unpack(const void *blob, size_t len, lw_buf *out)

@@ -1071,16 +1071,12 @@ int store_ingest(store *s, int64_t target_id, const char *profile_type, int64_t 
 {
     store_ingest_item it = {.target_id = target_id, .profile_type = profile_type,
                             .time_ns = time_ns, .profile = p};
-    if (err && err_len)
-        err[0] = '\0';
+    if (!s)
+        snprintf(it.err, sizeof(it.err), "invalid arguments");
     int rc = store_ingest_batch(s, &it, 1);
-    if (rc == -EINVAL && !s) {
-        if (err && err_len)
-            snprintf(err, err_len, "invalid arguments");
-        return rc;
-    }
-    rc = it.rc;
-    if (err && err_len && it.err[0])
+    if (s)
+        rc = it.rc;
+    if (err && err_len)
         snprintf(err, err_len, "%s", it.err);
     if (!rc && id_out)
         *id_out = it.id;
