@@ -266,3 +266,12 @@ def start_leaky_demo(extra_args=(), log_dir=None, env=None):
     wait_http(pprof + "/debug/pprof/", proc=p)
     wait_http(app + "/healthz", proc=p)
     return p, app, pprof
+
+
+def connection_refused(url):
+    """True when nothing answers at url (the connection fails)."""
+    try:
+        http(url, timeout=5)
+    except OSError:
+        return True
+    return False

@@ -93,7 +93,7 @@ def test_token_file():
     print("missing token file:", [ln for ln in log.splitlines() if "leakwatch-agent" in ln])
     t.check(f"not serving /debug/pprof: LEAKWATCH_AGENT_TOKEN_FILE {missing}: No such file or directory"
             in log, "the agent says why it does not serve")
-    t.check(refused_at(base), "no server without a readable token file (fails closed)")
+    t.check(t.connection_refused(base), "no server without a readable token file (fails closed)")
     t.check(p.poll() is None, "the service itself runs on")
     t.stop(p)
 
@@ -103,16 +103,8 @@ def test_token_file():
     print("token with a space:", [ln for ln in log.splitlines() if "leakwatch-agent" in ln])
     t.check("not serving /debug/pprof: bearer token must be printable ASCII without spaces" in log,
             "an invalid token is refused with the reason")
-    t.check(refused_at(base), "no server with an invalid token")
+    t.check(t.connection_refused(base), "no server with an invalid token")
     t.stop(p)
-
-
-def refused_at(url):
-    try:
-        t.http(url, timeout=5)
-    except OSError:
-        return True
-    return False
 
 
 def raw_request(port, data, timeout=10.0):

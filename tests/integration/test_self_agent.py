@@ -66,19 +66,11 @@ def start(args, d, name):
     return p
 
 
-def refused(url):
-    try:
-        t.http(url, timeout=5)
-    except OSError:
-        return True
-    return False
-
-
 def test_off_by_default():
     d = t.tempdir("self-agent-")
     port = t.free_port()
     p = start([f"--agent.listen-address=127.0.0.1:{port}", "--target=http://127.0.0.1:1"], d, "off")
-    t.check(refused(f"http://127.0.0.1:{port}/debug/pprof/"), "no agent server without --agent.enable")
+    t.check(t.connection_refused(f"http://127.0.0.1:{port}/debug/pprof/"), "no agent server without --agent.enable")
     t.check_eq(t.stop(p, signal.SIGTERM, timeout=30), 0, "exit code")
 
 
@@ -127,7 +119,7 @@ def test_self_scrape():
               if 'msg="scrape failed"' in ln and f"instance={instance}" in ln]
     t.check_eq(failed, [], "no failed self-scrapes")
     t.check_eq(t.stop(p, signal.SIGTERM, timeout=60), 0, "exit code after SIGTERM")
-    t.check(refused(base + "/debug/pprof/"), "the agent's server is gone after exit")
+    t.check(t.connection_refused(base + "/debug/pprof/"), "the agent's server is gone after exit")
 
 
 def test_bad_address():
