@@ -5,7 +5,7 @@ if(TARGET leakwatchd)
   lw_integration_test(collector_scrape SCRIPT test_collector.py GO_PEERS TIMEOUT 300
     ENV LW_COLLECTOR_TESTS=test_config_check,test_scrape_gosvc,test_hostile_targets,test_second_instance,test_leaky_demo)
   lw_integration_test(collector_config SCRIPT test_collector.py GO_PEERS TIMEOUT 300
-    ENV LW_COLLECTOR_TESTS=test_file_sd,test_reload,test_disk_full,test_tls_and_auth,test_retention_timer,test_all_profiles)
+    ENV LW_COLLECTOR_TESTS=test_file_sd,test_reload,test_disk_full,test_tls_and_auth,test_retention_timer,test_all_profiles,test_content_encoding_gzip)
 endif()
 if(TARGET lwstore)
   lw_unit_test(test_coll SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_coll.c LIBS lwcoll)

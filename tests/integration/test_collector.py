@@ -181,6 +181,14 @@ class Hostile(http.server.BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+            elif mode == "contentgzip":
+                # A proxy compressing the response: the gzipped profile gzipped again.
+                body = gzip.compress(self.server.profiles[self.path.rsplit("/", 1)[-1].split("?")[0]])
+                self.send_response(200)
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
             elif mode == "404":
                 self.send_error(404)
             elif mode == "redirect":
@@ -372,6 +380,29 @@ def write_atomic(path, text):
     with open(tmp, "w") as f:
         f.write(text)
     os.rename(tmp, path)
+
+
+def test_content_encoding_gzip():
+    """A profile served with Content-Encoding: gzip (over pprof's own gzip)
+    is stored with the same totals as the profile itself."""
+    work = lwtest.tempdir("coll-ce-")
+    svc, base = lwtest.start_gosvc(log_dir=work)
+    srv, addr = start_hostile("contentgzip")
+    srv.profiles = {typ: lwtest.http(base + "/debug/pprof/" + typ)[2] for typ in ("goroutine", "heap")}
+    cfg = os.path.join(work, "lw.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                "scrape_configs:\n  - job_name: ce\n    static_configs: [{targets: ['%s']}]\n" % addr)
+    p = start_leakwatchd(["--config.file=" + cfg, "--storage.path=" + os.path.join(work, "lw.db")], work)
+    wait_log(p, lambda: read_log(p).count("profile stored") >= 2, 30, "two profiles stored")
+    api = api_targets(p)
+    if api is not None:
+        t = api[addr]
+        print(f"API {addr}: health={t['health']} lastError={t['lastError']!r}")
+        check_eq((t["health"], t["lastError"]), ("up", ""), "target with Content-Encoding: gzip is up")
+    lwtest.stop(p)
+    lwtest.stop(svc)
+    srv.shutdown()
 
 
 def test_file_sd():
@@ -735,7 +766,7 @@ def test_leaky_demo():
 
 ALL = [test_config_check, test_scrape_gosvc, test_hostile_targets, test_file_sd, test_reload,
        test_second_instance, test_disk_full, test_tls_and_auth, test_retention_timer, test_all_profiles,
-       test_leaky_demo]
+       test_leaky_demo, test_content_encoding_gzip]
 
 if __name__ == "__main__":
     # ctest runs the suite in two halves (LW_COLLECTOR_TESTS=name,name) so
