@@ -38,7 +38,6 @@
 #include <time.h>
 
 #include <curl/curl.h>
-#include <zlib.h>
 
 #include "file_sd.h"
 #include "lw_log.h"
@@ -83,7 +82,6 @@ typedef struct prof_state {
     struct curl_slist *connect_to; /* tls_config.server_name mapping */
     lw_buf body;
     char status_line[160]; /* last "HTTP/1.1 500 Internal Server Error" seen */
-    bool content_gzip;     /* Content-Encoding: gzip */
     bool too_big;          /* body cap hit */
     char curl_err[CURL_ERROR_SIZE];
     int64_t start_mono_ns;
@@ -629,14 +627,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
             len = sizeof(ps->status_line) - 1;
         memcpy(ps->status_line, data, len);
         ps->status_line[len] = '\0';
-        ps->content_gzip = false;
         lw_buf_reset(&ps->body);
-    } else if (n > 17 && strncasecmp(data, "content-encoding:", 17) == 0) {
-        char v[64];
-        size_t len = n - 17 < sizeof(v) - 1 ? n - 17 : sizeof(v) - 1;
-        memcpy(v, data + 17, len);
-        v[len] = '\0';
-        ps->content_gzip = strstr(v, "gzip") != NULL;
     }
     return n;
 }
@@ -712,7 +703,6 @@ static int start_scrape(coll *c, prof_state *ps, char *err, size_t err_len)
     lw_buf_init(&ps->body, c->opt.max_body_bytes);
     ps->status_line[0] = '\0';
     ps->curl_err[0] = '\0';
-    ps->content_gzip = false;
     ps->too_big = false;
 
     struct curl_slist *h = curl_slist_append(NULL, "Accept-Encoding: gzip");
@@ -860,35 +850,6 @@ static void transfer_error(coll *c, prof_state *ps, CURLcode code, char *out, si
     }
 }
 
-/* Undo Content-Encoding: gzip into out (capped). 0, -E2BIG or -EINVAL. */
-static int gunzip(const lw_buf *in, lw_buf *out)
-{
-    z_stream z;
-    memset(&z, 0, sizeof(z));
-    if (inflateInit2(&z, 15 + 32) != Z_OK)
-        return -ENOMEM;
-    z.next_in = (Bytef *)in->data;
-    z.avail_in = (uInt)in->len;
-    int rc = 0;
-    unsigned char chunk[65536];
-    for (;;) {
-        z.next_out = chunk;
-        z.avail_out = sizeof(chunk);
-        int zr = inflate(&z, Z_NO_FLUSH);
-        size_t got = sizeof(chunk) - z.avail_out;
-        if (got && (rc = lw_buf_append(out, chunk, got)) != 0)
-            break;
-        if (zr == Z_STREAM_END)
-            break;
-        if (zr != Z_OK || (z.avail_in == 0 && got == 0)) {
-            rc = -EINVAL;
-            break;
-        }
-    }
-    inflateEnd(&z);
-    return rc;
-}
-
 /* ---- decode and ingest workers --------------------------------------------- */
 
 /* A fetched body on its way through a worker (decode, store, hook) and back
@@ -908,7 +869,6 @@ typedef struct job {
     store_label *labels;
     size_t n_labels;
     lw_buf body;
-    bool content_gzip;
     pprof_profile *prof;  /* decoded, waiting for the writer */
     size_t prof_bytes;    /* its body size (the writer bounds batches by it) */
     int64_t queued_ns;    /* when it reached the writer's queue */
@@ -957,23 +917,10 @@ static void job_values(job *j, const pprof_profile *p)
 static void job_decode(coll *c, job *j)
 {
     pprof_profile *p = NULL;
-    lw_buf plain;
-    lw_buf_init(&plain, c->opt.max_decompressed_bytes);
     const lw_buf *body = &j->body;
-    char b[32];
     int rc;
-    if (j->content_gzip) {
-        rc = gunzip(&j->body, &plain);
-        if (rc) {
-            if (rc == -E2BIG)
-                snprintf(j->err, sizeof(j->err), "response exceeds %s decompressed",
-                         fmt_bytes(c->opt.max_decompressed_bytes, b, sizeof(b)));
-            else
-                snprintf(j->err, sizeof(j->err), "not a pprof profile: bad gzip content encoding");
-            goto out;
-        }
-        body = &plain;
-    }
+    /* A Content-Encoding: gzip layer is one more gzip layer around the
+     * profile: pprof_decode unwraps it under the same cap. */
     if (body->len == 0) {
         snprintf(j->err, sizeof(j->err), "not a pprof profile: empty response");
         goto out;
@@ -990,7 +937,6 @@ static void job_decode(coll *c, job *j)
     }
     j->prof_bytes = body->len; /* bounds the bytes a writer batch holds */
     lw_buf_cleanup(&j->body);
-    lw_buf_cleanup(&plain);
     if (!j->store_id) {
         rc = store_target_upsert(c->store, j->labels, j->n_labels, &j->store_id);
         if (rc) {
@@ -1003,7 +949,6 @@ static void job_decode(coll *c, job *j)
     p = NULL;
 out:
     pprof_free(p);
-    lw_buf_cleanup(&plain);
     lw_buf_cleanup(&j->body);
 }
 
@@ -1314,7 +1259,6 @@ static void finish(coll *c, prof_state *ps, CURLcode code)
     j->start_wall_ns = ps->start_wall_ns;
     j->duration_ns = duration;
     j->store_id = t->store_id;
-    j->content_gzip = ps->content_gzip;
     j->body = ps->body; /* moved */
     lw_buf_init(&ps->body, c->opt.max_body_bytes);
     if (j->body.data && j->body.cap > j->body.len + 1) {
