@@ -41,6 +41,7 @@ void store__caches_clear(store *s)
     store__cache_clear(&s->strings);
     store__cache_clear(&s->functions);
     store__cache_clear(&s->stacks);
+    store__cache_clear(&s->locations);
 }
 
 int64_t store__cache_get(const store__cache *c, uint64_t hash, const void *key, size_t len)
@@ -182,6 +183,32 @@ int store__idset_put(store__idset *set, int64_t key, int64_t value)
     }
     set->values[i] = value;
     return 0;
+}
+
+void store__idset_del(store__idset *set, int64_t key)
+{
+    if (!set->n_slots || key == 0)
+        return;
+    size_t mask = set->n_slots - 1, i = idhash(key, mask);
+    while (set->keys[i] != key) {
+        if (!set->keys[i])
+            return;
+        i = (i + 1) & mask;
+    }
+    /* Backward-shift deletion: move up every later entry of the probe run
+     * whose home slot is not between the hole and itself, so that lookups
+     * (which stop at an empty slot) still find it. */
+    for (size_t j = (i + 1) & mask; set->keys[j]; j = (j + 1) & mask) {
+        size_t home = idhash(set->keys[j], mask);
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays)
+            continue;
+        set->keys[i] = set->keys[j];
+        set->values[i] = set->values[j];
+        i = j;
+    }
+    set->keys[i] = 0;
+    set->n_used--;
 }
 
 bool store__idset_get(const store__idset *set, int64_t key, int64_t *value)

@@ -45,11 +45,17 @@ typedef struct store__ingest {
     size_t cap_loc_dense;   /* entries of loc_dense in use */
     void *loc_dense_mem;    /* its allocation (kept across ingests) */
     size_t cap_loc_dense_mem;
+    uint32_t *loc_intern;   /* per profile location index: its frames' token, 0 = not yet */
+    size_t cap_loc_intern;
     store__memo *memo;      /* this target's previous profile, or NULL */
     size_t memo_next;       /* expected position in memo */
-    uint64_t *hashes;       /* per sample: stack blob hash (the next memo) */
-    size_t *offs;           /* per sample + 1: offsets into `stacks` */
-    lw_buf stacks;          /* every sample's stack blob (the next memo) */
+    size_t memo_misses;     /* samples the memo's window missed in a row */
+    uint64_t *memo_index;   /* memo position + 1 in the low 32 bits, hash tag in the high, 0 = empty */
+    size_t n_memo_slots;    /* power of two; 0 = not built for this ingest */
+    size_t cap_memo_index;
+    uint32_t *seq;          /* every sample's location tokens (the next memo) */
+    size_t *offs;           /* per sample + 1: offsets into `seq` */
+    lw_buf stacks;          /* scratch: the stack blob of a sample the memo missed */
     lw_buf frames;      /* encoded frames of every location */
     lw_buf set;         /* raw sample set */
     lw_buf packed;      /* packed sample set */
@@ -57,7 +63,7 @@ typedef struct store__ingest {
     lw_buf meta;        /* raw meta */
     lw_buf tmp;         /* scratch: function keys, sample type text */
     size_t n_done;      /* samples resolved so far */
-    size_t cap_hashes, cap_offs;
+    size_t cap_seq, cap_offs;
     int64_t *stack_ids; /* per sample */
     int64_t *totals;    /* per sample type */
     store__set_reader cur; /* the profile's sample set */
@@ -67,6 +73,8 @@ typedef struct store__ingest {
 } ingest;
 
 static void ierr(ingest *in, const char *fmt, ...) LW_PRINTF(2, 3);
+static int grow(void **arr, size_t *cap, size_t need, size_t elem) LW_WUR;
+
 
 static void ierr(ingest *in, const char *fmt, ...)
 {
@@ -268,11 +276,10 @@ static int unsymbolized_function(ingest *in, const pprof_location *loc, int64_t 
     return db_function(in, name_id, name_id, file, UNSYMBOLIZED_START_LINE, out);
 }
 
-/* Encode location index li's frames (once) into in->frames. */
-static int location_frames(ingest *in, uint64_t loc_id, const unsigned char **data, size_t *len)
+/* The profile's index of location id loc_id, or -EINVAL. */
+static int location_index(ingest *in, uint64_t loc_id, size_t *out)
 {
     int64_t li;
-    int rc;
     if (in->loc_dense) {
         li = loc_id < in->cap_loc_dense ? (int64_t)in->loc_dense[loc_id] - 1 : -1;
     } else if (!store__idset_get(&in->loc_index, (int64_t)loc_id, &li)) {
@@ -282,6 +289,14 @@ static int location_frames(ingest *in, uint64_t loc_id, const unsigned char **da
         ierr(in, "location id %" PRIu64 " does not exist", loc_id);
         return -EINVAL;
     }
+    *out = (size_t)li;
+    return 0;
+}
+
+/* Encode location index li's frames (once) into in->frames. */
+static int location_frames(ingest *in, size_t li, const unsigned char **data, size_t *len)
+{
+    int rc;
     if (in->loc_len[li] == SIZE_MAX) {
         const pprof_location *loc = &in->p->locations[li];
         int64_t fn;
@@ -306,41 +321,97 @@ static int location_frames(ingest *in, uint64_t loc_id, const unsigned char **da
     return 0;
 }
 
-static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
+/* The token of location index li: equal tokens mean equal frame blobs (the
+ * writer's location cache compares them byte for byte), so two samples
+ * with equal token sequences have the same stack. */
+static int location_token(ingest *in, size_t li, uint32_t *out)
 {
     store *s = in->s;
-    int rc;
-    /* The stack's frames go straight into `stacks` (the next memo). */
-    size_t start = in->stacks.len;
-    for (size_t i = 0; i < smp->n_locations; i++) {
+    if (!in->loc_intern[li]) {
         const unsigned char *d;
         size_t n;
-        if ((rc = location_frames(in, smp->location_ids[i], &d, &n)))
+        int rc = location_frames(in, li, &d, &n);
+        if (rc)
             return rc;
-        if ((rc = store__buf_add(&in->stacks, d, n)))
-            return rc;
-    }
-    const void *blob = in->stacks.data ? in->stacks.data + start : "";
-    size_t len = in->stacks.len - start;
-    /* The previous profile's row at the expected position, or the one after
-     * it (a sample that went away): compared byte for byte, so a hit needs
-     * no hashing at all. */
-    const store__memo *m = in->memo;
-    for (size_t k = 0; m && k < 2; k++) {
-        size_t j = in->memo_next + k;
-        if (j < m->n && m->offs[j + 1] - m->offs[j] == len &&
-            (len == 0 || memcmp(m->blobs + m->offs[j], blob, len) == 0)) {
-            in->memo_next = j + 1;
-            in->hashes[in->n_done] = m->hashes[j];
-            in->offs[++in->n_done] = in->stacks.len;
-            *out = m->ids[j];
-            return 0;
+        uint64_t h = store__hash(d, n);
+        int64_t tok = store__cache_get(&s->locations, h, d, n);
+        if (!tok) {
+            /* Tokens are never reused (a cleared cache only means new
+             * tokens for old frames: memo misses, not wrong stacks). */
+            tok = ++s->last_location_token;
+            store__cache_put(&s->locations, h, d, n, tok);
         }
+        in->loc_intern[li] = (uint32_t)tok;
     }
+    *out = in->loc_intern[li];
+    return 0;
+}
+
+static uint64_t seq_hash(const uint32_t *seq, size_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ seq[i]) * 0xff51afd7ed558ccdULL;
+    return h ^ (h >> 29);
+}
+
+/* Index every memo row by its token sequence, for samples that moved
+ * further than the window looks. 0 or -ENOMEM. */
+static int memo_index_build(ingest *in)
+{
+    const store__memo *m = in->memo;
+    size_t n_slots = 16;
+    while (n_slots < m->n * 2)
+        n_slots *= 2;
+    if (m->n >= UINT32_MAX)
+        return -ENOMEM;
+    int rc = grow((void **)&in->memo_index, &in->cap_memo_index, n_slots, sizeof(uint64_t));
+    if (rc)
+        return rc;
+    memset(in->memo_index, 0, n_slots * sizeof(uint64_t));
+    for (size_t j = m->n; j-- > 0;) { /* the first of equal rows wins */
+        uint64_t h = seq_hash(m->seq + m->offs[j], m->offs[j + 1] - m->offs[j]);
+        size_t k = (size_t)h & (n_slots - 1);
+        while (in->memo_index[k] && (in->memo_index[k] >> 32) != (h >> 32))
+            k = (k + 1) & (n_slots - 1);
+        in->memo_index[k] = (h & 0xffffffff00000000ULL) | (uint64_t)(j + 1);
+    }
+    in->n_memo_slots = n_slots;
+    return 0;
+}
+
+/* The memo row with this token sequence, or -1. */
+static int64_t memo_index_find(const ingest *in, const uint32_t *seq, size_t n)
+{
+    const store__memo *m = in->memo;
+    uint64_t h = seq_hash(seq, n);
+    size_t mask = in->n_memo_slots - 1;
+    for (size_t k = (size_t)h & mask; in->memo_index[k]; k = (k + 1) & mask) {
+        uint64_t e = in->memo_index[k];
+        size_t j = (size_t)(e & 0xffffffffu) - 1;
+        if ((e >> 32) == (h >> 32) && m->offs[j + 1] - m->offs[j] == n &&
+            (n == 0 || memcmp(m->seq + m->offs[j], seq, n * sizeof(*seq)) == 0))
+            return (int64_t)j;
+    }
+    return -1;
+}
+
+/* Stacks the memo's window may miss in a row, while they are not new to
+ * the store (so probably elsewhere in the memo), before the memo is
+ * indexed. New stacks (a service's new call paths, often listed first) do
+ * not count: they cannot be in the memo. */
+#define MEMO_MISSES_BEFORE_INDEX 32
+
+/* The stack id of the frame blob in in->stacks: from the writer's cache,
+ * else found or inserted in SQLite. *known: it existed before. */
+static int stack_id(ingest *in, int64_t *out, bool *known)
+{
+    store *s = in->s;
+    const void *blob = in->stacks.data ? in->stacks.data : "";
+    size_t len = in->stacks.len;
     uint64_t h = store__hash(blob, len);
-    in->hashes[in->n_done] = h;
-    in->offs[++in->n_done] = in->stacks.len;
     int64_t id = store__cache_get(&s->stacks, h, blob, len);
+    *known = true;
     if (id) {
         *out = id;
         return 0;
@@ -361,6 +432,7 @@ static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
     if (src != SQLITE_ROW && src != SQLITE_DONE)
         return sqlerr(in, src, "stack lookup");
     if (!id) {
+        *known = false;
         st = store__stmt(&s->w, SQL_STACK_INSERT);
         if (!st)
             return sqlerr(in, SQLITE_ERROR, "stack insert");
@@ -377,43 +449,106 @@ static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
     return 0;
 }
 
-/* The profile's samples as a set of DB ids (stack ids from sample_stack(),
- * label strings as DB string ids), and the totals per sample type. */
-static int build_set(ingest *in, store__set_reader *r)
+static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
 {
-    const pprof_profile *p = in->p;
-    size_t n = p->n_samples, nt = p->n_sample_types, n_labels = 0;
     int rc;
-    for (size_t i = 0; i < n; i++)
-        n_labels += p->samples[i].n_labels;
-    if ((rc = store__set_alloc(r, n, nt, n_labels)))
-        return rc;
-    memset(in->totals, 0, (nt ? nt : 1) * sizeof(int64_t));
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        const pprof_sample *smp = &p->samples[i];
-        r->stack_ids[i] = in->stack_ids[i];
-        for (size_t t = 0; t < nt; t++) {
-            int64_t v = smp->values[t];
-            r->values[i * nt + t] = v;
-            in->totals[t] = (int64_t)((uint64_t)in->totals[t] + (uint64_t)v);
+    /* The sample's location tokens go straight into `seq` (the next memo;
+     * ingest_init sized it for every sample's locations). The loop's fast
+     * path: dense location ids whose token is known. */
+    size_t start = in->offs[in->n_done], nl = smp->n_locations;
+    uint32_t *seq = in->seq + start;
+    const uint64_t *ids = smp->location_ids;
+    const int32_t *dense = in->loc_dense;
+    const uint32_t *tokens = in->loc_intern;
+    size_t n_dense = dense ? in->cap_loc_dense : 0;
+    for (size_t i = 0; i < nl; i++) {
+        if (ids[i] < n_dense && dense[ids[i]] > 0 && tokens[dense[ids[i]] - 1]) {
+            seq[i] = tokens[dense[ids[i]] - 1];
+            continue;
         }
-        r->label_off[i] = off;
-        for (size_t j = 0; j < smp->n_labels; j++, off++) {
-            const pprof_label *l = &smp->labels[j];
-            int64_t *dst = &r->labels[off * 4];
-            if ((rc = pstring(in, l->key, &dst[0])) || (rc = pstring(in, l->str, &dst[1])))
-                return rc;
-            dst[2] = 0;
-            dst[3] = 0;
-            if (dst[1] == 0) {
-                dst[2] = l->num;
-                if ((rc = pstring(in, l->num_unit, &dst[3])))
-                    return rc;
-            }
+        size_t li;
+        if ((rc = location_index(in, ids[i], &li)) || (rc = location_token(in, li, &seq[i])))
+            return rc;
+    }
+    in->offs[++in->n_done] = start + nl;
+
+    /* The previous profile's row at the expected position, a few after it
+     * (samples that went away) or the two before it (swapped neighbours):
+     * equal tokens, so a hit needs neither the stack's frames nor a hash.
+     * When the memo's rows moved further, its index finds them. */
+    const store__memo *m = in->memo;
+    static const int window[] = {0, 1, 2, 3, -1, -2, 4, 5, 6, 7};
+    for (size_t k = 0; m && k < sizeof(window) / sizeof(window[0]); k++) {
+        size_t j = in->memo_next + (size_t)(ptrdiff_t)window[k];
+        if (j < m->n && m->offs[j + 1] - m->offs[j] == nl &&
+            (nl == 0 || memcmp(m->seq + m->offs[j], seq, nl * sizeof(*seq)) == 0)) {
+            if (j + 1 > in->memo_next)
+                in->memo_next = j + 1;
+            in->memo_misses = 0;
+            *out = m->ids[j];
+            return 0;
         }
     }
-    r->label_off[n] = off;
+    if (m && in->n_memo_slots) {
+        int64_t j = memo_index_find(in, seq, nl);
+        if (j >= 0) {
+            in->memo_next = (size_t)j + 1;
+            *out = m->ids[j];
+            return 0;
+        }
+    }
+
+    lw_buf_reset(&in->stacks);
+    for (size_t i = 0; i < nl; i++) {
+        const unsigned char *d;
+        size_t n, li;
+        if ((rc = location_index(in, ids[i], &li)) || (rc = location_frames(in, li, &d, &n)) ||
+            (rc = store__buf_add(&in->stacks, d, n)))
+            return rc;
+    }
+    bool known;
+    if ((rc = stack_id(in, out, &known)))
+        return rc;
+    /* Without an index, a memo missed by known stacks again and again is
+     * out of step: index it (once per ingest; without memory it just
+     * stays unindexed). */
+    if (m && known && !in->n_memo_slots && ++in->memo_misses >= MEMO_MISSES_BEFORE_INDEX &&
+        (rc = memo_index_build(in)) && rc != -ENOMEM)
+        return rc;
+    return 0;
+}
+
+/* Row i of the profile's sample set: its stack id (from sample_stack()),
+ * values (added to the totals per sample type) and labels as DB string
+ * ids. Rows are filled in order, right after their stack is resolved, so
+ * each decoded sample is read once while it is in the cache. */
+static int set_row(ingest *in, size_t i, int64_t stack_id)
+{
+    const pprof_sample *smp = &in->p->samples[i];
+    store__set_reader *r = &in->cur;
+    size_t nt = r->n_types, off = r->label_off[i];
+    int rc;
+    r->stack_ids[i] = stack_id;
+    int64_t *dst = &r->values[i * nt];
+    for (size_t t = 0; t < nt; t++) {
+        int64_t v = smp->values[t];
+        dst[t] = v;
+        in->totals[t] = (int64_t)((uint64_t)in->totals[t] + (uint64_t)v);
+    }
+    for (size_t j = 0; j < smp->n_labels; j++, off++) {
+        const pprof_label *l = &smp->labels[j];
+        int64_t *lab = &r->labels[off * 4];
+        if ((rc = pstring(in, l->key, &lab[0])) || (rc = pstring(in, l->str, &lab[1])))
+            return rc;
+        lab[2] = 0;
+        lab[3] = 0;
+        if (lab[1] == 0) {
+            lab[2] = l->num;
+            if ((rc = pstring(in, l->num_unit, &lab[3])))
+                return rc;
+        }
+    }
+    r->label_off[i + 1] = off;
     return 0;
 }
 
@@ -476,6 +611,7 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
     sqlite3_reset(st);
     if (src != SQLITE_ROW && src != SQLITE_DONE)
         return sqlerr(in, src, "keyframe lookup");
+    int64_t old_kf = base_id;
     /* Compress only one representation: the delta when its raw size is at
      * most half the full one (deflate keeps roughly that ratio), else the
      * full set, which becomes the next keyframe. An unreadable keyframe
@@ -515,8 +651,13 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
     if (src != SQLITE_DONE)
         return sqlerr(in, src, "sample set insert");
     id = sqlite3_last_insert_rowid(s->w.db);
-    if (!base_id)
+    if (!base_id) {
+        /* The target's new keyframe replaces its old one in the cache
+         * (which would otherwise stay while the new one no longer fits). */
+        if (old_kf)
+            store__kf_drop(&s->kf, old_kf);
         store__kf_put(s, id, cur);
+    }
     *out = id;
     return 0;
 }
@@ -751,14 +892,32 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
             if ((rc = store__idset_put(&in->loc_index, (int64_t)p->locations[i].id, (int64_t)i)))
                 return rc;
     }
-    if ((rc = grow((void **)&in->hashes, &in->cap_hashes, p->n_samples, sizeof(uint64_t))) ||
-        (rc = grow((void **)&in->offs, &in->cap_offs, p->n_samples + 1, sizeof(size_t))))
+    size_t n_seq = 0, n_labels = 0;
+    for (size_t i = 0; i < p->n_samples; i++) {
+        n_seq += p->samples[i].n_locations;
+        n_labels += p->samples[i].n_labels;
+    }
+    if ((rc = store__set_alloc(&in->cur, p->n_samples, p->n_sample_types, n_labels)))
         return rc;
+    in->cur.label_off[0] = 0;
+    if ((rc = grow((void **)&in->seq, &in->cap_seq, n_seq, sizeof(uint32_t))) ||
+        (rc = grow((void **)&in->offs, &in->cap_offs, p->n_samples + 1, sizeof(size_t))) ||
+        (rc = grow((void **)&in->loc_intern, &in->cap_loc_intern, p->n_locations, sizeof(uint32_t))))
+        return rc;
+    memset(in->loc_intern, 0, (p->n_locations ? p->n_locations : 1) * sizeof(uint32_t));
+    /* Tokens are 32-bit: start over long before they run out. */
+    if ((uint64_t)s->last_location_token + p->n_locations >= UINT32_MAX) {
+        store__memos_clear(s);
+        store__cache_clear(&s->locations);
+        s->last_location_token = 0;
+    }
     lw_buf_reset(&in->stacks);
     in->offs[0] = 0;
     in->n_done = 0;
     in->memo = NULL;
     in->memo_next = 0;
+    in->memo_misses = 0;
+    in->n_memo_slots = 0;
     *out = in;
     return 0;
 }
@@ -777,7 +936,9 @@ void store__ingest_free(ingest *in)
     store__idset_free(&in->loc_index);
     lw_buf_cleanup(&in->stacks);
     free(in->loc_dense_mem);
-    free(in->hashes);
+    free(in->loc_intern);
+    free(in->memo_index);
+    free(in->seq);
     free(in->offs);
     store__set_free(&in->cur);
     free(in->str_ids);
@@ -798,6 +959,8 @@ static void ingest_done(store *s)
     if (!in)
         return;
     size_t bytes = in->frames.cap + in->set.cap + in->packed.cap + in->delta.cap + in->stacks.cap +
+                   in->cap_seq * sizeof(uint32_t) + in->cap_offs * sizeof(size_t) +
+                   in->cap_memo_index * sizeof(uint64_t) +
                    in->cur.cap_values * sizeof(int64_t) + in->cur.cap_labels * sizeof(int64_t) +
                    in->cap_samples * 3 * sizeof(int64_t) + in->cap_strings * sizeof(int64_t) +
                    in->cap_locations * 2 * sizeof(size_t);
@@ -819,14 +982,13 @@ static int step_simple(ingest *in, enum store__sql which, const char *what)
 
 /* ---- stack memo ---------------------------------------------------------- */
 
-#define STORE_MEMO_BYTES ((size_t)8 << 20)
+#define STORE_MEMO_BYTES ((size_t)16 << 20)
 
 static void memo_free(store__memo *m)
 {
-    free(m->hashes);
     free(m->ids);
     free(m->offs);
-    free(m->blobs);
+    free(m->seq);
     memset(m, 0, sizeof(*m));
 }
 
@@ -886,20 +1048,15 @@ static void memo_update(store *s, ingest *in, int64_t target_id, const char *typ
         snprintf(m->type, sizeof(m->type), "%s", type);
     }
     s->memo_bytes -= m->bytes;
-    swap_ptr(&m->hashes, &in->hashes);
-    swap_size(&m->cap_hashes, &in->cap_hashes);
     swap_ptr(&m->ids, &in->stack_ids);
     swap_size(&m->cap_ids, &in->cap_samples);
     swap_ptr(&m->offs, &in->offs);
     swap_size(&m->cap_offs, &in->cap_offs);
-    swap_ptr(&m->blobs, &in->stacks.data);
-    swap_size(&m->cap_blobs, &in->stacks.cap);
-    in->stacks.len = 0;
-    if (in->stacks.data)
-        in->stacks.data[0] = '\0';
+    swap_ptr(&m->seq, &in->seq);
+    swap_size(&m->cap_seq, &in->cap_seq);
     m->n = n;
-    m->bytes = m->cap_hashes * sizeof(uint64_t) + m->cap_ids * sizeof(int64_t) +
-               m->cap_offs * sizeof(size_t) + m->cap_blobs;
+    m->bytes = m->cap_ids * sizeof(int64_t) + m->cap_offs * sizeof(size_t) +
+               m->cap_seq * sizeof(uint32_t);
     if (s->memo_bytes + m->bytes > STORE_MEMO_BYTES) {
         /* Over budget: this target goes without (the others keep theirs,
          * rather than everyone thrashing). */
@@ -946,14 +1103,13 @@ static int ingest_one(store *s, store_ingest_item *it)
             rc = -EINVAL;
             goto out;
         }
-        if ((rc = sample_stack(in, &p->samples[i], &in->stack_ids[i])))
+        if ((rc = sample_stack(in, &p->samples[i], &in->stack_ids[i])) ||
+            (rc = set_row(in, i, in->stack_ids[i])))
             goto out;
     }
 
     int64_t set_id = 0, meta_id = 0;
-    rc = build_set(in, &in->cur);
-    if (!rc)
-        rc = store_set(in, target_id, profile_type, &in->cur, &set_id);
+    rc = store_set(in, target_id, profile_type, &in->cur, &set_id);
     if (rc)
         goto out;
     if ((rc = encode_meta(in)))

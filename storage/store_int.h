@@ -213,6 +213,8 @@ void store__idset_free(store__idset *set);
 void store__idset_clear(store__idset *set);
 /* Add key (> 0) with value; replaces an existing value. 0 or -ENOMEM. */
 int store__idset_put(store__idset *set, int64_t key, int64_t value) LW_WUR;
+/* Remove key if present. Cannot fail. */
+void store__idset_del(store__idset *set, int64_t key);
 /* True when key is present; *value (may be NULL) gets its value. */
 bool store__idset_get(const store__idset *set, int64_t key, int64_t *value);
 
@@ -234,6 +236,7 @@ typedef struct store__set_reader {
 typedef struct store__kfcache {
     store__idset index; /* set id → slot in entries */
     store__set_reader *entries;
+    int64_t *ids; /* parallel to entries: their set ids */
     size_t n, cap;
     size_t bytes; /* cleared when over STORE_KF_CACHE_BYTES */
 } store__kfcache;
@@ -264,6 +267,8 @@ int store__set_load_w(store *s, int64_t id, store__set_reader *out) LW_WUR;
 const store__set_reader *store__kf_get(store *s, int64_t id, int *rc);
 /* Remember a copy of full set r as id (best effort). */
 void store__kf_put(store *s, int64_t id, const store__set_reader *r);
+/* Forget set id (a keyframe its target no longer uses), if cached. */
+void store__kf_drop(store__kfcache *kf, int64_t id);
 void store__kf_clear(store__kfcache *kf);
 
 /* lw_buf_append with an inline fast path when the bytes fit the current
@@ -333,20 +338,20 @@ int store__gc_full(store *s) LW_WUR;
 
 /* ---- stack memo (store_ingest.c) ---- */
 
-/* The previous profile of one target and type, sample by sample: stack
- * blob (verified byte for byte), its hash and its stack id. Successive
- * profiles of a service list mostly the same stacks in the same order, so
- * the next ingest resolves them by a sequential comparison instead of one
- * random hash-table probe per sample. */
+/* The previous profile of one target and type, sample by sample: its
+ * locations' tokens (s->locations: one token per distinct frame blob) and
+ * its stack id. Successive profiles of a service list mostly the same
+ * stacks in the same order, so the next ingest resolves them by a
+ * sequential comparison of a few tokens instead of building each stack's
+ * frames and probing a hash table. */
 typedef struct store__memo {
     int64_t target_id;
     char type[32];
     size_t n;
-    uint64_t *hashes;
-    int64_t *ids;
-    size_t *offs; /* n + 1 offsets into blobs */
-    char *blobs;
-    size_t cap_hashes, cap_ids, cap_offs, cap_blobs; /* allocated, swapped with the scratch */
+    int64_t *ids;  /* n stack ids */
+    size_t *offs;  /* n + 1 offsets into seq */
+    uint32_t *seq; /* location tokens, sample after sample */
+    size_t cap_ids, cap_offs, cap_seq; /* allocated, swapped with the scratch */
     size_t bytes; /* memory held */
 } store__memo;
 
@@ -367,6 +372,8 @@ struct store {
     store__cache strings;
     store__cache functions;
     store__cache stacks;
+    store__cache locations;   /* writer: a location's frame blob → its token (memo) */
+    int64_t last_location_token; /* tokens handed out so far (never reused) */
     int64_t deleted_since_gc; /* profiles deleted since the last full GC */
     store__kfcache kf;        /* writer: decoded keyframes */
     struct store__ingest *ing; /* writer: scratch reused by every ingest */

@@ -18,15 +18,22 @@
  *        rows' stack ids (deltas), values column by column (new rows: the
  *        value; matched rows: value minus the keyframe's), the new rows'
  *        n_labels and labels. A matched row has the keyframe row's stack
- *        and labels.
+ *        and labels. The n_types varint may carry
+ *        DELTA_ZERO_RUNS: each value column then codes a run of L zeros
+ *        (most of a series' differences) as 0, L - 1 and any other value
+ *        as its zigzag varint (never 0). Deltas without the flag (older
+ *        databases) are read as before.
  */
 #include "store_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SET_MAX_BYTES ((size_t)1 << 30)
+/* Flag in a delta's n_types (at most 64): value columns use zero runs. */
+#define DELTA_ZERO_RUNS 0x80
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
@@ -178,50 +185,56 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
         rc = -ENOMEM;
         goto out;
     }
-    /* Prefer the keyframe row right after the previous match: when rows
-     * repeat (same stack and labels), that keeps the match column at 1s.
-     * A series of one target mostly keeps its rows in order, so the hash
-     * index of the keyframe is built only when that guess first fails. */
-    int64_t prev = -1, lo = 0, hi = 0;
-    bool have_range = false;
+    /* Look for each row's keyframe row right after the previous match
+     * first, then a few further on (rows that went away) or just before
+     * (swapped neighbours): a series of one target mostly keeps its rows in
+     * order, and when rows repeat (same stack and labels) that keeps the
+     * match column at 1s. Rows this misses stay unmatched (stored in full)
+     * unless there are many of them whose stack could be in the keyframe:
+     * only then is the keyframe indexed by hash. */
+    static const int window[] = {0, 1, 2, 3, -1, -2, 4, 5, 6, 7};
+    int64_t prev = -1, lo = 0, hi = -1;
+    size_t n_pending = 0;
+    for (size_t j = 0; j < bn; j++) {
+        lo = j == 0 || base->stack_ids[j] < lo ? base->stack_ids[j] : lo;
+        hi = j == 0 || base->stack_ids[j] > hi ? base->stack_ids[j] : hi;
+    }
     for (size_t i = 0; i < n; i++) {
         match[i] = -1;
-        size_t next = (size_t)(prev + 1);
-        if (next < bn && !used[next] && row_equal(r, i, base, next)) {
-            match[i] = (int64_t)next;
-        } else if (bn) {
-            if (!have_range) {
-                lo = hi = base->stack_ids[0];
-                for (size_t j = 1; j < bn; j++) {
-                    lo = base->stack_ids[j] < lo ? base->stack_ids[j] : lo;
-                    hi = base->stack_ids[j] > hi ? base->stack_ids[j] : hi;
-                }
-                have_range = true;
+        for (size_t k = 0; k < sizeof(window) / sizeof(window[0]); k++) {
+            size_t j = (size_t)(prev + 1 + window[k]);
+            if (j < bn && !used[j] && row_equal(r, i, base, j)) {
+                match[i] = (int64_t)j;
+                used[j] = true;
+                prev = (int64_t)j;
+                break;
             }
-            /* A stack outside the keyframe's range of stack ids (a stack
-             * stored after the keyframe has a higher id) matches no row:
-             * new rows then need no index at all. */
-            if (r->stack_ids[i] < lo || r->stack_ids[i] > hi)
+        }
+        /* A stack outside the keyframe's range of stack ids (a stack
+         * stored after the keyframe has a higher id) matches no row. */
+        if (match[i] < 0 && r->stack_ids[i] >= lo && r->stack_ids[i] <= hi)
+            n_pending++;
+    }
+    if (n_pending > n / 32 + 16) {
+        if ((rc = index_rows(base, &slots, &n_slots)))
+            goto out;
+        for (size_t i = 0; i < n; i++) {
+            if (match[i] >= 0 || r->stack_ids[i] < lo || r->stack_ids[i] > hi)
                 continue;
-            if (!slots && (rc = index_rows(base, &slots, &n_slots)))
-                goto out;
             uint64_t h = row_hash(r, i);
             for (size_t k = (size_t)h & (n_slots - 1); slots[k].hash; k = (k + 1) & (n_slots - 1)) {
                 size_t j = slots[k].index;
                 if (slots[k].hash == h && !used[j] && row_equal(r, i, base, j)) {
                     match[i] = (int64_t)j;
+                    used[j] = true;
                     break;
                 }
             }
         }
-        if (match[i] >= 0) {
-            used[match[i]] = true;
-            prev = match[i];
-        }
     }
     store__vw w = {.b = b};
     store__vw_u(&w, n);
-    store__vw_u(&w, nt);
+    store__vw_u(&w, nt | DELTA_ZERO_RUNS);
     prev = -1;
     for (size_t i = 0; i < n; i++) {
         uint64_t m = 0;
@@ -239,13 +252,28 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
         store__vw_s(&w, (int64_t)((uint64_t)r->stack_ids[i] - (uint64_t)prev_stack));
         prev_stack = r->stack_ids[i];
     }
-    for (size_t t = 0; t < nt; t++)
+    for (size_t t = 0; t < nt; t++) {
+        uint64_t zeros = 0;
         for (size_t i = 0; i < n; i++) {
             int64_t v = r->values[i * nt + t];
             if (match[i] >= 0)
                 v = (int64_t)((uint64_t)v - (uint64_t)base->values[(size_t)match[i] * nt + t]);
+            if (v == 0) {
+                zeros++;
+                continue;
+            }
+            if (zeros) {
+                store__vw_u(&w, 0);
+                store__vw_u(&w, zeros - 1);
+                zeros = 0;
+            }
             store__vw_s(&w, v);
         }
+        if (zeros) {
+            store__vw_u(&w, 0);
+            store__vw_u(&w, zeros - 1);
+        }
+    }
     for (size_t i = 0; i < n; i++)
         if (match[i] < 0)
             store__vw_u(&w, r->label_off[i + 1] - r->label_off[i]);
@@ -337,6 +365,31 @@ bad:
     return -EINVAL;
 }
 
+/* One value column of a delta with zero runs: count values into
+ * dst[i * stride] (NULL: skip them). -EINVAL when malformed. */
+static int get_zero_run_column(const unsigned char *d, size_t dl, size_t *pos, size_t count,
+                               int64_t *dst, size_t stride)
+{
+    size_t i = 0;
+    while (i < count) {
+        uint64_t u;
+        if (store__get_uvarint(d, dl, pos, &u))
+            return -EINVAL;
+        if (u != 0) {
+            if (dst)
+                dst[i * stride] = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+            i++;
+            continue;
+        }
+        if (store__get_uvarint(d, dl, pos, &u) || u >= count - i)
+            return -EINVAL;
+        for (uint64_t k = 0; k <= u; k++, i++)
+            if (dst)
+                dst[i * stride] = 0;
+    }
+    return 0;
+}
+
 /* base == NULL: shallow parse (for GC): matched rows get stack id 0, no
  * labels, and their value deltas. */
 static int parse_delta(const unsigned char *d, size_t dl, const store__set_reader *base,
@@ -349,8 +402,13 @@ static int parse_delta(const unsigned char *d, size_t dl, const store__set_reade
     size_t *new_nl = NULL;
     int rc = -EINVAL;
     memset(r, 0, sizeof(*r));
-    if (store__get_uvarint(d, dl, &pos, &n) || store__get_uvarint(d, dl, &pos, &nt) || n > dl ||
-        nt > 64 || n * (1 + nt) > dl || (base && base->n_types != nt))
+    if (store__get_uvarint(d, dl, &pos, &n) || store__get_uvarint(d, dl, &pos, &nt))
+        return -EINVAL;
+    /* Zero runs: a column of n values may take 2 bytes; otherwise every
+     * value takes one at least. The match column always takes n. */
+    bool zero_runs = (nt & DELTA_ZERO_RUNS) != 0;
+    nt &= ~(uint64_t)DELTA_ZERO_RUNS;
+    if (n > dl || nt > 64 || n + (zero_runs ? 2 * nt : n * nt) > dl || (base && base->n_types != nt))
         return -EINVAL;
     match = malloc((n ? n : 1) * sizeof(*match));
     new_stacks = malloc((n ? n : 1) * sizeof(*new_stacks));
@@ -385,8 +443,11 @@ static int parse_delta(const unsigned char *d, size_t dl, const store__set_reade
         new_stacks[k] = ps;
     }
     size_t values_pos = pos;
-    for (uint64_t k = 0; k < n * nt; k++)
+    for (uint64_t k = 0; !zero_runs && k < n * nt; k++)
         if (store__get_svarint(d, dl, &pos, &v))
+            goto out;
+    for (uint64_t t = 0; zero_runs && t < nt; t++)
+        if (get_zero_run_column(d, dl, &pos, n, NULL, 0))
             goto out;
     size_t n_labels = 0, n_new_labels = 0;
     for (size_t k = 0; k < n_new; k++) {
@@ -423,14 +484,19 @@ static int parse_delta(const unsigned char *d, size_t dl, const store__set_reade
     }
     r->label_off[n] = off;
     size_t vp = values_pos;
-    for (size_t t = 0; t < nt; t++)
+    for (size_t t = 0; t < nt; t++) {
+        if (zero_runs && get_zero_run_column(d, dl, &vp, n, &r->values[t], nt))
+            goto bad;
         for (size_t i = 0; i < n; i++) {
-            if (store__get_svarint(d, dl, &vp, &v))
+            if (zero_runs)
+                v = r->values[i * nt + t];
+            else if (store__get_svarint(d, dl, &vp, &v))
                 goto bad;
             if (match[i] >= 0 && base)
                 v = (int64_t)((uint64_t)v + (uint64_t)base->values[(size_t)match[i] * nt + t]);
             r->values[i * nt + t] = v;
         }
+    }
     /* New rows' labels, in row order. */
     for (size_t i = 0; i < n; i++) {
         if (match[i] >= 0)
@@ -543,6 +609,28 @@ void store__kf_clear(store__kfcache *kf)
     store__idset_clear(&kf->index);
 }
 
+void store__kf_drop(store__kfcache *kf, int64_t id)
+{
+    int64_t slot;
+    if (!store__idset_get(&kf->index, id, &slot))
+        return;
+    store__set_reader *e = &kf->entries[slot];
+    kf->bytes -= reader_bytes(e);
+    store__set_free(e);
+    store__idset_del(&kf->index, id);
+    size_t last = kf->n - 1;
+    if ((size_t)slot != last) {
+        /* The last entry fills the hole. Its key is present and one key
+         * was just removed, so the put neither grows nor fails. */
+        *e = kf->entries[last];
+        kf->ids[slot] = kf->ids[last];
+        if (store__idset_put(&kf->index, kf->ids[slot], slot) != 0)
+            assert(!"replacing a present key failed");
+    }
+    memset(&kf->entries[last], 0, sizeof(kf->entries[last]));
+    kf->n = last;
+}
+
 /* Take ownership of *r (zeroed afterwards) as set id. */
 static void kf_adopt(store__kfcache *kf, int64_t id, store__set_reader *r)
 {
@@ -554,13 +642,17 @@ static void kf_adopt(store__kfcache *kf, int64_t id, store__set_reader *r)
     if (kf->n == kf->cap) {
         size_t cap = kf->cap ? kf->cap * 2 : 16;
         store__set_reader *e = realloc(kf->entries, cap * sizeof(*e));
-        if (!e)
+        if (e)
+            kf->entries = e;
+        int64_t *ids = e ? realloc(kf->ids, cap * sizeof(*ids)) : NULL;
+        if (!ids)
             goto drop;
-        kf->entries = e;
+        kf->ids = ids;
         kf->cap = cap;
     }
     if (store__idset_put(&kf->index, id, (int64_t)kf->n))
         goto drop;
+    kf->ids[kf->n] = id;
     kf->entries[kf->n++] = *r;
     kf->bytes += bytes;
     memset(r, 0, sizeof(*r));

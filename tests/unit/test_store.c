@@ -539,6 +539,206 @@ static void test_delta_sets(void **state)
         pprof_free(series[i]);
 }
 
+/* The stack memo resolves a sample by its locations' tokens: a series whose
+ * rows are reversed (the memo's window misses everything, its index finds
+ * them), whose location ids are renumbered (same frames, other ids), and
+ * the first order again with one new sample in front must resolve to the
+ * same stacks — no new stack rows but the new sample's — and load back
+ * exactly. */
+static pprof_profile *reversed(const pprof_profile *p)
+{
+    pprof_profile *q = pprof_copy(p);
+    assert_non_null(q);
+    for (size_t i = 0, j = q->n_samples - 1; i < j; i++, j--) {
+        pprof_sample t = q->samples[i];
+        q->samples[i] = q->samples[j];
+        q->samples[j] = t;
+    }
+    return q;
+}
+
+static void test_memo_reordered(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    pprof_profile *v[4];
+    int64_t ids[4];
+    v[0] = random_profile(99, 2000, 300);
+    v[1] = reversed(v[0]);
+    v[2] = pprof_copy(v[1]);
+    assert_non_null(v[2]);
+    /* Renumber the locations: id k becomes k + 1000 everywhere. */
+    for (size_t i = 0; i < v[2]->n_locations; i++)
+        v[2]->locations[i].id += 1000;
+    for (size_t i = 0; i < v[2]->n_samples; i++)
+        for (size_t k = 0; k < v[2]->samples[i].n_locations; k++)
+            v[2]->samples[i].location_ids[k] += 1000;
+    /* Through the wire format, so the copy's own id maps are rebuilt. */
+    lw_buf wire;
+    lw_buf_init(&wire, 64 << 20);
+    char verr[256] = "";
+    assert_int_equal(pprof_encode(v[2], false, &wire), 0);
+    pprof_free(v[2]);
+    v[2] = NULL;
+    assert_int_equal(pprof_decode(wire.data, wire.len, NULL, &v[2], verr, sizeof(verr)), 0);
+    lw_buf_cleanup(&wire);
+    assert_int_equal(v[2]->locations[0].id, v[1]->locations[0].id + 1000);
+    v[3] = pprof_copy(v[0]);
+    assert_non_null(v[3]);
+    uint64_t first[2] = {v[3]->locations[0].id, v[3]->locations[1].id};
+    int64_t val[2] = {1, 100};
+    assert_int_equal(pprof_add_sample(v[3], first, 2, val, NULL, 0), 0);
+    pprof_sample last = v[3]->samples[v[3]->n_samples - 1];
+    memmove(&v[3]->samples[1], &v[3]->samples[0], (v[3]->n_samples - 1) * sizeof(pprof_sample));
+    v[3]->samples[0] = last;
+    ids[0] = ingest_ok(s, tid, "heap", T0, v[0]);
+    store_close(s);
+    int64_t n_stacks = count_rows(path, "stacks");
+    s = open_ok(path, NULL);
+    /* The memo lives in the writer: all three after one open. */
+    for (int i = 1; i < 4; i++)
+        ids[i] = ingest_ok(s, tid, "heap", T0 + i * SEC, v[i]);
+    store_close(s);
+    int64_t n_after = count_rows(path, "stacks");
+    printf("stacks: %" PRId64 " after the first profile, %" PRId64 " after all four\n", n_stacks,
+           n_after);
+    assert_true(n_after <= n_stacks + 1); /* v[3]'s one new sample */
+    s = open_ok(path, NULL);
+    for (int i = 0; i < 4; i++) {
+        pprof_profile *out = NULL;
+        assert_int_equal(store_profile_load(s, ids[i], &out, NULL), 0);
+        printf("profile %d:\n", i);
+        assert_same_profile(v[i], out);
+        pprof_free(out);
+    }
+    check_integrity(s);
+    store_close(s);
+    for (int i = 0; i < 4; i++)
+        pprof_free(v[i]);
+}
+
+/* store__idset_del keeps every other key findable (backward shift), and
+ * the keyframe cache drops entries by id. */
+static void test_idset_del(void **state)
+{
+    (void)state;
+    store__idset set;
+    store__idset_init(&set);
+    for (int64_t k = 1; k <= 5000; k++)
+        assert_int_equal(store__idset_put(&set, k * 7919, k), 0);
+    for (int64_t k = 1; k <= 5000; k += 3)
+        store__idset_del(&set, k * 7919);
+    store__idset_del(&set, 123456789); /* absent: nothing happens */
+    size_t n_present = 0;
+    for (int64_t k = 1; k <= 5000; k++) {
+        int64_t v = 0;
+        bool present = store__idset_get(&set, k * 7919, &v);
+        assert_int_equal(present, (k - 1) % 3 != 0);
+        if (present) {
+            assert_int_equal(v, k);
+            n_present++;
+        }
+    }
+    assert_int_equal(set.n_used, n_present);
+    printf("5000 keys, every third deleted: %zu left, all found\n", n_present);
+    store__idset_free(&set);
+
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    store__set_reader r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(store__set_alloc(&r, 2, 1, 0), 0);
+    r.stack_ids[0] = 1;
+    r.stack_ids[1] = 2;
+    r.values[0] = 10;
+    r.values[1] = 20;
+    r.label_off[0] = r.label_off[1] = r.label_off[2] = 0;
+    for (int64_t id = 1; id <= 3; id++) {
+        r.values[0] = 10 * id;
+        store__kf_put(s, id, &r);
+    }
+    assert_int_equal(s->kf.n, 3);
+    store__kf_drop(&s->kf, 1); /* the last entry moves into its slot */
+    store__kf_drop(&s->kf, 42);
+    assert_int_equal(s->kf.n, 2);
+    for (int64_t id = 2; id <= 3; id++) {
+        int64_t slot = -1;
+        assert_true(store__idset_get(&s->kf.index, id, &slot));
+        assert_int_equal(s->kf.ids[slot], id);
+        assert_int_equal(s->kf.entries[slot].values[0], 10 * id);
+    }
+    assert_false(store__idset_get(&s->kf.index, 1, NULL));
+    store__set_free(&r);
+    store_close(s);
+}
+
+/* Deltas of both layouts parse: the first one (every value a varint, as
+ * older databases hold) and zero runs (what the writer makes now); a zero
+ * run longer than its column is refused. */
+static void test_delta_formats(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    store__set_reader base, cur, out;
+    memset(&base, 0, sizeof(base));
+    memset(&cur, 0, sizeof(cur));
+    assert_int_equal(store__set_alloc(&base, 2, 1, 0), 0);
+    base.stack_ids[0] = 4;
+    base.stack_ids[1] = 6;
+    base.values[0] = 100;
+    base.values[1] = 200;
+    memset(base.label_off, 0, 3 * sizeof(size_t));
+    /* Old layout: n 3, n_types 1, match 1 1 0, new stack 9, values 0 +5 7,
+     * the new row's label count 0. */
+    const unsigned char v1[] = {3, 1, 1, 1, 0, 18, 0, 10, 14, 0};
+    lw_buf packed;
+    lw_buf_init(&packed, 1 << 20);
+    assert_int_equal(store__pack(s, v1, sizeof(v1), &packed), 0);
+    assert_int_equal(store__set_parse(packed.data, packed.len, true, &base, &out), 0);
+    assert_int_equal(out.n_samples, 3);
+    assert_int_equal(out.stack_ids[0], 4);
+    assert_int_equal(out.stack_ids[1], 6);
+    assert_int_equal(out.stack_ids[2], 9);
+    assert_int_equal(out.values[0], 100);
+    assert_int_equal(out.values[1], 205);
+    assert_int_equal(out.values[2], 7);
+    /* The writer's layout: the same set round-trips through it. */
+    lw_buf raw;
+    lw_buf_init(&raw, 1 << 20);
+    assert_int_equal(store__set_encode_delta(&out, &base, &raw), 0);
+    const unsigned char *rd = (const unsigned char *)raw.data;
+    assert_true(rd[1] == 0x81 && rd[2] == 0x01); /* n_types 1 | zero runs */
+    assert_int_equal(store__pack(s, raw.data, raw.len, &packed), 0);
+    assert_int_equal(store__set_parse(packed.data, packed.len, true, &base, &cur), 0);
+    assert_true(store__set_equal(&out, &cur));
+    printf("delta of 3 rows: %zu bytes in the old layout, %zu with zero runs\n", sizeof(v1),
+           raw.len);
+    store__set_free(&cur);
+    /* A run of 3 zeros in a column of 3 values after one value: refused. */
+    const unsigned char bad[] = {3, 0x81, 0x01, 1, 1, 0, 18, 10, 0, 2, 0}; /* n_types 1|0x80 */
+    assert_int_equal(store__pack(s, bad, sizeof(bad), &packed), 0);
+    assert_int_equal(store__set_parse(packed.data, packed.len, true, &base, &cur), -EIO);
+    /* The same with a run of 2: fine. */
+    const unsigned char good[] = {3, 0x81, 0x01, 1, 1, 0, 18, 10, 0, 1, 0};
+    assert_int_equal(store__pack(s, good, sizeof(good), &packed), 0);
+    assert_int_equal(store__set_parse(packed.data, packed.len, true, &base, &cur), 0);
+    assert_int_equal(cur.values[0], 105);
+    assert_int_equal(cur.values[1], 200);
+    assert_int_equal(cur.values[2], 0);
+    store__set_free(&cur);
+    store__set_free(&out);
+    store__set_free(&base);
+    lw_buf_cleanup(&raw);
+    lw_buf_cleanup(&packed);
+    store_close(s);
+}
+
 /* Retention deletes a keyframe; its set id is reused by the next full set:
  * deltas must be computed against the new one, not a remembered old one. */
 static void test_keyframe_id_reuse(void **state)
@@ -1687,6 +1887,9 @@ int main(void)
         cmocka_unit_test(test_unsymbolized),
         cmocka_unit_test(test_dedup),
         cmocka_unit_test(test_delta_sets),
+        cmocka_unit_test(test_memo_reordered),
+        cmocka_unit_test(test_idset_del),
+        cmocka_unit_test(test_delta_formats),
         cmocka_unit_test(test_keyframe_id_reuse),
         cmocka_unit_test(test_corrupt_rows),
         cmocka_unit_test(test_retention_age),
