@@ -54,7 +54,7 @@ typedef struct store__ingest {
     size_t n_memo_slots;    /* power of two; 0 = not built for this ingest */
     size_t cap_memo_index;
     uint32_t *seq;          /* every sample's location tokens (the next memo) */
-    size_t *offs;           /* per sample + 1: offsets into `seq` */
+    uint32_t *offs;         /* per sample + 1: offsets into `seq` */
     lw_buf stacks;          /* scratch: the stack blob of a sample the memo missed */
     lw_buf frames;      /* encoded frames of every location */
     lw_buf set;         /* raw sample set */
@@ -470,7 +470,7 @@ static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
         if ((rc = location_index(in, ids[i], &li)) || (rc = location_token(in, li, &seq[i])))
             return rc;
     }
-    in->offs[++in->n_done] = start + nl;
+    in->offs[++in->n_done] = (uint32_t)(start + nl);
 
     /* The previous profile's row at the expected position, a few after it
      * (samples that went away) or the two before it (swapped neighbours):
@@ -900,8 +900,22 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
     if ((rc = store__set_alloc(&in->cur, p->n_samples, p->n_sample_types, n_labels)))
         return rc;
     in->cur.label_off[0] = 0;
-    if ((rc = grow((void **)&in->seq, &in->cap_seq, n_seq, sizeof(uint32_t))) ||
-        (rc = grow((void **)&in->offs, &in->cap_offs, p->n_samples + 1, sizeof(size_t))) ||
+    /* Bounded by the decompressed profile (a location id takes a byte at
+     * least), so 32-bit offsets do; seq is sized closely, it becomes a memo
+     * that counts against STORE_MEMO_BYTES. */
+    if (n_seq >= UINT32_MAX) {
+        ierr(in, "too many sample locations (%zu)", n_seq);
+        return -EINVAL;
+    }
+    if (n_seq > in->cap_seq) {
+        size_t want = n_seq + n_seq / 16 + 64;
+        uint32_t *seq = realloc(in->seq, want * sizeof(*seq));
+        if (!seq)
+            return -ENOMEM;
+        in->seq = seq;
+        in->cap_seq = want;
+    }
+    if ((rc = grow((void **)&in->offs, &in->cap_offs, p->n_samples + 1, sizeof(uint32_t))) ||
         (rc = grow((void **)&in->loc_intern, &in->cap_loc_intern, p->n_locations, sizeof(uint32_t))))
         return rc;
     memset(in->loc_intern, 0, (p->n_locations ? p->n_locations : 1) * sizeof(uint32_t));
@@ -959,7 +973,7 @@ static void ingest_done(store *s)
     if (!in)
         return;
     size_t bytes = in->frames.cap + in->set.cap + in->packed.cap + in->delta.cap + in->stacks.cap +
-                   in->cap_seq * sizeof(uint32_t) + in->cap_offs * sizeof(size_t) +
+                   in->cap_seq * sizeof(uint32_t) + in->cap_offs * sizeof(uint32_t) +
                    in->cap_memo_index * sizeof(uint64_t) +
                    in->cur.cap_values * sizeof(int64_t) + in->cur.cap_labels * sizeof(int64_t) +
                    in->cap_samples * 3 * sizeof(int64_t) + in->cap_strings * sizeof(int64_t) +
@@ -982,7 +996,7 @@ static int step_simple(ingest *in, enum store__sql which, const char *what)
 
 /* ---- stack memo ---------------------------------------------------------- */
 
-#define STORE_MEMO_BYTES ((size_t)16 << 20)
+#define STORE_MEMO_BYTES ((size_t)8 << 20)
 
 static void memo_free(store__memo *m)
 {
@@ -1055,7 +1069,7 @@ static void memo_update(store *s, ingest *in, int64_t target_id, const char *typ
     swap_ptr(&m->seq, &in->seq);
     swap_size(&m->cap_seq, &in->cap_seq);
     m->n = n;
-    m->bytes = m->cap_ids * sizeof(int64_t) + m->cap_offs * sizeof(size_t) +
+    m->bytes = m->cap_ids * sizeof(int64_t) + m->cap_offs * sizeof(uint32_t) +
                m->cap_seq * sizeof(uint32_t);
     if (s->memo_bytes + m->bytes > STORE_MEMO_BYTES) {
         /* Over budget: this target goes without (the others keep theirs,

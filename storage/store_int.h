@@ -349,7 +349,7 @@ typedef struct store__memo {
     char type[32];
     size_t n;
     int64_t *ids;  /* n stack ids */
-    size_t *offs;  /* n + 1 offsets into seq */
+    uint32_t *offs; /* n + 1 offsets into seq */
     uint32_t *seq; /* location tokens, sample after sample */
     size_t cap_ids, cap_offs, cap_seq; /* allocated, swapped with the scratch */
     size_t bytes; /* memory held */
