@@ -47,6 +47,8 @@ typedef struct store__ingest {
     size_t cap_loc_dense_mem;
     uint32_t *loc_intern;   /* per profile location index: its frames' token, 0 = not yet */
     size_t cap_loc_intern;
+    bool want_memo;         /* this profile becomes its target's memo (tokens are needed) */
+    size_t n_seq;           /* location references of all samples */
     store__memo *memo;      /* this target's previous profile, or NULL */
     size_t memo_next;       /* expected position in memo */
     size_t memo_misses;     /* samples the memo's window missed in a row */
@@ -452,12 +454,15 @@ static int stack_id(ingest *in, int64_t *out, bool *known)
 static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
 {
     int rc;
+    size_t nl = smp->n_locations;
+    const uint64_t *ids = smp->location_ids;
+    if (!in->want_memo)
+        goto resolve;
     /* The sample's location tokens go straight into `seq` (the next memo;
      * ingest_init sized it for every sample's locations). The loop's fast
      * path: dense location ids whose token is known. */
-    size_t start = in->offs[in->n_done], nl = smp->n_locations;
+    size_t start = in->offs[in->n_done];
     uint32_t *seq = in->seq + start;
-    const uint64_t *ids = smp->location_ids;
     const int32_t *dense = in->loc_dense;
     const uint32_t *tokens = in->loc_intern;
     size_t n_dense = dense ? in->cap_loc_dense : 0;
@@ -498,6 +503,7 @@ static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
         }
     }
 
+resolve:
     lw_buf_reset(&in->stacks);
     for (size_t i = 0; i < nl; i++) {
         const unsigned char *d;
@@ -512,7 +518,7 @@ static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
     /* Without an index, a memo missed by known stacks again and again is
      * out of step: index it (once per ingest; without memory it just
      * stays unindexed). */
-    if (m && known && !in->n_memo_slots && ++in->memo_misses >= MEMO_MISSES_BEFORE_INDEX &&
+    if (in->memo && known && !in->n_memo_slots && ++in->memo_misses >= MEMO_MISSES_BEFORE_INDEX &&
         (rc = memo_index_build(in)) && rc != -ENOMEM)
         return rc;
     return 0;
@@ -903,6 +909,7 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
     /* Bounded by the decompressed profile (a location id takes a byte at
      * least), so 32-bit offsets do; seq is sized closely, it becomes a memo
      * that counts against STORE_MEMO_BYTES. */
+    in->n_seq = n_seq;
     if (n_seq >= UINT32_MAX) {
         ierr(in, "too many sample locations (%zu)", n_seq);
         return -EINVAL;
@@ -1111,7 +1118,15 @@ static int ingest_one(store *s, store_ingest_item *it)
         goto out;
     saved = true;
 
+    /* Tokens cost a cache probe per location: only worth it for a profile
+     * that is compared with a memo or can become one within the budget
+     * (with many targets the budget is full; the others resolve stacks by
+     * their frame blobs alone). */
     in->memo = memo_find(s, target_id, profile_type);
+    in->want_memo = in->memo != NULL ||
+                    s->memo_bytes + in->n_seq * sizeof(uint32_t) +
+                            p->n_samples * (sizeof(int64_t) + sizeof(uint32_t)) <=
+                        STORE_MEMO_BYTES;
     for (size_t i = 0; i < p->n_samples; i++) {
         if (p->samples[i].n_locations && !p->samples[i].location_ids) {
             rc = -EINVAL;
@@ -1163,7 +1178,8 @@ static int ingest_one(store *s, store_ingest_item *it)
     if ((rc = step_simple(in, SQL_RELEASE, "release savepoint")))
         goto out;
     saved = false;
-    memo_update(s, in, target_id, profile_type);
+    if (in->want_memo)
+        memo_update(s, in, target_id, profile_type);
     it->id = profile_id;
 
 out:
