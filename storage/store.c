@@ -658,10 +658,11 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
     if (s->max_readers > STORE_READERS_MAX)
         s->max_readers = STORE_READERS_MAX;
     /* Memory budget of the writer's caches (the sidecar's RSS matters):
-     * about 4 + 2 + 12 + 3 MB here, 8 MB of keyframes, 8 MB of stack memos. */
+     * about 4 + 2 + 12 + 3 + 4 MB here, 8 MB of keyframes, 8 MB of stack memos. */
     store__cache_init(&s->strings, 1u << 16, 3u << 20);
     store__cache_init(&s->functions, 1u << 15, 1u << 20);
     store__cache_init(&s->stacks, 1u << 17, 8u << 20);
+    store__cache_init(&s->functions_by_text, 1u << 15, 2u << 20);
     store__cache_init(&s->locations, 1u << 15, 1u << 20);
     s->path = strdup(path);
     size_t lp_len = strlen(path) + sizeof(".lock");
@@ -783,6 +784,7 @@ void store_close(store *s)
     store__cache_free(&s->strings);
     store__cache_free(&s->functions);
     store__cache_free(&s->stacks);
+    store__cache_free(&s->functions_by_text);
     store__cache_free(&s->locations);
     pthread_mutex_destroy(&s->w.mu);
     pthread_mutex_destroy(&s->pool_mu);

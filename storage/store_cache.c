@@ -42,6 +42,7 @@ void store__caches_clear(store *s)
     store__cache_clear(&s->functions);
     store__cache_clear(&s->stacks);
     store__cache_clear(&s->locations);
+    store__cache_clear(&s->functions_by_text);
 }
 
 int64_t store__cache_get(const store__cache *c, uint64_t hash, const void *key, size_t len)

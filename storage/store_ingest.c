@@ -64,6 +64,7 @@ typedef struct store__ingest {
     lw_buf delta;       /* raw delta sample set */
     lw_buf meta;        /* raw meta */
     lw_buf tmp;         /* scratch: function keys, sample type text */
+    lw_buf fn_text;     /* scratch: a function's text key (pfunction) */
     size_t n_done;      /* samples resolved so far */
     size_t cap_seq, cap_offs;
     int64_t *stack_ids; /* per sample */
@@ -211,9 +212,20 @@ static int db_function(ingest *in, int64_t name, int64_t sys, int64_t file, int6
     return 0;
 }
 
-/* The DB function id of profile function id fid. */
+static bool string_index_ok(const pprof_profile *p, int64_t i)
+{
+    return i >= 0 && (size_t)i < p->n_strings;
+}
+
+/* The DB function id of profile function id fid: remembered for the
+ * profile (fn_ids), else from the writer's cache keyed by the function's
+ * text (name, system name and file, each NUL-terminated, then the start
+ * line: one probe where the string and function rows take four), else
+ * from the string and function rows. */
 static int pfunction(ingest *in, uint64_t fid, int64_t *out)
 {
+    store *s = in->s;
+    const pprof_profile *p = in->p;
     int64_t idx;
     if (!store__idset_get(&in->fn_index, (int64_t)fid, &idx)) {
         ierr(in, "function id %" PRIu64 " does not exist", fid);
@@ -223,13 +235,35 @@ static int pfunction(ingest *in, uint64_t fid, int64_t *out)
         *out = in->fn_ids[idx];
         return 0;
     }
-    const pprof_function *f = &in->p->functions[idx];
+    const pprof_function *f = &p->functions[idx];
     int64_t name, sys, file;
     int rc;
+    bool keyed = string_index_ok(p, f->name) && string_index_ok(p, f->system_name) &&
+                 string_index_ok(p, f->filename);
+    uint64_t h = 0;
+    if (keyed) {
+        const char *parts[3] = {p->strings[f->name], p->strings[f->system_name],
+                                p->strings[f->filename]};
+        lw_buf_reset(&in->fn_text);
+        for (size_t k = 0; k < 3; k++)
+            if ((rc = lw_buf_append(&in->fn_text, parts[k] ? parts[k] : "",
+                                    (parts[k] ? strlen(parts[k]) : 0) + 1)))
+                return rc;
+        if ((rc = lw_buf_append(&in->fn_text, &f->start_line, sizeof(f->start_line))))
+            return rc;
+        h = store__hash(in->fn_text.data, in->fn_text.len);
+        int64_t id = store__cache_get(&s->functions_by_text, h, in->fn_text.data, in->fn_text.len);
+        if (id) {
+            in->fn_ids[idx] = *out = id;
+            return 0;
+        }
+    }
     if ((rc = pstring(in, f->name, &name)) || (rc = pstring(in, f->system_name, &sys)) ||
         (rc = pstring(in, f->filename, &file)) ||
         (rc = db_function(in, name, sys, file, f->start_line, out)))
         return rc;
+    if (keyed)
+        store__cache_put(&s->functions_by_text, h, in->fn_text.data, in->fn_text.len, *out);
     in->fn_ids[idx] = *out;
     return 0;
 }
@@ -848,6 +882,7 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
         lw_buf_init(&in->delta, SET_MAX_BYTES);
         lw_buf_init(&in->meta, (size_t)1 << 20);
         lw_buf_init(&in->tmp, (size_t)1 << 20);
+        lw_buf_init(&in->fn_text, (size_t)1 << 20);
         lw_buf_init(&in->stacks, SET_MAX_BYTES);
         store__idset_init(&in->fn_index);
         store__idset_init(&in->loc_index);
@@ -953,6 +988,7 @@ void store__ingest_free(ingest *in)
     lw_buf_cleanup(&in->delta);
     lw_buf_cleanup(&in->meta);
     lw_buf_cleanup(&in->tmp);
+    lw_buf_cleanup(&in->fn_text);
     store__idset_free(&in->fn_index);
     store__idset_free(&in->loc_index);
     lw_buf_cleanup(&in->stacks);

@@ -372,6 +372,7 @@ struct store {
     store__cache strings;
     store__cache functions;
     store__cache stacks;
+    store__cache functions_by_text; /* writer: name, system name, file, start line → function id */
     store__cache locations;   /* writer: a location's frame blob → its token (memo) */
     int64_t last_location_token; /* tokens handed out so far (never reused) */
     int64_t deleted_since_gc; /* profiles deleted since the last full GC */

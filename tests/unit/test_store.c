@@ -739,6 +739,66 @@ static void test_delta_formats(void **state)
     store_close(s);
 }
 
+/* Functions that differ in one field only (file, start line, system name,
+ * or where the text splits between name and system name) stay distinct
+ * rows, the first time (string and function rows) and the second (the
+ * writer's cache keyed by the function's text). */
+static void test_function_text_keys(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    pprof_profile *p = pprof_new();
+    assert_non_null(p);
+    assert_int_equal(pprof_add_sample_type(p, "inuse_space", "bytes"), 0);
+    p->time_nanos = T0;
+    static const struct { const char *name, *sys, *file; int64_t start; } fns[] = {
+        {"a.f", "a.f", "x.go", 1},  {"a.f", "a.f", "y.go", 1}, {"a.f", "a.f", "x.go", 2},
+        {"a.f", "a.g", "x.go", 1},  {"a.f", "", "x.go", 1},    {"", "a.f", "x.go", 1},
+        {"a.", "f", "x.go", 1},
+    };
+    size_t n = sizeof(fns) / sizeof(fns[0]);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t f = pprof_add_function(p, fns[i].name, fns[i].sys, fns[i].file, fns[i].start);
+        assert_true(f > 0);
+        pprof_line l = {.function_id = f, .line = 7};
+        uint64_t loc = pprof_add_location(p, 0, 0x1000 + i, &l, 1);
+        int64_t v = (int64_t)(i + 1) * 100;
+        assert_int_equal(pprof_add_sample(p, &loc, 1, &v, NULL, 0), 0);
+    }
+    int64_t ids[2] = {ingest_ok(s, tid, "heap", T0, p), ingest_ok(s, tid, "heap", T0 + SEC, p)};
+    for (int k = 0; k < 2; k++) {
+        pprof_profile *out = NULL;
+        assert_int_equal(store_profile_load(s, ids[k], &out, NULL), 0);
+        assert_int_equal(out->n_samples, n);
+        for (size_t i = 0; i < n; i++) {
+            const pprof_sample *smp = &out->samples[i];
+            size_t v = (size_t)smp->values[0] / 100 - 1; /* which function */
+            assert_true(v < n);
+            const pprof_location *loc = NULL;
+            for (size_t j = 0; j < out->n_locations; j++)
+                if (out->locations[j].id == smp->location_ids[0])
+                    loc = &out->locations[j];
+            assert_non_null(loc);
+            const pprof_function *f = NULL;
+            for (size_t j = 0; j < out->n_functions; j++)
+                if (out->functions[j].id == loc->lines[0].function_id)
+                    f = &out->functions[j];
+            assert_non_null(f);
+            assert_string_equal(str(out, f->name), fns[v].name);
+            assert_string_equal(str(out, f->system_name), fns[v].sys);
+            assert_string_equal(str(out, f->filename), fns[v].file);
+            assert_int_equal(f->start_line, fns[v].start);
+        }
+        pprof_free(out);
+    }
+    store_close(s);
+    assert_int_equal(count_rows(path, "functions"), (int64_t)n);
+    pprof_free(p);
+}
+
 /* Retention deletes a keyframe; its set id is reused by the next full set:
  * deltas must be computed against the new one, not a remembered old one. */
 static void test_keyframe_id_reuse(void **state)
@@ -1890,6 +1950,7 @@ int main(void)
         cmocka_unit_test(test_memo_reordered),
         cmocka_unit_test(test_idset_del),
         cmocka_unit_test(test_delta_formats),
+        cmocka_unit_test(test_function_text_keys),
         cmocka_unit_test(test_keyframe_id_reuse),
         cmocka_unit_test(test_corrupt_rows),
         cmocka_unit_test(test_retention_age),
