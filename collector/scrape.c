@@ -123,6 +123,10 @@ struct target {
 struct coll {
     pthread_mutex_t mu;
     CURLM *multi;
+    /* The earliest next_mono_ns of any target (CLOCK_MONOTONIC ns), kept by
+     * start_due(); 0 after the targets change (a full scan then). Most
+     * wake-ups (socket events) find nothing due and skip the scan. */
+    int64_t next_due_ns;
     /* Kept-alive connections and DNS entries, split by target hash over
      * COLL_SHARES caches instead of the multi handle's single ones. libcurl
      * 7.88 walks the whole connection cache in every
@@ -494,6 +498,7 @@ static void add_group(void *arg, const lw_target_group *g)
 /* Rebuild the target list from cfg and the file_sd watchers' groups. */
 static int reconcile(coll *c, const lw_config *cfg)
 {
+    c->next_due_ns = 0; /* schedules may change below */
     cand_list cl = {.cfg = cfg};
     size_t fi = 0;
     for (size_t i = 0; i < cfg->n_scrape_configs && !cl.rc; i++) {
@@ -549,6 +554,7 @@ static int reconcile(coll *c, const lw_config *cfg)
     c->targets = cl.v;
     c->n_targets = cl.n;
     c->cfg = cfg;
+    c->next_due_ns = 0;
     pthread_mutex_unlock(&c->mu);
     for (size_t j = 0; j < n_old; j++) {
         target *t = old_targets[j];
@@ -1310,10 +1316,15 @@ static void drain(coll *c)
 
 static void start_due(coll *c, int64_t now)
 {
+    if (now < c->next_due_ns)
+        return;
+    int64_t next = INT64_MAX;
     for (size_t i = 0; i < c->n_targets; i++) {
         target *t = c->targets[i];
-        if (now < t->next_mono_ns)
+        if (now < t->next_mono_ns) {
+            next = t->next_mono_ns < next ? t->next_mono_ns : next;
             continue;
+        }
         for (size_t j = 0; j < t->n_profiles; j++) {
             prof_state *ps = t->profiles[j];
             if (ps->in_flight) {
@@ -1330,7 +1341,9 @@ static void start_due(coll *c, int64_t now)
         t->next_mono_ns += t->interval_ns;
         if (t->next_mono_ns <= now)
             t->next_mono_ns = first_slot(now + 1, t->interval_ns, t->hash);
+        next = t->next_mono_ns < next ? t->next_mono_ns : next;
     }
+    c->next_due_ns = next;
 }
 
 /* ---- public API ------------------------------------------------------------------ */
@@ -1458,9 +1471,8 @@ int coll_run_once(coll *c, int timeout_ms)
     int64_t wait_ns = (int64_t)timeout_ms * 1000000;
     if (c->next_fsd_check_ns - now < wait_ns)
         wait_ns = c->next_fsd_check_ns - now;
-    for (size_t i = 0; i < c->n_targets; i++)
-        if (c->targets[i]->next_mono_ns - now < wait_ns)
-            wait_ns = c->targets[i]->next_mono_ns - now;
+    if (c->n_targets && c->next_due_ns - now < wait_ns)
+        wait_ns = c->next_due_ns - now;
     if (wait_ns < 0)
         wait_ns = 0;
     mrc = curl_multi_poll(c->multi, NULL, 0, (int)((wait_ns + 999999) / 1000000), NULL);
