@@ -55,7 +55,8 @@ static const char *const sql_text[SQL_COUNT_] = {
     [SQL_SET_INSERT] = "INSERT INTO sample_sets(hash, n_samples, base_id, data) "
                        "VALUES (?1, ?2, ?3, ?4)",
     [SQL_SET_GET] = "SELECT data, base_id FROM sample_sets WHERE id = ?1",
-    [SQL_SET_LATEST] = "SELECT s.id, s.base_id FROM profiles p JOIN sample_sets s "
+    [SQL_SET_LATEST] = "SELECT s.id, s.base_id, (SELECT length(k.data) FROM sample_sets k "
+                       "WHERE k.id = coalesce(s.base_id, s.id)) FROM profiles p JOIN sample_sets s "
                        "ON s.id = p.sample_set_id WHERE p.target_id = ?1 AND p.type = ?2 "
                        "ORDER BY p.time_ns DESC, p.id DESC LIMIT 1",
     [SQL_META_FIND] = "SELECT id, data FROM profile_meta WHERE hash = ?1",

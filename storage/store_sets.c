@@ -168,6 +168,10 @@ static int index_rows(const store__set_reader *base, row_slot **slots_out, size_
     return 0;
 }
 
+/* A keyframe this small is indexed whenever a row misses the window (the
+ * index is cheap; every unmatched row costs a full row in the delta). */
+#define SMALL_KEYFRAME_ROWS 4096
+
 int store__set_encode_delta(const store__set_reader *r, const store__set_reader *base, lw_buf *b)
 {
     size_t n = r->n_samples, nt = r->n_types, bn = base->n_samples;
@@ -215,7 +219,7 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
         if (match[i] < 0 && r->stack_ids[i] >= lo && r->stack_ids[i] <= hi)
             n_pending++;
     }
-    if (n_pending > n / 32 + 16) {
+    if (n_pending && (bn <= SMALL_KEYFRAME_ROWS || n_pending > n / 32 + 16)) {
         if ((rc = index_rows(base, &slots, &n_slots)))
             goto out;
         for (size_t i = 0; i < n; i++) {
