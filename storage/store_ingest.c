@@ -485,18 +485,19 @@ static int stack_id(ingest *in, int64_t *out, bool *known)
     return 0;
 }
 
-static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
+/* The sample's stack from the memo: its location tokens go into `seq`
+ * (the next memo; ingest_init sized it for every sample's locations) and
+ * are compared with the previous profile's rows near the expected position
+ * (store__near), or found by the memo's index once its rows moved further.
+ * Equal tokens, so a hit needs neither the stack's frames nor a hash.
+ * 1 with *out set on a hit, 0 on a miss, or a negative errno. */
+static int memo_stack(ingest *in, const pprof_sample *smp, int64_t *out)
 {
     int rc;
-    size_t nl = smp->n_locations;
+    size_t nl = smp->n_locations, start = in->offs[in->n_done];
     const uint64_t *ids = smp->location_ids;
-    if (!in->want_memo)
-        goto resolve;
-    /* The sample's location tokens go straight into `seq` (the next memo;
-     * ingest_init sized it for every sample's locations). The loop's fast
-     * path: dense location ids whose token is known. */
-    size_t start = in->offs[in->n_done];
     uint32_t *seq = in->seq + start;
+    /* The fast path: dense location ids whose token is known. */
     const int32_t *dense = in->loc_dense;
     const uint32_t *tokens = in->loc_intern;
     size_t n_dense = dense ? in->cap_loc_dense : 0;
@@ -511,21 +512,16 @@ static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
     }
     in->offs[++in->n_done] = (uint32_t)(start + nl);
 
-    /* The previous profile's row at the expected position, a few after it
-     * (samples that went away) or the two before it (swapped neighbours):
-     * equal tokens, so a hit needs neither the stack's frames nor a hash.
-     * When the memo's rows moved further, its index finds them. */
     const store__memo *m = in->memo;
-    static const int window[] = {0, 1, 2, 3, -1, -2, 4, 5, 6, 7};
-    for (size_t k = 0; m && k < sizeof(window) / sizeof(window[0]); k++) {
-        size_t j = in->memo_next + (size_t)(ptrdiff_t)window[k];
+    for (size_t k = 0; m && k < STORE_NEAR_N; k++) {
+        size_t j = in->memo_next + (size_t)(ptrdiff_t)store__near[k];
         if (j < m->n && m->offs[j + 1] - m->offs[j] == nl &&
             (nl == 0 || memcmp(m->seq + m->offs[j], seq, nl * sizeof(*seq)) == 0)) {
             if (j + 1 > in->memo_next)
                 in->memo_next = j + 1;
             in->memo_misses = 0;
             *out = m->ids[j];
-            return 0;
+            return 1;
         }
     }
     if (m && in->n_memo_slots) {
@@ -533,11 +529,20 @@ static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
         if (j >= 0) {
             in->memo_next = (size_t)j + 1;
             *out = m->ids[j];
-            return 0;
+            return 1;
         }
     }
+    return 0;
+}
 
-resolve:
+/* The stack id of a sample: from the memo, else from its frame blob. */
+static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
+{
+    int rc;
+    size_t nl = smp->n_locations;
+    const uint64_t *ids = smp->location_ids;
+    if (in->want_memo && (rc = memo_stack(in, smp, out)) != 0)
+        return rc < 0 ? rc : 0;
     lw_buf_reset(&in->stacks);
     for (size_t i = 0; i < nl; i++) {
         const unsigned char *d;

@@ -291,6 +291,14 @@ static inline int store__buf_add(lw_buf *b, const void *d, size_t n)
     return lw_buf_append(b, d, n);
 }
 
+/* Offsets from an expected row at which the memo (store_ingest.c) and the
+ * delta encoder (store_sets.c) look for a row of the previous profile or
+ * keyframe: the row itself, a few after it (rows that went away) and the
+ * two before it (swapped neighbours). Successive profiles of a service
+ * mostly list their rows in the same order. */
+static const int store__near[] = {0, 1, 2, 3, -1, -2, 4, 5, 6, 7};
+#define STORE_NEAR_N (sizeof(store__near) / sizeof(store__near[0]))
+
 /* Buffered varint writer over an lw_buf for the hot encoders: errors are
  * sticky and reported by store__vw_finish(). */
 typedef struct store__vw {

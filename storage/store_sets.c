@@ -101,6 +101,16 @@ static void vw_label(store__vw *w, const int64_t *l)
     }
 }
 
+/* A delta column's pending run of *zeros zero values (if any): 0, L - 1. */
+static void vw_zero_run(store__vw *w, uint64_t *zeros)
+{
+    if (*zeros) {
+        store__vw_u(w, 0);
+        store__vw_u(w, *zeros - 1);
+        *zeros = 0;
+    }
+}
+
 int store__set_encode_full(const store__set_reader *r, lw_buf *b)
 {
     size_t n = r->n_samples, nt = r->n_types;
@@ -189,14 +199,11 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
         rc = -ENOMEM;
         goto out;
     }
-    /* Look for each row's keyframe row right after the previous match
-     * first, then a few further on (rows that went away) or just before
-     * (swapped neighbours): a series of one target mostly keeps its rows in
-     * order, and when rows repeat (same stack and labels) that keeps the
-     * match column at 1s. Rows this misses stay unmatched (stored in full)
-     * unless there are many of them whose stack could be in the keyframe:
-     * only then is the keyframe indexed by hash. */
-    static const int window[] = {0, 1, 2, 3, -1, -2, 4, 5, 6, 7};
+    /* Look for each row's keyframe row near the one after the previous
+     * match (store__near): when rows repeat (same stack and labels) that
+     * keeps the match column at 1s. Rows this misses are looked up in a
+     * hash index of the keyframe when it is small or many rows missed;
+     * otherwise they stay unmatched (stored in full). */
     int64_t prev = -1, lo = 0, hi = -1;
     size_t n_pending = 0;
     for (size_t j = 0; j < bn; j++) {
@@ -205,8 +212,8 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
     }
     for (size_t i = 0; i < n; i++) {
         match[i] = -1;
-        for (size_t k = 0; k < sizeof(window) / sizeof(window[0]); k++) {
-            size_t j = (size_t)(prev + 1 + window[k]);
+        for (size_t k = 0; k < STORE_NEAR_N; k++) {
+            size_t j = (size_t)(prev + 1 + store__near[k]);
             if (j < bn && !used[j] && row_equal(r, i, base, j)) {
                 match[i] = (int64_t)j;
                 used[j] = true;
@@ -266,17 +273,10 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
                 zeros++;
                 continue;
             }
-            if (zeros) {
-                store__vw_u(&w, 0);
-                store__vw_u(&w, zeros - 1);
-                zeros = 0;
-            }
+            vw_zero_run(&w, &zeros);
             store__vw_s(&w, v);
         }
-        if (zeros) {
-            store__vw_u(&w, 0);
-            store__vw_u(&w, zeros - 1);
-        }
+        vw_zero_run(&w, &zeros);
     }
     for (size_t i = 0; i < n; i++)
         if (match[i] < 0)
