@@ -554,7 +554,6 @@ static int reconcile(coll *c, const lw_config *cfg)
     c->targets = cl.v;
     c->n_targets = cl.n;
     c->cfg = cfg;
-    c->next_due_ns = 0;
     pthread_mutex_unlock(&c->mu);
     for (size_t j = 0; j < n_old; j++) {
         target *t = old_targets[j];
