@@ -509,6 +509,7 @@ int main(int argc, char **argv)
     bool sig_thread_started = false;
     pthread_t sig_thread;
     char err[LW_CONFIG_ERR_LEN] = "";
+    lw_malloc_keep_freed();
     pthread_mutex_init(&d->rl_mu, NULL);
     pthread_cond_init(&d->rl_cv, NULL);
     pthread_mutex_init(&d->wake_mu, NULL);

@@ -1,6 +1,7 @@
 /* lw_util.c — error-message and clock helpers (see lw_util.h). */
 #include "lw_util.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
@@ -30,4 +31,12 @@ int64_t lw_wall_ns(void)
 int64_t lw_mono_ns(void)
 {
     return clock_ns(CLOCK_MONOTONIC);
+}
+
+void lw_malloc_keep_freed(void)
+{
+#ifdef M_MMAP_THRESHOLD
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
 }

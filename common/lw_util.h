@@ -23,4 +23,15 @@ int64_t lw_wall_ns(void);
 /* Monotonic time (CLOCK_MONOTONIC) in nanoseconds, for intervals. */
 int64_t lw_mono_ns(void);
 
+/* For a process that decodes big profiles again and again (leakwatchd and
+ * the storage tools): keep freed heap memory for reuse instead of handing
+ * it back to the kernel after every profile. glibc otherwise serves each
+ * big buffer (a 67k-sample heap profile decodes to ~15 MB) with fresh
+ * mmap'd or re-grown pages and faults them in anew: a third of the decode
+ * time in bench/ (see bench/README.md §5). Allocations up to 32 MiB come
+ * from the heap and up to 64 MiB of free heap top stays mapped. Call once,
+ * first thing in main(); a no-op under allocators other than glibc's. Never
+ * called by the agent, which lives inside someone else's process. */
+void lw_malloc_keep_freed(void);
+
 #endif

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "lw_util.h"
 #include "pprof.h"
 #include "profile.pb-c.h"
 
@@ -387,6 +388,7 @@ out:
 
 int main(int argc, char **argv)
 {
+    lw_malloc_keep_freed(); /* as leakwatchd */
     if (argc < 2) {
         usage();
         return 2;
