@@ -256,38 +256,85 @@ static int count_repeated(rd *r, int wt, size_t *n)
     return 0;
 }
 
-/* Read a repeated varint field occurrence into arr (at most cap entries). */
-static int read_repeated(rd *r, int wt, uint64_t *arr, size_t *n, size_t cap)
-{
-    if (wt == WT_VARINT) {
-        if (*n >= cap)
-            return -1;
-        return rd_varint(r, &arr[(*n)++]);
-    }
-    rd sub;
-    if (rd_len(r, &sub))
-        return -1;
-    /* Packed: the hot loop of decoding (location ids and values). */
-    size_t k = *n;
-    while (sub.p < sub.end) {
-        if (k >= cap)
-            return -1;
-        if (*sub.p < 0x80) {
-            arr[k++] = *sub.p++;
-            continue;
-        }
-        if (rd_varint(&sub, &arr[k++]))
-            return -1;
-    }
-    *n = k;
-    return 0;
-}
+/* What validation needs to know of the samples, gathered while decoding
+ * them: samples come before the locations and strings they refer to, so
+ * they cannot be checked as they are read, and checking them afterwards
+ * is one more pass over all of their arrays. With these bounds a profile
+ * with dense location ids (as Go writes them) is checked in O(1); the
+ * precise pass runs only to name the problem. */
+typedef struct sample_bounds {
+    uint64_t max_location_id;
+    bool location_id_zero;
+    size_t min_values, max_values;
+    int64_t max_label_string; /* of key, str and num_unit */
+    bool label_string_negative;
+} sample_bounds;
 
 typedef struct dec {
     pprof_profile *p;
     char *err;
     size_t err_len;
+    /* One sample's arrays while it is read (one pass), then copied to the
+     * arena in one piece, exactly sized. */
+    uint64_t *loc, *val;
+    size_t cap_loc, cap_val;
+    pprof_label *lab;
+    size_t cap_lab;
+    sample_bounds bounds;
 } dec;
+
+static void dec_free_scratch(dec *d)
+{
+    free(d->loc);
+    free(d->val);
+    free(d->lab);
+}
+
+/* Room for `more` entries after n in a scratch array. 0 or -ENOMEM. */
+static int scratch_room(void **arr, size_t *cap, size_t n, size_t more, size_t elem)
+{
+    if (n + more <= *cap)
+        return 0;
+    size_t want = *cap ? *cap : 32;
+    while (want < n + more)
+        want *= 2;
+    void *q = realloc(*arr, want * elem);
+    if (!q)
+        return -ENOMEM;
+    *arr = q;
+    *cap = want;
+    return 0;
+}
+
+/* Read a repeated varint field occurrence (packed or not) into a scratch
+ * array after its *n entries, growing it: a packed field of k bytes holds
+ * at most k varints. 0, -1 malformed, -ENOMEM. */
+static int read_repeated(rd *r, int wt, uint64_t **arr, size_t *cap, size_t *n)
+{
+    if (wt == WT_VARINT) {
+        if (scratch_room((void **)arr, cap, *n, 1, sizeof(**arr)))
+            return -ENOMEM;
+        return rd_varint(r, &(*arr)[(*n)++]);
+    }
+    rd sub;
+    if (wt != WT_LEN || rd_len(r, &sub))
+        return -1;
+    if (scratch_room((void **)arr, cap, *n, (size_t)(sub.end - sub.p), sizeof(**arr)))
+        return -ENOMEM;
+    /* Packed: the hot loop of decoding (location ids and values). */
+    uint64_t *a = *arr;
+    size_t k = *n;
+    while (sub.p < sub.end) {
+        if (*sub.p < 0x80) {
+            a[k++] = *sub.p++;
+            continue;
+        }
+        if (rd_varint(&sub, &a[k++]))
+            return -1;
+    }
+    *n = k;
+    return 0;
+}
 
 #define MALFORMED(what)                                                                         \
     do {                                                                                        \
@@ -343,51 +390,75 @@ static int dec_label(dec *d, rd r, pprof_label *l)
 
 static int dec_sample(dec *d, rd r, pprof_sample *s)
 {
-    pprof__arena *a = &d->p->internal->arena;
     size_t n_loc = 0, n_val = 0, n_lab = 0;
     uint32_t f;
     int wt, t;
-    rd r2 = r;
-    while ((t = rd_tag(&r2, &f, &wt)) > 0) {
+    while ((t = rd_tag(&r, &f, &wt)) > 0) {
         int bad;
-        if (f == 1)
-            bad = count_repeated(&r2, wt, &n_loc);
-        else if (f == 2)
-            bad = count_repeated(&r2, wt, &n_val);
-        else if (f == 3 && wt == WT_LEN)
-            bad = (n_lab++, rd_skip(&r2, wt));
-        else
-            bad = rd_skip(&r2, wt);
+        rd sub;
+        if (f == 1) {
+            bad = read_repeated(&r, wt, &d->loc, &d->cap_loc, &n_loc);
+        } else if (f == 2) {
+            bad = read_repeated(&r, wt, &d->val, &d->cap_val, &n_val);
+        } else if (f == 3 && wt == WT_LEN) {
+            if (scratch_room((void **)&d->lab, &d->cap_lab, n_lab, 1, sizeof(*d->lab)))
+                goto nomem;
+            bad = rd_len(&r, &sub);
+            if (!bad) {
+                memset(&d->lab[n_lab], 0, sizeof(*d->lab));
+                int rc = dec_label(d, sub, &d->lab[n_lab++]);
+                if (rc)
+                    return rc;
+            }
+        } else {
+            bad = rd_skip(&r, wt);
+        }
+        if (bad == -ENOMEM)
+            goto nomem;
         if (bad)
             MALFORMED("sample");
     }
     if (t < 0)
         MALFORMED("sample");
     memset(s, 0, sizeof(*s));
-    if (n_loc && !(s->location_ids = pprof__arena_alloc(a, n_loc * 8, false)))
+    size_t bytes = (n_loc + n_val) * sizeof(uint64_t) + n_lab * sizeof(pprof_label);
+    unsigned char *m = bytes ? pprof__arena_alloc(&d->p->internal->arena, bytes, false) : NULL;
+    if (bytes && !m)
         goto nomem;
-    if (n_val && !(s->values = pprof__arena_alloc(a, n_val * 8, false)))
-        goto nomem;
-    if (n_lab && !(s->labels = pprof__arena_alloc(a, n_lab * sizeof(pprof_label), true)))
-        goto nomem;
-    while ((t = rd_tag(&r, &f, &wt)) > 0) {
-        int bad;
-        rd sub;
-        if (f == 1)
-            bad = read_repeated(&r, wt, s->location_ids, &s->n_locations, n_loc);
-        else if (f == 2)
-            bad = read_repeated(&r, wt, (uint64_t *)s->values, &s->n_values, n_val);
-        else if (f == 3 && wt == WT_LEN) {
-            bad = rd_len(&r, &sub);
-            if (!bad) {
-                int rc = dec_label(d, sub, &s->labels[s->n_labels++]);
-                if (rc)
-                    return rc;
-            }
-        } else
-            bad = rd_skip(&r, wt);
-        if (bad)
-            MALFORMED("sample");
+    sample_bounds *b = &d->bounds;
+    if (n_loc) {
+        s->location_ids = memcpy(m, d->loc, n_loc * sizeof(uint64_t));
+        s->n_locations = n_loc;
+        m += n_loc * sizeof(uint64_t);
+        uint64_t mx = b->max_location_id;
+        bool zero = false;
+        for (size_t i = 0; i < n_loc; i++) {
+            mx = d->loc[i] > mx ? d->loc[i] : mx;
+            zero |= d->loc[i] == 0;
+        }
+        b->max_location_id = mx;
+        b->location_id_zero |= zero;
+    }
+    if (n_val) {
+        s->values = memcpy(m, d->val, n_val * sizeof(uint64_t));
+        s->n_values = n_val;
+        m += n_val * sizeof(uint64_t);
+    }
+    if (n_val < b->min_values)
+        b->min_values = n_val;
+    if (n_val > b->max_values)
+        b->max_values = n_val;
+    if (n_lab) {
+        s->labels = memcpy(m, d->lab, n_lab * sizeof(pprof_label));
+        s->n_labels = n_lab;
+        for (size_t i = 0; i < n_lab; i++) {
+            const pprof_label *l = &d->lab[i];
+            int64_t mx = l->key > l->str ? l->key : l->str;
+            mx = l->num_unit > mx ? l->num_unit : mx;
+            if (mx > b->max_label_string)
+                b->max_label_string = mx;
+            b->label_string_negative |= (l->key | l->str | l->num_unit) < 0;
+        }
     }
     return 0;
 nomem:
@@ -575,7 +646,13 @@ static int dec_profile(dec *d, const unsigned char *data, size_t len)
         rd sub;
         uint64_t v;
         if (f == 13) {
-            if (read_repeated(&r, wt, (uint64_t *)p->comments, &p->n_comments, count[13]))
+            int rr = read_repeated(&r, wt, (uint64_t **)&p->comments, &in->cap_comments,
+                                   &p->n_comments);
+            if (rr == -ENOMEM) {
+                lw_set_err(d->err, d->err_len, "out of memory");
+                return -ENOMEM;
+            }
+            if (rr)
                 MALFORMED("comment");
             continue;
         }
@@ -694,9 +771,22 @@ static inline bool id_exists(const pprof__idmap *m, bool dense, size_t n, uint64
     return pprof__idmap_get(m, id, &idx);
 }
 
-/* maps: mapping, function, location id tables to fill (empty on entry). */
-static int validate(const pprof_profile *p, pprof__idmap maps[3], bool dense[3], char *err,
-                    size_t err_len)
+/* Whether bounds gathered while decoding prove every sample valid: dense
+ * location ids in range, n_sample_types values each, label strings in
+ * range. */
+static bool samples_within(const pprof_profile *p, const sample_bounds *b, bool dense_locations)
+{
+    if (p->n_samples == 0)
+        return true;
+    return dense_locations && !b->location_id_zero && b->max_location_id <= p->n_locations &&
+           b->min_values == p->n_sample_types && b->max_values == p->n_sample_types &&
+           !b->label_string_negative && (uint64_t)b->max_label_string < p->n_strings;
+}
+
+/* maps: mapping, function, location id tables to fill (empty on entry).
+ * bounds: the decoder's, or NULL to check every sample. */
+static int validate(const pprof_profile *p, const sample_bounds *bounds, pprof__idmap maps[3],
+                    bool dense[3], char *err, size_t err_len)
 {
     vctx v = {p, err, err_len};
     vctx *vp = &v;
@@ -753,6 +843,8 @@ static int validate(const pprof_profile *p, pprof__idmap maps[3], bool dense[3],
             }
         }
     }
+    if (bounds && samples_within(p, bounds, dense[2]))
+        return 0;
     for (size_t i = 0; i < p->n_samples; i++) {
         const pprof_sample *s = &p->samples[i];
         if (s->n_values != p->n_sample_types) {
@@ -781,7 +873,7 @@ int pprof_validate(const pprof_profile *p, char *err, size_t err_len)
     pprof__idmap maps[3];
     bool dense[3];
     memset(maps, 0, sizeof(maps));
-    int rc = validate(p, maps, dense, err, err_len);
+    int rc = validate(p, NULL, maps, dense, err, err_len);
     for (int i = 0; i < 3; i++)
         pprof__idmap_free(&maps[i]);
     return rc;
@@ -845,14 +937,15 @@ int pprof_decode(const void *data, size_t len, const pprof_limits *limits, pprof
         rc = -ENOMEM;
         goto out;
     }
-    dec dc = {p, err, err_len};
+    dec dc = {.p = p, .err = err, .err_len = err_len, .bounds = {.min_values = SIZE_MAX}};
     rc = dec_profile(&dc, d, len);
+    dec_free_scratch(&dc);
     if (rc)
         goto out;
     struct pprof_internal *in = p->internal;
     pprof__idmap maps[3] = {in->mapping_ids, in->function_ids, in->location_ids};
     bool dense[3];
-    rc = validate(p, maps, dense, err, err_len);
+    rc = validate(p, &dc.bounds, maps, dense, err, err_len);
     in->mapping_ids = maps[0];
     in->function_ids = maps[1];
     in->location_ids = maps[2];

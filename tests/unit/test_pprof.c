@@ -510,6 +510,58 @@ static void test_validation_messages(void **state)
     check_broken(break_no_strings, "string_table is empty");
 }
 
+/* The decoder checks samples by bounds gathered while reading them (one
+ * pass fewer); whatever breaks those bounds must still be found and named
+ * exactly: a location id one past the dense range, a location id 0, a
+ * sample with too many values, label strings out of range (big and
+ * negative), and non-dense location ids, which take the precise pass. */
+static void check_broken_struct(void (*brk)(pprof_profile *), const char *want)
+{
+    pprof_profile *p = tiny(false);
+    int64_t v[] = {4, 40, 400};
+    pprof_label lab = {.key = pprof_intern(p, "bytes"), .num = 64};
+    assert_int_equal(pprof_add_sample(p, p->samples[0].location_ids, 1, v, &lab, 1), 0);
+    brk(p);
+    lw_buf b;
+    encode(p, true, &b);
+    char err[PPROF_ERR_LEN];
+    assert_int_equal(decode_msg(b.data, b.len, NULL, err, sizeof(err)), -EINVAL);
+    assert_contains(err, want);
+    lw_buf_cleanup(&b);
+    pprof_free(p);
+}
+
+static void brk_past_end(pprof_profile *p) { p->samples[2].location_ids[1] = p->n_locations + 1; }
+static void brk_zero_id(pprof_profile *p) { p->samples[1].location_ids[0] = 0; }
+static void brk_extra_value(pprof_profile *p) { p->samples[3].n_values = 3; }
+static void brk_label_key(pprof_profile *p) { p->samples[3].labels[0].key = (int64_t)p->n_strings; }
+static void brk_label_unit(pprof_profile *p) { p->samples[3].labels[0].num_unit = -2; }
+static void brk_sparse_ids(pprof_profile *p)
+{
+    /* Location ids 1000.. (not dense): the decoder checks each sample. */
+    for (size_t i = 0; i < p->n_locations; i++)
+        p->locations[i].id += 1000;
+    for (size_t i = 0; i < p->n_samples; i++)
+        for (size_t j = 0; j < p->samples[i].n_locations; j++)
+            p->samples[i].location_ids[j] += 1000;
+    p->samples[3].location_ids[0] = 7;
+}
+
+static void test_sample_bounds(void **state)
+{
+    (void)state;
+    char want[96];
+    pprof_profile *p = tiny(false);
+    snprintf(want, sizeof(want), "sample 2: location id %zu does not exist", p->n_locations + 1);
+    pprof_free(p);
+    check_broken_struct(brk_past_end, want);
+    check_broken_struct(brk_zero_id, "sample 1: location id 0 does not exist");
+    check_broken_struct(brk_extra_value, "sample 3: has 3 values, but the profile has 2 sample types");
+    check_broken_struct(brk_label_key, "sample label[3].key: string index");
+    check_broken_struct(brk_label_unit, "sample label[3].num_unit: string index -2 out of range");
+    check_broken_struct(brk_sparse_ids, "sample 3: location id 7 does not exist");
+}
+
 static void test_validate_api(void **state)
 {
     (void)state;
@@ -1247,6 +1299,7 @@ int main(void)
         cmocka_unit_test(test_builder_dedup_and_errors),
         cmocka_unit_test(test_validation_messages),
         cmocka_unit_test(test_validate_api),
+        cmocka_unit_test(test_sample_bounds),
         cmocka_unit_test(test_truncated_gzip),
         cmocka_unit_test(test_random_bytes),
         cmocka_unit_test(test_mutations),
