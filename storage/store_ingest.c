@@ -47,6 +47,8 @@ typedef struct store__ingest {
     size_t cap_loc_dense_mem;
     uint32_t *loc_intern;   /* per profile location index: its frames' token, 0 = not yet */
     size_t cap_loc_intern;
+    uint32_t *tok_by_id;    /* with loc_dense: location id → token, 0 = not yet (one load) */
+    size_t cap_tok_by_id;
     bool want_memo;         /* this profile becomes its target's memo (tokens are needed) */
     size_t n_seq;           /* location references of all samples */
     store__memo *memo;      /* this target's previous profile, or NULL */
@@ -378,9 +380,20 @@ static int location_token(ingest *in, size_t li, uint32_t *out)
             store__cache_put(&s->locations, h, d, n, tok);
         }
         in->loc_intern[li] = (uint32_t)tok;
+        if (in->loc_dense)
+            in->tok_by_id[in->p->locations[li].id] = (uint32_t)tok;
     }
     *out = in->loc_intern[li];
     return 0;
+}
+
+/* Token sequences are short (a stack's depth): a plain loop beats a call. */
+static inline bool seq_equal(const uint32_t *a, const uint32_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
 }
 
 static uint64_t seq_hash(const uint32_t *seq, size_t n)
@@ -426,7 +439,7 @@ static int64_t memo_index_find(const ingest *in, const uint32_t *seq, size_t n)
         uint64_t e = in->memo_index[k];
         size_t j = (size_t)(e & 0xffffffffu) - 1;
         if ((e >> 32) == (h >> 32) && m->offs[j + 1] - m->offs[j] == n &&
-            (n == 0 || memcmp(m->seq + m->offs[j], seq, n * sizeof(*seq)) == 0))
+            seq_equal(m->seq + m->offs[j], seq, n))
             return (int64_t)j;
     }
     return -1;
@@ -498,12 +511,13 @@ static int memo_stack(ingest *in, const pprof_sample *smp, int64_t *out)
     const uint64_t *ids = smp->location_ids;
     uint32_t *seq = in->seq + start;
     /* The fast path: dense location ids whose token is known. */
-    const int32_t *dense = in->loc_dense;
-    const uint32_t *tokens = in->loc_intern;
-    size_t n_dense = dense ? in->cap_loc_dense : 0;
+    const uint32_t *tok_by_id = in->tok_by_id;
+    size_t n_dense = in->loc_dense ? in->cap_loc_dense : 0;
     for (size_t i = 0; i < nl; i++) {
-        if (ids[i] < n_dense && dense[ids[i]] > 0 && tokens[dense[ids[i]] - 1]) {
-            seq[i] = tokens[dense[ids[i]] - 1];
+        uint64_t id = ids[i];
+        uint32_t tok;
+        if (id < n_dense && (tok = tok_by_id[id]) != 0) {
+            seq[i] = tok;
             continue;
         }
         size_t li;
@@ -515,8 +529,7 @@ static int memo_stack(ingest *in, const pprof_sample *smp, int64_t *out)
     const store__memo *m = in->memo;
     for (size_t k = 0; m && k < STORE_NEAR_N; k++) {
         size_t j = in->memo_next + (size_t)(ptrdiff_t)store__near[k];
-        if (j < m->n && m->offs[j + 1] - m->offs[j] == nl &&
-            (nl == 0 || memcmp(m->seq + m->offs[j], seq, nl * sizeof(*seq)) == 0)) {
+        if (j < m->n && m->offs[j + 1] - m->offs[j] == nl && seq_equal(m->seq + m->offs[j], seq, nl)) {
             if (j + 1 > in->memo_next)
                 in->memo_next = j + 1;
             in->memo_misses = 0;
@@ -943,6 +956,9 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
         in->cap_loc_dense = (size_t)max_id + 1;
         in->loc_dense = arr;
         memset(in->loc_dense, 0, in->cap_loc_dense * sizeof(int32_t));
+        if ((rc = grow((void **)&in->tok_by_id, &in->cap_tok_by_id, in->cap_loc_dense, sizeof(uint32_t))))
+            return rc;
+        memset(in->tok_by_id, 0, in->cap_loc_dense * sizeof(uint32_t));
         for (size_t i = 0; i < p->n_locations; i++)
             in->loc_dense[p->locations[i].id] = (int32_t)i + 1;
     } else {
@@ -955,8 +971,12 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
         n_seq += p->samples[i].n_locations;
         n_labels += p->samples[i].n_labels;
     }
-    if ((rc = store__set_alloc(&in->cur, p->n_samples, p->n_sample_types, n_labels)))
+    /* With headroom: in a growing series, exactly sized arrays would be
+     * reallocated (and their pages faulted in afresh) for every profile. */
+    if ((rc = store__set_alloc(&in->cur, p->n_samples + p->n_samples / 2, p->n_sample_types,
+                               n_labels + n_labels / 2)))
         return rc;
+    in->cur.n_samples = p->n_samples;
     in->cur.label_off[0] = 0;
     /* Bounded by the decompressed profile (a location id takes a byte at
      * least), so 32-bit offsets do; seq is sized closely, it becomes a memo
@@ -968,7 +988,10 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
     }
     if (n_seq > in->cap_seq) {
         size_t want = n_seq + n_seq / 16 + 64;
-        uint32_t *seq = realloc(in->seq, want * sizeof(*seq));
+        free(in->seq); /* no contents to keep: not a realloc's copy */
+        uint32_t *seq = malloc(want * sizeof(*seq));
+        in->seq = seq;
+        in->cap_seq = seq ? want : 0;
         if (!seq)
             return -ENOMEM;
         in->seq = seq;
@@ -1011,6 +1034,7 @@ void store__ingest_free(ingest *in)
     lw_buf_cleanup(&in->stacks);
     free(in->loc_dense_mem);
     free(in->loc_intern);
+    free(in->tok_by_id);
     free(in->memo_index);
     free(in->seq);
     free(in->offs);
@@ -1025,7 +1049,7 @@ void store__ingest_free(ingest *in)
 }
 
 /* Scratch beyond this is released after the ingest that needed it. */
-#define SCRATCH_KEEP_BYTES ((size_t)16 << 20)
+#define SCRATCH_KEEP_BYTES ((size_t)32 << 20)
 
 static void ingest_done(store *s)
 {

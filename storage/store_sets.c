@@ -35,17 +35,18 @@
 /* Flag in a delta's n_types (at most 64): value columns use zero runs. */
 #define DELTA_ZERO_RUNS 0x80
 
+/* Room for `need` elements; the contents are not kept (a reader's arrays
+ * are refilled after store__set_alloc), so a bigger array is a fresh one,
+ * not a copy. */
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap && *arr)
         return 0;
     size_t n = need ? need : 1;
-    void *p = realloc(*arr, n * elem);
-    if (!p)
-        return -ENOMEM;
-    *arr = p;
-    *cap = n;
-    return 0;
+    free(*arr);
+    *arr = malloc(n * elem);
+    *cap = *arr ? n : 0;
+    return *arr ? 0 : -ENOMEM;
 }
 
 int store__set_alloc(store__set_reader *r, size_t n, size_t nt, size_t n_labels)
