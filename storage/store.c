@@ -30,13 +30,16 @@
 #include <unistd.h>
 #include <libdeflate.h>
 
+/* STORE_STACK_INSERT_ROWS (32) rows of (id, hash, frames) parameters. */
+#define STACK_ROW "(?, ?, ?)"
+#define STACK_ROWS_4 STACK_ROW ", " STACK_ROW ", " STACK_ROW ", " STACK_ROW
+#define STACK_ROWS_16 STACK_ROWS_4 ", " STACK_ROWS_4 ", " STACK_ROWS_4 ", " STACK_ROWS_4
+#define STACK_ROWS_32 STACK_ROWS_16 ", " STACK_ROWS_16
+
 static const char *const sql_text[SQL_COUNT_] = {
     [SQL_BEGIN] = "BEGIN IMMEDIATE",
     [SQL_COMMIT] = "COMMIT",
     [SQL_ROLLBACK] = "ROLLBACK",
-    [SQL_SAVEPOINT] = "SAVEPOINT ingest_item",
-    [SQL_RELEASE] = "RELEASE ingest_item",
-    [SQL_ROLLBACK_TO] = "ROLLBACK TO ingest_item",
     [SQL_STRING_FIND] = "SELECT id, value FROM strings WHERE hash = ?1",
     [SQL_STRING_INSERT] = "INSERT INTO strings(hash, value) VALUES (?1, ?2)",
     [SQL_STRING_GET] = "SELECT value FROM strings WHERE id = ?1",
@@ -49,7 +52,11 @@ static const char *const sql_text[SQL_COUNT_] = {
                          "LEFT JOIN strings sn ON sn.id = fn.system_name "
                          "LEFT JOIN strings f ON f.id = fn.file WHERE fn.id = ?1",
     [SQL_STACK_FIND] = "SELECT id, frames FROM stacks WHERE hash = ?1",
-    [SQL_STACK_INSERT] = "INSERT INTO stacks(hash, frames) VALUES (?1, ?2)",
+    [SQL_STACK_INSERT] = "INSERT INTO stacks(id, hash, frames) VALUES (?, ?, ?)",
+    [SQL_STACK_INSERT_MANY] = "INSERT INTO stacks(id, hash, frames) VALUES " STACK_ROWS_32,
+    [SQL_STACK_HASHES] = "SELECT hash FROM stacks",
+    [SQL_STACK_LAST_ID] = "SELECT max((SELECT coalesce(max(id), 0) FROM stacks), "
+                          "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'stacks'), 0))",
     [SQL_STACK_GET] = "SELECT frames FROM stacks WHERE id = ?1",
     [SQL_SET_FIND] = "SELECT id FROM sample_sets WHERE hash = ?1",
     [SQL_SET_INSERT] = "INSERT INTO sample_sets(hash, n_samples, base_id, data) "
@@ -785,6 +792,7 @@ void store_close(store *s)
     store__cache_free(&s->strings);
     store__cache_free(&s->functions);
     store__cache_free(&s->stacks);
+    store__hashset_free(&s->stack_hashes);
     store__cache_free(&s->functions_by_text);
     store__cache_free(&s->locations);
     pthread_mutex_destroy(&s->w.mu);

@@ -41,6 +41,10 @@ void store__caches_clear(store *s)
     store__cache_clear(&s->strings);
     store__cache_clear(&s->functions);
     store__cache_clear(&s->stacks);
+    store__hashset_free(&s->stack_hashes);
+    s->stack_hashes_loaded = false;
+    s->stack_hashes_off = false;
+    s->last_stack_id = 0;
     store__cache_clear(&s->locations);
     store__cache_clear(&s->functions_by_text);
 }
@@ -109,6 +113,56 @@ void store__cache_put(store__cache *c, uint64_t hash, const void *key, size_t le
                                        .off = c->arena_len};
     c->arena_len += len;
     c->n_used++;
+}
+
+/* ---- hash sets --------------------------------------------------------------- */
+
+void store__hashset_free(store__hashset *set)
+{
+    free(set->slots);
+    memset(set, 0, sizeof(*set));
+}
+
+static void hashset_insert(uint64_t *slots, size_t mask, uint64_t hash)
+{
+    size_t i = (size_t)hash & mask; /* hashes are well mixed already */
+    while (slots[i] && slots[i] != hash)
+        i = (i + 1) & mask;
+    slots[i] = hash;
+}
+
+int store__hashset_add(store__hashset *set, uint64_t hash)
+{
+    if (hash == 0)
+        return -EINVAL;
+    if ((set->n_used + 1) * 2 > set->n_slots) {
+        size_t n = set->n_slots ? set->n_slots * 2 : 1024;
+        uint64_t *slots = calloc(n, sizeof(*slots));
+        if (!slots)
+            return -ENOMEM;
+        for (size_t j = 0; j < set->n_slots; j++)
+            if (set->slots[j])
+                hashset_insert(slots, n - 1, set->slots[j]);
+        free(set->slots);
+        set->slots = slots;
+        set->n_slots = n;
+    }
+    if (!store__hashset_has(set, hash)) {
+        hashset_insert(set->slots, set->n_slots - 1, hash);
+        set->n_used++;
+    }
+    return 0;
+}
+
+bool store__hashset_has(const store__hashset *set, uint64_t hash)
+{
+    if (!set->n_slots || hash == 0)
+        return false;
+    size_t mask = set->n_slots - 1;
+    for (size_t i = (size_t)hash & mask; set->slots[i]; i = (i + 1) & mask)
+        if (set->slots[i] == hash)
+            return true;
+    return false;
 }
 
 /* ---- int64 sets ------------------------------------------------------------ */

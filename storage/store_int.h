@@ -42,14 +42,18 @@ enum store__signal {
     STORE_SIG_HEAP_ALLOC_OBJECTS = 5,
 };
 
+/* Rows of SQL_STACK_INSERT_MANY (its text in store.c spells them out). */
+#define STORE_STACK_INSERT_ROWS 32
+
+/* Stacks beyond this many are not all kept in store.stack_hashes (16 MiB
+ * of hash slots at most). */
+#define STORE_STACK_HASHES_MAX ((size_t)1 << 20)
+
 /* Every SQL statement the store runs more than once. */
 enum store__sql {
     SQL_BEGIN,
     SQL_COMMIT,
     SQL_ROLLBACK,
-    SQL_SAVEPOINT,
-    SQL_RELEASE,
-    SQL_ROLLBACK_TO,
     SQL_STRING_FIND,
     SQL_STRING_INSERT,
     SQL_STRING_GET,
@@ -57,7 +61,10 @@ enum store__sql {
     SQL_FUNCTION_INSERT,
     SQL_FUNCTION_GET,
     SQL_STACK_FIND,
-    SQL_STACK_INSERT,
+    SQL_STACK_INSERT,      /* one stack with the id the writer chose */
+    SQL_STACK_INSERT_MANY, /* STACK_INSERT_ROWS of them in one statement */
+    SQL_STACK_HASHES,      /* every stack's hash (the writer's stack_hashes) */
+    SQL_STACK_LAST_ID,     /* the highest stack id ever handed out */
     SQL_STACK_GET,
     SQL_SET_FIND,
     SQL_SET_INSERT,
@@ -198,6 +205,18 @@ int64_t store__cache_get(const store__cache *c, uint64_t hash, const void *key, 
 /* Remember key → id (id > 0). Failure to allocate just leaves it uncached. */
 void store__cache_put(store__cache *c, uint64_t hash, const void *key, size_t len, int64_t id);
 void store__caches_clear(store *s);
+
+/* ---- 64-bit hash set (store_cache.c): which stack hashes exist ---- */
+typedef struct store__hashset {
+    uint64_t *slots; /* 0 = empty; the hash 0 itself is never stored */
+    size_t n_slots;  /* power of two */
+    size_t n_used;
+} store__hashset;
+
+void store__hashset_free(store__hashset *set);
+/* Add hash (non-zero). 0 or -ENOMEM (the set is then unchanged). */
+int store__hashset_add(store__hashset *set, uint64_t hash) LW_WUR;
+bool store__hashset_has(const store__hashset *set, uint64_t hash);
 
 /* ---- int64 set (store_cache.c), used by GC and loading ---- */
 typedef struct store__idset {
@@ -382,6 +401,15 @@ struct store {
     store__cache stacks;
     store__cache functions_by_text; /* writer: name, system name, file, start line → function id */
     store__cache locations;   /* writer: a location's frame blob → its token (memo) */
+    /* Writer: the hash of every stack in the database, so a stack whose
+     * hash is absent is inserted without a lookup (most stacks a profile
+     * adds are new). Loaded on first use and again after every cache
+     * clear (rollback, GC: rows may have vanished; stale hashes would only
+     * cost lookups); not kept over STORE_STACK_HASHES_MAX stacks. */
+    store__hashset stack_hashes;
+    bool stack_hashes_loaded;
+    bool stack_hashes_off;    /* over the cap: every new stack is looked up */
+    int64_t last_stack_id;    /* writer: ids are handed out here (0 = not loaded) */
     int64_t last_location_token; /* tokens handed out so far (never reused) */
     int64_t deleted_since_gc; /* profiles deleted since the last full GC */
     store__kfcache kf;        /* writer: decoded keyframes */

@@ -297,6 +297,31 @@ static int64_t count_rows(const char *path, const char *table)
     return n;
 }
 
+static int64_t query_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Every stack is stored once (stacks are written in batches, by ids the
+ * writer hands out, and looked up only when their hash is known). */
+static void assert_stacks_unique(const char *path)
+{
+    assert_int_equal(query_int(path, "SELECT count(*) FROM (SELECT 1 FROM stacks "
+                                     "GROUP BY frames HAVING count(*) > 1)"),
+                     0);
+    assert_int_equal(query_int(path, "SELECT count(*) FROM (SELECT 1 FROM stacks "
+                                     "GROUP BY id HAVING count(*) > 1)"),
+                     0);
+}
+
 static void check_integrity(store *s)
 {
     char err[STORE_ERR_LEN] = "";
@@ -1537,6 +1562,74 @@ static void test_bad_args(void **state)
 /* Several profiles in one transaction: each stored as if alone, a bad one
  * refused alone (its rows rolled back, the others kept), the memo and the
  * caches right for the items after it. */
+/* New stacks: added without a lookup when their hash is unknown, found
+ * when known (after a reopen, or with the hash set switched off), never
+ * stored twice, and their ids never reused after GC removed the newest. */
+static void test_new_stacks(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t t1 = target(s, "svc", "127.0.0.1:1"), t2 = target(s, "svc", "127.0.0.1:2");
+    pprof_profile *a = random_profile(11, 600, 120), *b = random_profile(12, 600, 120);
+    ingest_ok(s, t1, "heap", T0 + SEC, a);
+    int64_t n_a = count_rows(path, "stacks");
+    assert_true(n_a > 100);
+    assert_stacks_unique(path);
+    store_close(s);
+
+    /* Reopened: every stack of a is known and found, none added. */
+    s = open_ok(path, NULL);
+    int64_t id = ingest_ok(s, t2, "heap", T0 + SEC, a);
+    assert_int_equal(count_rows(path, "stacks"), n_a);
+    pprof_profile *out = NULL;
+    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
+    assert_same_profile(a, out);
+    pprof_free(out);
+    /* Some known, some new, in one profile. */
+    id = ingest_ok(s, t1, "heap", T0 + 2 * SEC, b);
+    int64_t n_ab = count_rows(path, "stacks");
+    assert_true(n_ab > n_a);
+    assert_stacks_unique(path);
+    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
+    assert_same_profile(b, out);
+    pprof_free(out);
+    store_close(s);
+
+    /* Without the hash set (as over STORE_STACK_HASHES_MAX): each stack
+     * is looked up, queued rows written first. */
+    s = open_ok(path, NULL);
+    s->stack_hashes_off = true;
+    pprof_profile *c = random_profile(13, 400, 90);
+    id = ingest_ok(s, t2, "heap", T0 + 3 * SEC, c);
+    ingest_ok(s, t2, "heap", T0 + 4 * SEC, b);
+    assert_false(s->stack_hashes_loaded);
+    assert_stacks_unique(path);
+    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
+    assert_same_profile(c, out);
+    pprof_free(out);
+
+    /* GC removes every stack, the newest too; new stacks get new ids. */
+    int64_t max_before = query_int(path, "SELECT max(id) FROM stacks"), deleted = 0;
+    assert_int_equal(store_retention_apply(s, SEC, 0, T0 + 1000 * SEC, &deleted), 0);
+    assert_int_equal(deleted, 5);
+    assert_int_equal(count_rows(path, "stacks"), 0);
+    pprof_profile *d = random_profile(14, 300, 70);
+    id = ingest_ok(s, t1, "heap", T0 + 2000 * SEC, d);
+    assert_true(query_int(path, "SELECT min(id) FROM stacks") > max_before);
+    assert_stacks_unique(path);
+    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
+    assert_same_profile(d, out);
+    pprof_free(out);
+    check_integrity(s);
+    store_close(s);
+    pprof_free(a);
+    pprof_free(b);
+    pprof_free(c);
+    pprof_free(d);
+}
+
 static void test_ingest_batch(void **state)
 {
     (void)state;
@@ -1592,6 +1685,7 @@ static void test_ingest_batch(void **state)
     pprof_free(out);
     assert_int_equal(store_ingest_batch(s, items, 0), 0);
     assert_int_equal(store_ingest_batch(NULL, items, 1), -EINVAL);
+    assert_stacks_unique(path);
     check_integrity(s);
     store_close(s);
 
@@ -1965,6 +2059,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_ingest_batch),
+        cmocka_unit_test(test_new_stacks),
         cmocka_unit_test(test_pack_formats),
         cmocka_unit_test(test_load_batched),
         cmocka_unit_test(test_reader_pool),
