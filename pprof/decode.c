@@ -263,8 +263,8 @@ static int count_repeated(rd *r, int wt, size_t *n)
  * with dense location ids (as Go writes them) is checked in O(1); the
  * precise pass runs only to name the problem. */
 typedef struct sample_bounds {
-    uint64_t max_location_id;
-    bool location_id_zero;
+    uint64_t max_location_id_m1; /* max of id - 1, unsigned: an id 0 wraps to the top */
+    bool any_location;
     size_t min_values, max_values;
     int64_t max_label_string; /* of key, str and num_unit */
     bool label_string_negative;
@@ -308,31 +308,42 @@ static int scratch_room(void **arr, size_t *cap, size_t n, size_t more, size_t e
 
 /* Read a repeated varint field occurrence (packed or not) into a scratch
  * array after its *n entries, growing it: a packed field of k bytes holds
- * at most k varints. 0, -1 malformed, -ENOMEM. */
-static int read_repeated(rd *r, int wt, uint64_t **arr, size_t *cap, size_t *n)
+ * at most k varints. With max_m1, also keep there the largest value - 1
+ * (unsigned: a 0 wraps to the top), for location ids. 0, -1 malformed,
+ * -ENOMEM. */
+static inline int read_repeated(rd *r, int wt, uint64_t **arr, size_t *cap, size_t *n,
+                                uint64_t *max_m1)
 {
-    if (wt == WT_VARINT) {
-        if (scratch_room((void **)arr, cap, *n, 1, sizeof(**arr)))
-            return -ENOMEM;
-        return rd_varint(r, &(*arr)[(*n)++]);
-    }
-    rd sub;
-    if (wt != WT_LEN || rd_len(r, &sub))
-        return -1;
-    if (scratch_room((void **)arr, cap, *n, (size_t)(sub.end - sub.p), sizeof(**arr)))
-        return -ENOMEM;
-    /* Packed: the hot loop of decoding (location ids and values). */
-    uint64_t *a = *arr;
+    uint64_t mx = max_m1 ? *max_m1 : 0;
     size_t k = *n;
-    while (sub.p < sub.end) {
-        if (*sub.p < 0x80) {
-            a[k++] = *sub.p++;
-            continue;
-        }
-        if (rd_varint(&sub, &a[k++]))
+    if (wt == WT_VARINT) {
+        if (scratch_room((void **)arr, cap, k, 1, sizeof(**arr)))
+            return -ENOMEM;
+        if (rd_varint(r, &(*arr)[k]))
             return -1;
+        mx = (*arr)[k] - 1 > mx ? (*arr)[k] - 1 : mx;
+        k++;
+    } else {
+        rd sub;
+        if (wt != WT_LEN || rd_len(r, &sub))
+            return -1;
+        if (scratch_room((void **)arr, cap, k, (size_t)(sub.end - sub.p), sizeof(**arr)))
+            return -ENOMEM;
+        /* Packed: the hot loop of decoding (location ids and values). */
+        uint64_t *a = *arr;
+        while (sub.p < sub.end) {
+            uint64_t v;
+            if (*sub.p < 0x80)
+                v = *sub.p++;
+            else if (rd_varint(&sub, &v))
+                return -1;
+            a[k++] = v;
+            mx = v - 1 > mx ? v - 1 : mx;
+        }
     }
     *n = k;
+    if (max_m1)
+        *max_m1 = mx;
     return 0;
 }
 
@@ -397,16 +408,17 @@ static int dec_sample(dec *d, rd r, pprof_sample *s)
         int bad;
         rd sub;
         if (f == 1) {
-            bad = read_repeated(&r, wt, &d->loc, &d->cap_loc, &n_loc);
+            bad = read_repeated(&r, wt, &d->loc, &d->cap_loc, &n_loc, &d->bounds.max_location_id_m1);
         } else if (f == 2) {
-            bad = read_repeated(&r, wt, &d->val, &d->cap_val, &n_val);
+            bad = read_repeated(&r, wt, &d->val, &d->cap_val, &n_val, NULL);
         } else if (f == 3 && wt == WT_LEN) {
             if (scratch_room((void **)&d->lab, &d->cap_lab, n_lab, 1, sizeof(*d->lab)))
                 goto nomem;
             bad = rd_len(&r, &sub);
             if (!bad) {
-                memset(&d->lab[n_lab], 0, sizeof(*d->lab));
-                int rc = dec_label(d, sub, &d->lab[n_lab++]);
+                pprof_label *l = &d->lab[n_lab++];
+                l->key = l->str = l->num = l->num_unit = 0; /* not memset: a call per label */
+                int rc = dec_label(d, sub, l);
                 if (rc)
                     return rc;
             }
@@ -430,14 +442,7 @@ static int dec_sample(dec *d, rd r, pprof_sample *s)
         s->location_ids = memcpy(m, d->loc, n_loc * sizeof(uint64_t));
         s->n_locations = n_loc;
         m += n_loc * sizeof(uint64_t);
-        uint64_t mx = b->max_location_id;
-        bool zero = false;
-        for (size_t i = 0; i < n_loc; i++) {
-            mx = d->loc[i] > mx ? d->loc[i] : mx;
-            zero |= d->loc[i] == 0;
-        }
-        b->max_location_id = mx;
-        b->location_id_zero |= zero;
+        b->any_location = true;
     }
     if (n_val) {
         s->values = memcpy(m, d->val, n_val * sizeof(uint64_t));
@@ -647,7 +652,7 @@ static int dec_profile(dec *d, const unsigned char *data, size_t len)
         uint64_t v;
         if (f == 13) {
             int rr = read_repeated(&r, wt, (uint64_t **)&p->comments, &in->cap_comments,
-                                   &p->n_comments);
+                                   &p->n_comments, NULL);
             if (rr == -ENOMEM) {
                 lw_set_err(d->err, d->err_len, "out of memory");
                 return -ENOMEM;
@@ -778,7 +783,7 @@ static bool samples_within(const pprof_profile *p, const sample_bounds *b, bool 
 {
     if (p->n_samples == 0)
         return true;
-    return dense_locations && !b->location_id_zero && b->max_location_id <= p->n_locations &&
+    return dense_locations && (!b->any_location || b->max_location_id_m1 < p->n_locations) &&
            b->min_values == p->n_sample_types && b->max_values == p->n_sample_types &&
            !b->label_string_negative && (uint64_t)b->max_label_string < p->n_strings;
 }
