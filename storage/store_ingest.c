@@ -628,21 +628,25 @@ static int memo_stack(ingest *in, const pprof_sample *smp, int64_t *out)
 {
     int rc;
     size_t nl = smp->n_locations, start = in->offs[in->n_done];
-    const uint64_t *ids = smp->location_ids;
-    uint32_t *seq = in->seq + start;
-    /* The fast path: dense location ids whose token is known. */
-    const uint32_t *tok_by_id = in->tok_by_id;
+    const uint64_t *restrict ids = smp->location_ids;
+    uint32_t *restrict seq = in->seq + start;
+    const uint32_t *restrict tok_by_id = in->tok_by_id;
     size_t n_dense = in->loc_dense ? in->cap_loc_dense : 0;
     for (size_t i = 0; i < nl; i++) {
-        uint64_t id = ids[i];
-        uint32_t tok;
-        if (id < n_dense && (tok = tok_by_id[id]) != 0) {
-            seq[i] = tok;
-            continue;
+        /* The fast path (locals, so nothing is reloaded per location):
+         * dense location ids whose token is known. */
+        for (; i < nl; i++) {
+            uint64_t id = ids[i];
+            if (id >= n_dense || !tok_by_id[id])
+                break;
+            seq[i] = tok_by_id[id];
         }
+        if (i == nl)
+            break;
         size_t li;
         if ((rc = location_index(in, ids[i], &li)) || (rc = location_token(in, li, &seq[i])))
             return rc;
+        tok_by_id = in->tok_by_id;
     }
     in->offs[++in->n_done] = (uint32_t)(start + nl);
 
