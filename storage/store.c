@@ -54,7 +54,7 @@ static const char *const sql_text[SQL_COUNT_] = {
     [SQL_STACK_FIND] = "SELECT id, frames FROM stacks WHERE hash = ?1",
     [SQL_STACK_INSERT] = "INSERT INTO stacks(id, hash, frames) VALUES (?, ?, ?)",
     [SQL_STACK_INSERT_MANY] = "INSERT INTO stacks(id, hash, frames) VALUES " STACK_ROWS_32,
-    [SQL_STACK_HASHES] = "SELECT hash FROM stacks",
+    [SQL_STACK_HASHES] = "SELECT id, hash FROM stacks",
     [SQL_STACK_LAST_ID] = "SELECT max((SELECT coalesce(max(id), 0) FROM stacks), "
                           "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'stacks'), 0))",
     [SQL_STACK_GET] = "SELECT frames FROM stacks WHERE id = ?1",
@@ -127,7 +127,6 @@ static const char schema_sql[] =
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
     "  hash INTEGER NOT NULL,\n"
     "  frames BLOB NOT NULL);\n"
-    "CREATE INDEX stacks_hash ON stacks(hash);\n"
     "CREATE TABLE sample_sets(\n"
     "  id INTEGER PRIMARY KEY,\n"
     "  hash INTEGER NOT NULL,\n"
@@ -522,14 +521,39 @@ static int verify_db(sqlite3 *db, const char *path, char *err, size_t err_len)
                 path, (uint64_t)app);
         return -EINVAL;
     }
-    if (version != STORE_SCHEMA_VERSION || n_tables != 1) {
+    if (version < STORE_SCHEMA_MIN_VERSION || version > STORE_SCHEMA_VERSION || n_tables != 1) {
         lw_set_err(err, err_len,
-                "%s: leakwatch schema version %" PRId64 " (this build reads %d); refusing to "
-                "touch it",
-                path, version, STORE_SCHEMA_VERSION);
+                "%s: leakwatch schema version %" PRId64 " (this build reads %d to %d); refusing "
+                "to touch it",
+                path, version, STORE_SCHEMA_MIN_VERSION, STORE_SCHEMA_VERSION);
         return -EINVAL;
     }
     return 0;
+}
+
+/* Version 1 → 2 (writer): the index on stacks.hash goes, the writer's
+ * stack map replaces it (it is rebuilt if ever the stacks outgrow the
+ * map). A version 2 file is refused by builds that would look stacks up
+ * without the index, one full scan per new stack. */
+static int upgrade_schema(sqlite3 *db, const char *path, char *err, size_t err_len)
+{
+    int64_t version = 0;
+    int rc = pragma_int(db, "PRAGMA user_version", &version);
+    if (!rc && version == 1) {
+        char sql[160];
+        snprintf(sql, sizeof(sql),
+                 "BEGIN IMMEDIATE; DROP INDEX IF EXISTS stacks_hash; PRAGMA user_version = %d; "
+                 "COMMIT",
+                 STORE_SCHEMA_VERSION);
+        rc = store__exec(db, sql);
+        if (rc) {
+            lw_set_err(err, err_len, "%s: upgrading schema 1 to %d: %s", path,
+                       STORE_SCHEMA_VERSION, sqlite3_errmsg(db));
+            if (!sqlite3_get_autocommit(db))
+                store__exec_best_effort(db, "ROLLBACK");
+        }
+    }
+    return rc;
 }
 
 /* Verify an existing file through an immutable, read-only connection:
@@ -672,6 +696,7 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
     store__cache_init(&s->stacks, 1u << 17, 8u << 20);
     store__cache_init(&s->functions_by_text, 1u << 15, 2u << 20);
     store__cache_init(&s->locations, 1u << 15, 1u << 20);
+    s->stack_map_max = STORE_STACK_MAP_MAX;
     s->path = strdup(path);
     size_t lp_len = strlen(path) + sizeof(".lock");
     s->lock_path = malloc(lp_len);
@@ -740,6 +765,8 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
         lw_set_err(err, err_len, "%s: configuring: %s", path, sqlite3_errmsg(s->w.db));
         goto fail;
     }
+    if ((rc = upgrade_schema(s->w.db, path, err, err_len)))
+        goto fail;
     if (opt->max_page_count > 0) {
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %" PRId64, opt->max_page_count);
@@ -792,7 +819,7 @@ void store_close(store *s)
     store__cache_free(&s->strings);
     store__cache_free(&s->functions);
     store__cache_free(&s->stacks);
-    store__hashset_free(&s->stack_hashes);
+    store__stackmap_free(&s->stack_map);
     store__cache_free(&s->functions_by_text);
     store__cache_free(&s->locations);
     pthread_mutex_destroy(&s->w.mu);

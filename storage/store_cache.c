@@ -41,9 +41,9 @@ void store__caches_clear(store *s)
     store__cache_clear(&s->strings);
     store__cache_clear(&s->functions);
     store__cache_clear(&s->stacks);
-    store__hashset_free(&s->stack_hashes);
-    s->stack_hashes_loaded = false;
-    s->stack_hashes_off = false;
+    store__stackmap_free(&s->stack_map);
+    s->stack_map_loaded = false;
+    s->stacks_indexed = false;
     s->last_stack_id = 0;
     store__cache_clear(&s->locations);
     store__cache_clear(&s->functions_by_text);
@@ -115,54 +115,63 @@ void store__cache_put(store__cache *c, uint64_t hash, const void *key, size_t le
     c->n_used++;
 }
 
-/* ---- hash sets --------------------------------------------------------------- */
+/* ---- stack map ------------------------------------------------------------- */
 
-void store__hashset_free(store__hashset *set)
+void store__stackmap_free(store__stackmap *m)
 {
-    free(set->slots);
-    memset(set, 0, sizeof(*set));
+    free(m->hashes);
+    free(m->ids);
+    memset(m, 0, sizeof(*m));
 }
 
-static void hashset_insert(uint64_t *slots, size_t mask, uint64_t hash)
+static void stackmap_insert(uint64_t *hashes, int64_t *ids, size_t mask, uint64_t hash, int64_t id)
 {
     size_t i = (size_t)hash & mask; /* hashes are well mixed already */
-    while (slots[i] && slots[i] != hash)
+    while (ids[i])
         i = (i + 1) & mask;
-    slots[i] = hash;
+    hashes[i] = hash;
+    ids[i] = id;
 }
 
-int store__hashset_add(store__hashset *set, uint64_t hash)
+int store__stackmap_add(store__stackmap *m, uint64_t hash, int64_t id)
 {
-    if (hash == 0)
+    if (id <= 0)
         return -EINVAL;
-    if ((set->n_used + 1) * 2 > set->n_slots) {
-        size_t n = set->n_slots ? set->n_slots * 2 : 1024;
-        uint64_t *slots = calloc(n, sizeof(*slots));
-        if (!slots)
+    if ((m->n_used + 1) * 2 > m->n_slots) {
+        size_t n = m->n_slots ? m->n_slots * 2 : 1024;
+        uint64_t *hashes = malloc(n * sizeof(*hashes));
+        int64_t *ids = calloc(n, sizeof(*ids));
+        if (!hashes || !ids) {
+            free(hashes);
+            free(ids);
             return -ENOMEM;
-        for (size_t j = 0; j < set->n_slots; j++)
-            if (set->slots[j])
-                hashset_insert(slots, n - 1, set->slots[j]);
-        free(set->slots);
-        set->slots = slots;
-        set->n_slots = n;
+        }
+        for (size_t j = 0; j < m->n_slots; j++)
+            if (m->ids[j])
+                stackmap_insert(hashes, ids, n - 1, m->hashes[j], m->ids[j]);
+        free(m->hashes);
+        free(m->ids);
+        m->hashes = hashes;
+        m->ids = ids;
+        m->n_slots = n;
     }
-    if (!store__hashset_has(set, hash)) {
-        hashset_insert(set->slots, set->n_slots - 1, hash);
-        set->n_used++;
-    }
+    stackmap_insert(m->hashes, m->ids, m->n_slots - 1, hash, id);
+    m->n_used++;
     return 0;
 }
 
-bool store__hashset_has(const store__hashset *set, uint64_t hash)
+int64_t store__stackmap_next(const store__stackmap *m, uint64_t hash, size_t *pos)
 {
-    if (!set->n_slots || hash == 0)
-        return false;
-    size_t mask = set->n_slots - 1;
-    for (size_t i = (size_t)hash & mask; set->slots[i]; i = (i + 1) & mask)
-        if (set->slots[i] == hash)
-            return true;
-    return false;
+    if (!m->n_slots)
+        return 0;
+    size_t mask = m->n_slots - 1;
+    /* *pos counts the probes made so far from the hash's home slot. */
+    for (size_t i = ((size_t)hash + *pos) & mask; m->ids[i]; i = (i + 1) & mask) {
+        (*pos)++;
+        if (m->hashes[i] == hash)
+            return m->ids[i];
+    }
+    return 0;
 }
 
 /* ---- int64 sets ------------------------------------------------------------ */

@@ -461,8 +461,20 @@ static int64_t memo_index_find(const ingest *in, const uint32_t *seq, size_t n)
  * not count: they cannot be in the memo. */
 #define MEMO_MISSES_BEFORE_INDEX 32
 
+/* Stacks are looked up by the on-disk index from now on (too many for the
+ * map, or no memory for it): the index is built if the file lacks it. */
+static int use_stack_index(ingest *in)
+{
+    store *s = in->s;
+    store__stackmap_free(&s->stack_map);
+    s->stack_map_loaded = false;
+    s->stacks_indexed = true;
+    int rc = store__exec(s->w.db, "CREATE INDEX IF NOT EXISTS stacks_hash ON stacks(hash)");
+    return rc ? sqlerr(in, SQLITE_ERROR, "stack index") : 0;
+}
+
 /* Load what the writer needs to add stacks without looking each up: the
- * last stack id and (up to STORE_STACK_HASHES_MAX) every stack's hash. */
+ * last stack id and (up to stack_map_max) every stack's hash → id. */
 static int stacks_state_load(ingest *in)
 {
     store *s = in->s;
@@ -478,28 +490,33 @@ static int stacks_state_load(ingest *in)
             return sqlerr(in, src, "stack ids");
         s->last_stack_id = last > 0 ? last : 0;
     }
-    if (s->stack_hashes_loaded || s->stack_hashes_off)
+    if (s->stack_map_loaded || s->stacks_indexed)
         return 0;
     sqlite3_stmt *st = store__stmt(&s->w, SQL_STACK_HASHES);
     if (!st)
         return sqlerr(in, SQLITE_ERROR, "stack hashes");
-    int rc = 0;
+    bool too_many = false;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        uint64_t h = (uint64_t)sqlite3_column_int64(st, 0);
-        if (s->stack_hashes.n_used >= STORE_STACK_HASHES_MAX ||
-            (h && store__hashset_add(&s->stack_hashes, h))) {
-            /* Too many (or no memory): new stacks are looked up first. */
-            store__hashset_free(&s->stack_hashes);
-            s->stack_hashes_off = true;
+        if (s->stack_map.n_used >= s->stack_map_max ||
+            store__stackmap_add(&s->stack_map, (uint64_t)sqlite3_column_int64(st, 1),
+                                sqlite3_column_int64(st, 0))) {
+            too_many = true;
             break;
         }
     }
     sqlite3_reset(st);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
-        rc = sqlerr(in, src, "stack hashes");
-    else if (!s->stack_hashes_off)
-        s->stack_hashes_loaded = true;
-    return rc;
+    if (src != SQLITE_ROW && src != SQLITE_DONE) {
+        store__stackmap_free(&s->stack_map);
+        return sqlerr(in, src, "stack hashes");
+    }
+    if (too_many)
+        return use_stack_index(in);
+    s->stack_map_loaded = true;
+    /* A file that outgrew the map once keeps an index the map makes
+     * redundant (it only costs writes): drop it. */
+    if (store__exec(s->w.db, "DROP INDEX IF EXISTS stacks_hash"))
+        return sqlerr(in, SQLITE_ERROR, "stack index");
+    return 0;
 }
 
 /* Write the pending new stacks: STORE_STACK_INSERT_ROWS rows a statement
@@ -553,20 +570,35 @@ static int add_stack(ingest *in, uint64_t h, const void *blob, size_t len, int64
         return rc;
     int64_t id = ++s->last_stack_id;
     in->pending[in->n_pending++] = (pending_stack){.id = id, .hash = h, .off = off, .len = len};
-    if (s->stack_hashes_loaded &&
-        (s->stack_hashes.n_used >= STORE_STACK_HASHES_MAX ||
-         (h && store__hashset_add(&s->stack_hashes, h)))) {
-        store__hashset_free(&s->stack_hashes);
-        s->stack_hashes_loaded = false;
-        s->stack_hashes_off = true;
-    }
+    if (s->stack_map_loaded && (s->stack_map.n_used >= s->stack_map_max ||
+                                store__stackmap_add(&s->stack_map, h, id)) &&
+        (rc = use_stack_index(in)))
+        return rc;
     *out = id;
     return 0;
 }
 
+/* Whether stored stack `id` has exactly these frames. 1, 0 or -errno. */
+static int stack_has_frames(ingest *in, int64_t id, const void *blob, size_t len)
+{
+    sqlite3_stmt *st = store__stmt(&in->s->w, SQL_STACK_GET);
+    if (!st)
+        return sqlerr(in, SQLITE_ERROR, "stack lookup");
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st), same = 0;
+    if (src == SQLITE_ROW)
+        same = (size_t)sqlite3_column_bytes(st, 0) == len &&
+               (len == 0 || memcmp(sqlite3_column_blob(st, 0), blob, len) == 0);
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return sqlerr(in, src, "stack lookup");
+    return same;
+}
+
 /* The stack id of the frame blob in in->stacks: from the writer's cache;
- * else new when its hash is not among the stored stacks' hashes; else
- * found or added in SQLite. *known: it existed before. */
+ * else from the stack map (new when its hash is absent), or from the
+ * index on stacks.hash when the stacks outgrew the map. *known: it
+ * existed before. */
 static int stack_id(ingest *in, int64_t *out, bool *known)
 {
     store *s = in->s;
@@ -582,32 +614,37 @@ static int stack_id(ingest *in, int64_t *out, bool *known)
     }
     if ((rc = stacks_state_load(in)))
         return rc;
-    if (s->stack_hashes_loaded && h && !store__hashset_has(&s->stack_hashes, h)) {
-        *known = false;
-        if ((rc = add_stack(in, h, blob, len, &id)))
+    size_t pos = 0;
+    int64_t cand = s->stack_map_loaded ? store__stackmap_next(&s->stack_map, h, &pos) : 0;
+    if (s->stack_map_loaded && cand) {
+        /* Stored or queued: the queued rows are written before reading. */
+        if ((rc = flush_stacks(in)))
             return rc;
-        store__cache_put(&s->stacks, h, blob, len, id);
-        *out = id;
-        return 0;
-    }
-    /* Perhaps stored (or queued): the lookup must see the queued rows. */
-    if ((rc = flush_stacks(in)))
-        return rc;
-    sqlite3_stmt *st = store__stmt(&s->w, SQL_STACK_FIND);
-    if (!st)
-        return sqlerr(in, SQLITE_ERROR, "stack lookup");
-    sqlite3_bind_int64(st, 1, (int64_t)h);
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((size_t)sqlite3_column_bytes(st, 1) == len &&
-            (len == 0 || memcmp(sqlite3_column_blob(st, 1), blob, len) == 0)) {
-            id = sqlite3_column_int64(st, 0);
-            break;
+        for (; cand && !id; cand = store__stackmap_next(&s->stack_map, h, &pos)) {
+            if ((rc = stack_has_frames(in, cand, blob, len)) < 0)
+                return rc;
+            if (rc)
+                id = cand;
         }
+    } else if (!s->stack_map_loaded) {
+        if ((rc = flush_stacks(in)))
+            return rc;
+        sqlite3_stmt *st = store__stmt(&s->w, SQL_STACK_FIND);
+        if (!st)
+            return sqlerr(in, SQLITE_ERROR, "stack lookup");
+        sqlite3_bind_int64(st, 1, (int64_t)h);
+        int src;
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            if ((size_t)sqlite3_column_bytes(st, 1) == len &&
+                (len == 0 || memcmp(sqlite3_column_blob(st, 1), blob, len) == 0)) {
+                id = sqlite3_column_int64(st, 0);
+                break;
+            }
+        }
+        sqlite3_reset(st);
+        if (src != SQLITE_ROW && src != SQLITE_DONE)
+            return sqlerr(in, src, "stack lookup");
     }
-    sqlite3_reset(st);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
-        return sqlerr(in, src, "stack lookup");
     if (!id) {
         *known = false;
         if ((rc = add_stack(in, h, blob, len, &id)))

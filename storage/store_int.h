@@ -31,7 +31,10 @@
 /* "LWDB": written into the SQLite header at creation; a file without it is
  * not ours and is never written to. */
 #define STORE_APPLICATION_ID 0x4C574442
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
+/* Version 1 had the index stacks_hash always; opening it for writing drops
+ * the index (store.stack_map replaces it) and stamps version 2. */
+#define STORE_SCHEMA_MIN_VERSION 1
 
 /* Series signals, stored as small integers in series.signal. */
 enum store__signal {
@@ -45,9 +48,10 @@ enum store__signal {
 /* Rows of SQL_STACK_INSERT_MANY (its text in store.c spells them out). */
 #define STORE_STACK_INSERT_ROWS 32
 
-/* Stacks beyond this many are not all kept in store.stack_hashes (16 MiB
- * of hash slots at most). */
-#define STORE_STACK_HASHES_MAX ((size_t)1 << 20)
+/* Up to this many stacks the writer keeps every stack's hash → id in
+ * memory (store.stack_map, 16 MiB of slots at most) and the database needs
+ * no index on stacks.hash; beyond it the index is built and used. */
+#define STORE_STACK_MAP_MAX ((size_t)1 << 19)
 
 /* Every SQL statement the store runs more than once. */
 enum store__sql {
@@ -63,7 +67,7 @@ enum store__sql {
     SQL_STACK_FIND,
     SQL_STACK_INSERT,      /* one stack with the id the writer chose */
     SQL_STACK_INSERT_MANY, /* STACK_INSERT_ROWS of them in one statement */
-    SQL_STACK_HASHES,      /* every stack's hash (the writer's stack_hashes) */
+    SQL_STACK_HASHES,      /* every stack's id and hash (the writer's stack_map) */
     SQL_STACK_LAST_ID,     /* the highest stack id ever handed out */
     SQL_STACK_GET,
     SQL_SET_FIND,
@@ -206,17 +210,21 @@ int64_t store__cache_get(const store__cache *c, uint64_t hash, const void *key, 
 void store__cache_put(store__cache *c, uint64_t hash, const void *key, size_t len, int64_t id);
 void store__caches_clear(store *s);
 
-/* ---- 64-bit hash set (store_cache.c): which stack hashes exist ---- */
-typedef struct store__hashset {
-    uint64_t *slots; /* 0 = empty; the hash 0 itself is never stored */
-    size_t n_slots;  /* power of two */
+/* ---- stack map (store_cache.c): stack hash → stack id, all of them ---- */
+typedef struct store__stackmap {
+    uint64_t *hashes;
+    int64_t *ids;   /* 0 = empty slot */
+    size_t n_slots; /* power of two */
     size_t n_used;
-} store__hashset;
+} store__stackmap;
 
-void store__hashset_free(store__hashset *set);
-/* Add hash (non-zero). 0 or -ENOMEM (the set is then unchanged). */
-int store__hashset_add(store__hashset *set, uint64_t hash) LW_WUR;
-bool store__hashset_has(const store__hashset *set, uint64_t hash);
+void store__stackmap_free(store__stackmap *m);
+/* Add hash → id (id > 0; equal hashes of different stacks are kept side by
+ * side). 0 or -ENOMEM (the map is then unchanged). */
+int store__stackmap_add(store__stackmap *m, uint64_t hash, int64_t id) LW_WUR;
+/* The ids stored with this hash, one per call: start with *pos = 0; 0 when
+ * there are no more. */
+int64_t store__stackmap_next(const store__stackmap *m, uint64_t hash, size_t *pos);
 
 /* ---- int64 set (store_cache.c), used by GC and loading ---- */
 typedef struct store__idset {
@@ -401,14 +409,17 @@ struct store {
     store__cache stacks;
     store__cache functions_by_text; /* writer: name, system name, file, start line → function id */
     store__cache locations;   /* writer: a location's frame blob → its token (memo) */
-    /* Writer: the hash of every stack in the database, so a stack whose
-     * hash is absent is inserted without a lookup (most stacks a profile
-     * adds are new). Loaded on first use and again after every cache
-     * clear (rollback, GC: rows may have vanished; stale hashes would only
-     * cost lookups); not kept over STORE_STACK_HASHES_MAX stacks. */
-    store__hashset stack_hashes;
-    bool stack_hashes_loaded;
-    bool stack_hashes_off;    /* over the cap: every new stack is looked up */
+    /* Writer: every stack's hash → id. A stack whose hash is absent is
+     * new: inserted without a lookup, and no index on stacks.hash to
+     * maintain (that index cost ~80 % of adding a stack). Loaded on first
+     * use and again after every cache clear (rollback, GC: rows may have
+     * vanished). Over stack_map_max stacks, or without the memory, the
+     * database gets the index back and stacks are looked up by it
+     * (stacks_indexed). */
+    store__stackmap stack_map;
+    bool stack_map_loaded;
+    bool stacks_indexed;
+    size_t stack_map_max;     /* STORE_STACK_MAP_MAX (tests lower it) */
     int64_t last_stack_id;    /* writer: ids are handed out here (0 = not loaded) */
     int64_t last_location_token; /* tokens handed out so far (never reused) */
     int64_t deleted_since_gc; /* profiles deleted since the last full GC */

@@ -1563,8 +1563,9 @@ static void test_bad_args(void **state)
  * refused alone (its rows rolled back, the others kept), the memo and the
  * caches right for the items after it. */
 /* New stacks: added without a lookup when their hash is unknown, found
- * when known (after a reopen, or with the hash set switched off), never
- * stored twice, and their ids never reused after GC removed the newest. */
+ * when known (after a reopen, or by the index once the stacks outgrow the
+ * writer's map), never stored twice, and their ids never reused after GC
+ * removed the newest. */
 static void test_new_stacks(void **state)
 {
     (void)state;
@@ -1597,23 +1598,32 @@ static void test_new_stacks(void **state)
     pprof_free(out);
     store_close(s);
 
-    /* Without the hash set (as over STORE_STACK_HASHES_MAX): each stack
-     * is looked up, queued rows written first. */
+    /* More stacks than the map may hold: the index on stacks.hash is built
+     * (mid-ingest) and used; a reopen with room drops it again. */
+    assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'stacks_hash'"), 0);
     s = open_ok(path, NULL);
-    s->stack_hashes_off = true;
+    s->stack_map_max = (size_t)n_ab + 20;
     pprof_profile *c = random_profile(13, 400, 90);
     id = ingest_ok(s, t2, "heap", T0 + 3 * SEC, c);
-    ingest_ok(s, t2, "heap", T0 + 4 * SEC, b);
-    assert_false(s->stack_hashes_loaded);
+    assert_true(s->stacks_indexed);
+    assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'stacks_hash'"), 1);
+    ingest_ok(s, t2, "heap", T0 + 4 * SEC, b); /* known stacks, found by the index */
     assert_stacks_unique(path);
     assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
     assert_same_profile(c, out);
     pprof_free(out);
+    store_close(s);
+    s = open_ok(path, NULL);
+    ingest_ok(s, t1, "heap", T0 + 5 * SEC, c);
+    assert_true(s->stack_map_loaded);
+    assert_false(s->stacks_indexed);
+    assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'stacks_hash'"), 0);
+    assert_stacks_unique(path);
 
     /* GC removes every stack, the newest too; new stacks get new ids. */
     int64_t max_before = query_int(path, "SELECT max(id) FROM stacks"), deleted = 0;
     assert_int_equal(store_retention_apply(s, SEC, 0, T0 + 1000 * SEC, &deleted), 0);
-    assert_int_equal(deleted, 5);
+    assert_int_equal(deleted, 6);
     assert_int_equal(count_rows(path, "stacks"), 0);
     pprof_profile *d = random_profile(14, 300, 70);
     id = ingest_ok(s, t1, "heap", T0 + 2000 * SEC, d);
@@ -1628,6 +1638,78 @@ static void test_new_stacks(void **state)
     pprof_free(b);
     pprof_free(c);
     pprof_free(d);
+}
+
+/* The stack map keeps equal hashes of different stacks side by side. */
+static void test_stackmap(void **state)
+{
+    (void)state;
+    store__stackmap m;
+    memset(&m, 0, sizeof(m));
+    assert_int_equal(store__stackmap_next(&m, 5, &(size_t){0}), 0);
+    assert_int_equal(store__stackmap_add(&m, 5, 0), -EINVAL);
+    for (int64_t id = 1; id <= 3000; id++) /* grows; hash 5 + 1024k share home slots */
+        assert_int_equal(store__stackmap_add(&m, (uint64_t)(id % 7 == 0 ? 5 : id * 1024), id), 0);
+    assert_int_equal(store__stackmap_add(&m, 0, 4000), 0);
+    size_t pos = 0, n = 0;
+    int64_t id, sum = 0;
+    while ((id = store__stackmap_next(&m, 5, &pos)) != 0) {
+        assert_int_equal(id % 7, 0);
+        sum += id;
+        n++;
+    }
+    assert_int_equal(n, 3000 / 7);
+    assert_int_equal(sum, 7 * (int64_t)(n * (n + 1) / 2));
+    pos = 0;
+    assert_int_equal(store__stackmap_next(&m, 0, &pos), 4000);
+    assert_int_equal(store__stackmap_next(&m, 0, &pos), 0);
+    pos = 0;
+    assert_int_equal(store__stackmap_next(&m, 6, &pos), 0);
+    store__stackmap_free(&m);
+}
+
+/* A version 1 file (with the index stacks_hash) opened for writing loses
+ * the index and becomes version 2, its stacks found through the map; a
+ * file of a newer version is refused untouched. */
+static void test_schema_upgrade(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t t1 = target(s, "svc", "127.0.0.1:1");
+    pprof_profile *a = random_profile(21, 300, 60);
+    ingest_ok(s, t1, "heap", T0 + SEC, a);
+    int64_t n = count_rows(path, "stacks");
+    store_close(s);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE INDEX stacks_hash ON stacks(hash); PRAGMA user_version = 1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    store_options ro = {.read_only = true};
+    s = open_ok(path, &ro); /* read-only: accepted as it is */
+    store_close(s);
+    assert_int_equal(query_int(path, "PRAGMA user_version"), 1);
+    s = open_ok(path, NULL);
+    assert_int_equal(query_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'stacks_hash'"), 0);
+    int64_t id = ingest_ok(s, t1, "heap", T0 + 2 * SEC, a);
+    assert_int_equal(count_rows(path, "stacks"), n);
+    pprof_profile *out = NULL;
+    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
+    assert_same_profile(a, out);
+    pprof_free(out);
+    check_integrity(s);
+    store_close(s);
+    pprof_free(a);
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 3", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_refused_untouched(path, "schema version 3 (this build reads 1 to 2)");
 }
 
 static void test_ingest_batch(void **state)
@@ -2060,6 +2142,8 @@ int main(void)
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_ingest_batch),
         cmocka_unit_test(test_new_stacks),
+        cmocka_unit_test(test_stackmap),
+        cmocka_unit_test(test_schema_upgrade),
         cmocka_unit_test(test_pack_formats),
         cmocka_unit_test(test_load_batched),
         cmocka_unit_test(test_reader_pool),
