@@ -82,6 +82,7 @@ typedef struct store__ingest {
     int64_t *stack_ids; /* per sample */
     int64_t *totals;    /* per sample type */
     store__set_reader cur; /* the profile's sample set */
+    uint64_t set_hash;     /* of cur's rows so far (set_row) */
     size_t cap_strings, cap_functions, cap_locations, cap_loc_len, cap_samples, cap_types;
     char *err;
     size_t err_len;
@@ -737,6 +738,29 @@ static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
     return 0;
 }
 
+/* The hash of a sample set (sample_sets.hash, schema 2): built row by row
+ * as set_row() fills the rows, so that a set stored as a delta is never
+ * encoded in full. A row's words are folded by rotate-xor and the row into
+ * the set by a multiply; identical sets hash equally, and candidates are
+ * compared row by row, so a weak spot costs a comparison, never a wrong
+ * match. (Version 1 hashed the full encoding: its sets never match new
+ * ones, which only means one more set row after an upgrade.) */
+#define SET_HASH_SEED 0x243F6A8885A308D3ULL
+#define SET_HASH_MUL 0x9E3779B97F4A7C15ULL
+
+static inline uint64_t set_hash_word(uint64_t row, uint64_t w)
+{
+    return ((row << 23) | (row >> 41)) ^ w;
+}
+
+static uint64_t set_hash_final(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
 /* Row i of the profile's sample set: its stack id (from sample_stack()),
  * values (added to the totals per sample type) and labels as DB string
  * ids. Rows are filled in order, right after their stack is resolved, so
@@ -749,10 +773,12 @@ static int set_row(ingest *in, size_t i, int64_t stack_id)
     int rc;
     r->stack_ids[i] = stack_id;
     int64_t *dst = &r->values[i * nt];
+    uint64_t row = (uint64_t)stack_id;
     for (size_t t = 0; t < nt; t++) {
         int64_t v = smp->values[t];
         dst[t] = v;
         in->totals[t] = (int64_t)((uint64_t)in->totals[t] + (uint64_t)v);
+        row = set_hash_word(row, (uint64_t)v);
     }
     for (size_t j = 0; j < smp->n_labels; j++, off++) {
         const pprof_label *l = &smp->labels[j];
@@ -766,8 +792,14 @@ static int set_row(ingest *in, size_t i, int64_t stack_id)
             if ((rc = pstring(in, l->num_unit, &lab[3])))
                 return rc;
         }
+        for (int k = 0; k < 4; k++)
+            row = set_hash_word(row, (uint64_t)lab[k]);
     }
+    row = set_hash_word(row, smp->n_labels);
     r->label_off[i + 1] = off;
+    /* One multiply per row (not per word) on the set's dependency chain. */
+    in->set_hash = (in->set_hash ^ row) * SET_HASH_MUL;
+    in->set_hash ^= in->set_hash >> 29;
     return 0;
 }
 
@@ -790,9 +822,7 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
     store__set_reader cand;
     int64_t base_id = 0, id = 0;
     int rc, src;
-    if ((rc = store__set_encode_full(cur, &in->set)))
-        return rc;
-    uint64_t h = store__hash(in->set.data ? in->set.data : "", in->set.len);
+    uint64_t h = set_hash_final(in->set_hash);
 
     /* Candidates with the same hash; collect ids first (loading reuses
      * statements). */
@@ -862,7 +892,9 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
         store__set_free(&own);
         rc = 0;
     }
-    if (!packed && (rc = store__pack(s, in->set.data ? in->set.data : "", in->set.len, &in->packed)))
+    if (!packed && ((rc = store__set_encode_full(cur, &in->set)) ||
+                    (rc = store__pack(s, in->set.data ? in->set.data : "", in->set.len,
+                                      &in->packed))))
         return rc;
     const char *blob = in->packed.data;
     size_t blob_len = in->packed.len;
@@ -1139,6 +1171,7 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
                                n_labels + n_labels / 2)))
         return rc;
     in->cur.n_samples = p->n_samples;
+    in->set_hash = SET_HASH_SEED ^ ((uint64_t)p->n_samples * SET_HASH_MUL) ^ p->n_sample_types;
     in->cur.label_off[0] = 0;
     /* Bounded by the decompressed profile (a location id takes a byte at
      * least), so 32-bit offsets do; seq is sized closely, it becomes a memo
