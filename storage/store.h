@@ -145,10 +145,15 @@ typedef struct store_ingest_item {
 
 /* Store n profiles in one transaction: one commit, so the pages every
  * commit writes (table and index leaves, the WAL frames) are shared by the
- * batch. Each item succeeds or fails on its own (a failing one is rolled
- * back alone). Returns 0 when the batch committed (see each item's rc), or
- * the negative errno of a failed commit: then nothing was stored and every
- * item carries that error. -EROFS on a read-only store. */
+ * batch. An item refused for its own content (-EINVAL: invalid arguments,
+ * a sample refers to a missing location; -ENOENT: unknown target; -E2BIG:
+ * over an encoder's cap) fails
+ * alone: the transaction is rolled back and the batch stored again without
+ * it. Returns 0 when the batch committed (see each item's rc), or the
+ * negative errno of a failure that is not an item's own (disk full
+ * -ENOSPC, I/O, memory, a failed commit): then nothing was stored and every
+ * item not refused on its own carries that error. -EROFS on a read-only
+ * store. */
 int store_ingest_batch(store *s, store_ingest_item *items, size_t n) LW_WUR;
 
 /* Rebuild stored profile id as a pprof profile (same sample types, period,

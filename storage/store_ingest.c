@@ -1260,7 +1260,8 @@ static void ingest_done(store *s)
                    in->cap_memo_index * sizeof(uint64_t) +
                    in->cur.cap_values * sizeof(int64_t) + in->cur.cap_labels * sizeof(int64_t) +
                    in->cap_samples * 3 * sizeof(int64_t) + in->cap_strings * sizeof(int64_t) +
-                   in->cap_locations * 2 * sizeof(size_t);
+                   in->cap_locations * 2 * sizeof(size_t) + in->pending_frames.cap +
+                   in->cap_pending * sizeof(pending_stack);
     if (bytes > SCRATCH_KEEP_BYTES) {
         store__ingest_free(in);
         s->ing = NULL;
@@ -1471,11 +1472,11 @@ out:
 }
 
 /* A failure of the item's own content (a location or target that does not
- * exist): the others can be stored without it. Anything else (disk full,
- * I/O, memory) would fail them too. */
+ * exist, a profile over an encoder's cap): the others can be stored
+ * without it. Anything else (disk full, I/O, memory) would fail them too. */
 static bool item_fault(int rc)
 {
-    return rc == -EINVAL || rc == -ENOENT;
+    return rc == -EINVAL || rc == -ENOENT || rc == -E2BIG;
 }
 
 /* One transaction for the whole batch, and no savepoint per item: under a

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "lw_util.h"
 #include "pprof.h"
 #include "store.h"
 
@@ -185,6 +186,7 @@ static int hash_password(const char *password)
 
 int main(int argc, char **argv)
 {
+    lw_malloc_keep_freed(); /* as leakwatchd, which serves this API */
     if (argc == 3 && strcmp(argv[1], "--hash-password") == 0)
         return hash_password(argv[2]);
     const char *db = NULL, *listen = "127.0.0.1:9475";
