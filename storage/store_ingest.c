@@ -558,16 +558,10 @@ static int add_stack(ingest *in, uint64_t h, const void *blob, size_t len, int64
 {
     store *s = in->s;
     int rc;
-    if (in->n_pending == in->cap_pending) {
-        size_t cap = in->cap_pending ? in->cap_pending * 2 : 256;
-        pending_stack *p = realloc(in->pending, cap * sizeof(*p));
-        if (!p)
-            return -ENOMEM;
-        in->pending = p;
-        in->cap_pending = cap;
-    }
     size_t off = in->pending_frames.len;
-    if ((rc = store__buf_add(&in->pending_frames, blob, len)))
+    if ((rc = grow((void **)&in->pending, &in->cap_pending, in->n_pending + 1,
+                   sizeof(*in->pending))) ||
+        (rc = store__buf_add(&in->pending_frames, blob, len)))
         return rc;
     int64_t id = ++s->last_stack_id;
     in->pending[in->n_pending++] = (pending_stack){.id = id, .hash = h, .off = off, .len = len};
