@@ -272,6 +272,16 @@ static int64_t target(store *s, const char *job, const char *instance)
     return id;
 }
 
+/* A fresh store (its file name in path) with two targets of job "svc". */
+static store *open_two_targets(char *path, size_t len, int64_t *t1, int64_t *t2)
+{
+    db_path(path, len);
+    store *s = open_ok(path, NULL);
+    *t1 = target(s, "svc", "127.0.0.1:1");
+    *t2 = target(s, "svc", "127.0.0.1:2");
+    return s;
+}
+
 static int64_t ingest_ok(store *s, int64_t tid, const char *type, int64_t t, const pprof_profile *p)
 {
     char err[STORE_ERR_LEN] = "";
@@ -282,21 +292,8 @@ static int64_t ingest_ok(store *s, int64_t tid, const char *type, int64_t t, con
     return id;
 }
 
-static int64_t count_rows(const char *path, const char *table)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    char sql[128];
-    int64_t n = -1;
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-}
-
+/* The first column of the first row of sql, run on a read-only connection
+ * of its own (what a committed transaction left), or -1. */
 static int64_t query_int(const char *path, const char *sql)
 {
     sqlite3 *db = NULL;
@@ -308,6 +305,13 @@ static int64_t query_int(const char *path, const char *sql)
     sqlite3_finalize(st);
     sqlite3_close(db);
     return n;
+}
+
+static int64_t count_rows(const char *path, const char *table)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+    return query_int(path, sql);
 }
 
 /* Every stack is stored once (stacks are written in batches, by ids the
@@ -328,6 +332,15 @@ static void check_integrity(store *s)
     int rc = store_integrity_check(s, err, sizeof(err));
     if (rc)
         fail_msg("integrity_check: %s", err);
+}
+
+/* Profile id loads back as want. */
+static void assert_loads_as(store *s, int64_t id, const pprof_profile *want)
+{
+    pprof_profile *out = NULL;
+    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
+    assert_same_profile(want, out);
+    pprof_free(out);
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -1570,9 +1583,8 @@ static void test_new_stacks(void **state)
 {
     (void)state;
     char path[600];
-    db_path(path, sizeof(path));
-    store *s = open_ok(path, NULL);
-    int64_t t1 = target(s, "svc", "127.0.0.1:1"), t2 = target(s, "svc", "127.0.0.1:2");
+    int64_t t1, t2;
+    store *s = open_two_targets(path, sizeof(path), &t1, &t2);
     pprof_profile *a = random_profile(11, 600, 120), *b = random_profile(12, 600, 120);
     ingest_ok(s, t1, "heap", T0 + SEC, a);
     int64_t n_a = count_rows(path, "stacks");
@@ -1584,18 +1596,13 @@ static void test_new_stacks(void **state)
     s = open_ok(path, NULL);
     int64_t id = ingest_ok(s, t2, "heap", T0 + SEC, a);
     assert_int_equal(count_rows(path, "stacks"), n_a);
-    pprof_profile *out = NULL;
-    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
-    assert_same_profile(a, out);
-    pprof_free(out);
+    assert_loads_as(s, id, a);
     /* Some known, some new, in one profile. */
     id = ingest_ok(s, t1, "heap", T0 + 2 * SEC, b);
     int64_t n_ab = count_rows(path, "stacks");
     assert_true(n_ab > n_a);
     assert_stacks_unique(path);
-    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
-    assert_same_profile(b, out);
-    pprof_free(out);
+    assert_loads_as(s, id, b);
     store_close(s);
 
     /* More stacks than the map may hold: the index on stacks.hash is built
@@ -1609,9 +1616,7 @@ static void test_new_stacks(void **state)
     assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'stacks_hash'"), 1);
     ingest_ok(s, t2, "heap", T0 + 4 * SEC, b); /* known stacks, found by the index */
     assert_stacks_unique(path);
-    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
-    assert_same_profile(c, out);
-    pprof_free(out);
+    assert_loads_as(s, id, c);
     store_close(s);
     s = open_ok(path, NULL);
     ingest_ok(s, t1, "heap", T0 + 5 * SEC, c);
@@ -1629,9 +1634,7 @@ static void test_new_stacks(void **state)
     id = ingest_ok(s, t1, "heap", T0 + 2000 * SEC, d);
     assert_true(query_int(path, "SELECT min(id) FROM stacks") > max_before);
     assert_stacks_unique(path);
-    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
-    assert_same_profile(d, out);
-    pprof_free(out);
+    assert_loads_as(s, id, d);
     check_integrity(s);
     store_close(s);
     pprof_free(a);
@@ -1697,10 +1700,7 @@ static void test_schema_upgrade(void **state)
     assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'stacks_hash'"), 0);
     int64_t id = ingest_ok(s, t1, "heap", T0 + 2 * SEC, a);
     assert_int_equal(count_rows(path, "stacks"), n);
-    pprof_profile *out = NULL;
-    assert_int_equal(store_profile_load(s, id, &out, NULL), 0);
-    assert_same_profile(a, out);
-    pprof_free(out);
+    assert_loads_as(s, id, a);
     check_integrity(s);
     store_close(s);
     pprof_free(a);
@@ -1716,9 +1716,8 @@ static void test_ingest_batch(void **state)
 {
     (void)state;
     char path[600], err[STORE_ERR_LEN];
-    db_path(path, sizeof(path));
-    store *s = open_ok(path, NULL);
-    int64_t t1 = target(s, "svc", "127.0.0.1:1"), t2 = target(s, "svc", "127.0.0.1:2");
+    int64_t t1, t2;
+    store *s = open_two_targets(path, sizeof(path), &t1, &t2);
     pprof_profile *g1 = goroutine_profile(10), *g2 = goroutine_profile(20);
     pprof_profile *r = random_profile(7, 500, 80), *bad = random_profile(8, 300, 50);
     /* A sample pointing at a location that does not exist: refused. */
@@ -1863,9 +1862,8 @@ static void test_load_batched(void **state)
 {
     (void)state;
     char path[600];
-    db_path(path, sizeof(path));
-    store *s = open_ok(path, NULL);
-    int64_t t1 = target(s, "svc", "127.0.0.1:1"), t2 = target(s, "svc", "127.0.0.1:2");
+    int64_t t1, t2;
+    store *s = open_two_targets(path, sizeof(path), &t1, &t2);
     /* Two large profiles with their own stacks, stored one after the other
      * (their stack ids are two ranges), a small one, then a mix of all
      * three: shuffled, a subset, labels on some samples. */
