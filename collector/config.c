@@ -1191,14 +1191,16 @@ static int add_flag_alertmanagers(lw_config *c, const lw_flags *f, char *err, si
 
 static int parse_global(pctx *p, yaml_node_t *g, lw_config *c, const lw_flags *f)
 {
-    static const char *const keys[] = {"scrape_interval", "scrape_timeout", "external_labels", NULL};
-    int64_t interval = 0, timeout = 0;
+    static const char *const keys[] = {"scrape_interval", "scrape_timeout", "evaluation_interval",
+                                       "external_labels", NULL};
+    int64_t interval = 0, timeout = 0, evaluation = 0;
     yaml_node_t *tnode = NULL;
     int rc;
     if (g) {
         if ((rc = check_keys(p, g, "global", "global", keys)) != 0 ||
             (rc = get_duration(p, g, "scrape_interval", &interval, true)) != 0 ||
-            (rc = get_duration(p, g, "scrape_timeout", &timeout, true)) != 0)
+            (rc = get_duration(p, g, "scrape_timeout", &timeout, true)) != 0 ||
+            (rc = get_duration(p, g, "evaluation_interval", &evaluation, true)) != 0)
             return rc;
         tnode = lookup(p, g, "scrape_timeout");
         yaml_node_t *el = lookup(p, g, "external_labels");
@@ -1213,6 +1215,7 @@ static int parse_global(pctx *p, yaml_node_t *g, lw_config *c, const lw_flags *f
     if (flag_timeout)
         timeout = f->scrape_timeout_ns;
     c->scrape_interval_ns = interval ? interval : LW_DEFAULT_SCRAPE_INTERVAL_NS;
+    c->evaluation_interval_ns = evaluation ? evaluation : LW_DEFAULT_EVALUATION_INTERVAL_NS;
     if (timeout) {
         if (timeout > c->scrape_interval_ns) {
             char a[32], b[32];
@@ -1316,6 +1319,8 @@ static int apply_detection_flags(lw_config *c, const lw_flags *f, char *err, siz
 {
     if (f->detection_window_ns > 0)
         c->leak.window_ns = f->detection_window_ns;
+    if (f->detection_evaluation_interval_ns > 0)
+        c->evaluation_interval_ns = f->detection_evaluation_interval_ns;
     if (f->detection_for_ns >= 0)
         c->leak.for_ns = f->detection_for_ns;
     if (f->detection_min_samples >= 0) {
@@ -1542,6 +1547,8 @@ static const flag_def flag_defs[] = {
      "how long a leak must persist before its alert fires"},
     {"detection.min-samples", F_COUNT, OFF(detection_min_samples), 0, "10",
      "samples needed in the window before judging"},
+    {"detection.evaluation-interval", F_DURATION, OFF(detection_evaluation_interval_ns), 0, "1m",
+     "how often each target's leak signals are judged (overrides global.evaluation_interval)"},
     {"log.level", F_LEVEL, OFF(log_level), 0, "info", "debug, info, warn or error"},
     {"log.format", F_FORMAT, OFF(log_format), 0, "logfmt", "logfmt or json"},
     {"agent.enable", F_BOOL, OFF(agent_enable), 0, "false",
@@ -1600,7 +1607,8 @@ static int set_flag(lw_flags *f, const flag_def *d, const char *v, char *err, si
         if (lw_parse_duration(v, &ns) != 0)
             return flag_fail(err, err_len, -EINVAL, "--%s: invalid duration \"%s\"", d->name, v);
         if (ns == 0 && (d->offset == OFF(scrape_interval_ns) || d->offset == OFF(retention_interval_ns) || d->offset == OFF(scrape_timeout_ns) ||
-                        d->offset == OFF(detection_window_ns)))
+                        d->offset == OFF(detection_window_ns) ||
+                        d->offset == OFF(detection_evaluation_interval_ns)))
             return flag_fail(err, err_len, -EINVAL, "--%s: must be greater than 0", d->name);
         *(int64_t *)(base + d->offset) = ns;
         return 0;

@@ -32,6 +32,7 @@
 /* Defaults (Prometheus' for scraping). */
 #define LW_DEFAULT_SCRAPE_INTERVAL_NS (15 * LW_NS_PER_SEC)
 #define LW_DEFAULT_SCRAPE_TIMEOUT_NS (10 * LW_NS_PER_SEC)
+#define LW_DEFAULT_EVALUATION_INTERVAL_NS (60 * LW_NS_PER_SEC)
 #define LW_DEFAULT_FILE_SD_REFRESH_NS (300 * LW_NS_PER_SEC)
 #define LW_DEFAULT_LEAK_WINDOW_NS (1800 * LW_NS_PER_SEC)
 #define LW_DEFAULT_LEAK_MIN_SAMPLES 10
@@ -169,6 +170,8 @@ typedef struct lw_config {
     const char *source;          /* file name, or "flags" without a file */
     int64_t scrape_interval_ns;  /* global */
     int64_t scrape_timeout_ns;   /* global */
+    int64_t evaluation_interval_ns; /* global: each target's leak signals judged at most
+                                     * this often, default 1m */
     lw_kv *external_labels;
     size_t n_external_labels;
     lw_scrape_config *scrape_configs;
@@ -201,6 +204,7 @@ typedef struct lw_flags {
     int64_t detection_window_ns;       /* 0 = from config */
     int64_t detection_for_ns;          /* -1 = from config (0 is a valid "for") */
     int64_t detection_min_samples;     /* -1 = from config */
+    int64_t detection_evaluation_interval_ns; /* 0 = from config */
     const char *log_level;             /* default "info" */
     const char *log_format;            /* default "logfmt" */
     bool agent_enable;                 /* serve leakwatchd's own /debug/pprof (agent builds) */

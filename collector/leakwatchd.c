@@ -237,8 +237,9 @@ static void on_ingest(void *ctx, int64_t target_id, const store_label *labels, s
     if (strcmp(profile_type, "goroutine") != 0 && strcmp(profile_type, "heap") != 0)
         return;
     pthread_rwlock_rdlock(&d->detect_lock);
-    int rc = d->detect ? detect_evaluate_target(d->detect, target_id,
-                                                (const struct store_label *)labels, n_labels, time_ns)
+    int rc = d->detect ? detect_evaluate_profile(d->detect, target_id,
+                                                 (const struct store_label *)labels, n_labels,
+                                                 profile_type, time_ns)
                        : 0;
     pthread_rwlock_unlock(&d->detect_lock);
     if (rc)
@@ -265,6 +266,7 @@ static void detect_settings(const daemon_state *d, const lw_config *cfg, detect_
     detect_config_default(dc);
     dc->window_ns = cfg->leak.window_ns;
     dc->min_samples = (size_t)cfg->leak.min_samples;
+    dc->evaluation_interval_ns = cfg->evaluation_interval_ns;
     for (int i = 0; i < LW_N_SIGNALS && i < DETECT_N_SIGNALS; i++) {
         dc->signals[i].enabled = cfg->leak.signals[i].enabled;
         dc->signals[i].min_growth = cfg->leak.signals[i].min_growth;

@@ -79,6 +79,8 @@ typedef struct detect_config {
     double drawdown_frac;        /* largest fall of the rolling floor <= this x growth, default 0.5 */
     size_t top_stacks;           /* stacks reported per leak, default 5, <= DETECT_MAX_TOP */
     size_t attribution_profiles; /* profiles sampled per stack series, default 10 */
+    int64_t evaluation_interval_ns; /* engine: detect_evaluate_profile() judges a target's
+                                     * signal at most this often, default 0 (every call) */
     detect_threshold signals[DETECT_N_SIGNALS];
 } detect_config;
 
@@ -151,6 +153,18 @@ void detect_engine_free(detect_engine *e);
  * each ingest of the target (or once per evaluation interval). */
 int detect_evaluate_target(detect_engine *e, int64_t target_id, const struct store_label *labels,
                            size_t n_labels, int64_t now_ns) LW_WUR;
+
+/* What leakwatchd calls after each stored profile: as
+ * detect_evaluate_target(), for the signals a profile of this type feeds
+ * ("goroutine": goroutines; "heap": heap_inuse_bytes and _objects; other
+ * types: none), each only when it was last judged evaluation_interval_ns
+ * or longer ago (Prometheus' rule evaluation_interval). The other signals
+ * keep their verdicts. A judgment costs O(n²) in the window's points (the
+ * Mann–Kendall and Theil–Sen pairs: ~65 µs at 180 points), so judging
+ * every signal at every scrape would cost a 1000-target daemon several
+ * percent of a core once its windows are full. */
+int detect_evaluate_profile(detect_engine *e, int64_t target_id, const struct store_label *labels,
+                            size_t n_labels, const char *profile_type, int64_t now_ns) LW_WUR;
 
 /* Forget a target (it left service discovery): its verdicts and its alerts
  * (firing ones are sent resolved). */

@@ -43,6 +43,7 @@ typedef struct tgt {
      * a target costs ~1 KB here rather than three full verdicts (~14 KB). */
     detect_verdict *v[DETECT_N_SIGNALS];
     int64_t last_eval_ns; /* now_ns of the latest published evaluation */
+    int64_t signal_eval_ns[DETECT_N_SIGNALS]; /* now_ns of each signal's latest judgment */
 } tgt;
 
 struct detect_engine {
@@ -578,6 +579,13 @@ static int step_alerts(detect_engine *e, tgt *t, int64_t now_ns, bool forget, al
     for (int ai = 0; ai < 2; ai++) {
         const detect_verdict *v = NULL;
         bool active = false;
+        /* Not judged yet by this run (a restart, then a heap profile
+         * first): the alert waits; its restored state must not read as
+         * "inactive" and lose its activeAt. */
+        if (!forget && (ai == 0 ? !t->signal_eval_ns[DETECT_GOROUTINES]
+                                : !t->signal_eval_ns[DETECT_HEAP_INUSE_BYTES] &&
+                                      !t->signal_eval_ns[DETECT_HEAP_INUSE_OBJECTS]))
+            continue;
         if (!forget) {
             if (ai == 0) {
                 if (t->v[DETECT_GOROUTINES] != NULL && t->v[DETECT_GOROUTINES]->suspected)
@@ -767,18 +775,18 @@ static int queue_payload(detect_engine *e, alert **send, size_t n, int64_t now_n
     return rc;
 }
 
-int detect_evaluate_target(detect_engine *e, int64_t target_id, const store_label *labels,
-                           size_t n_labels, int64_t now_ns)
+/* Evaluate the signals in mask (bit per signal) of one target: disabled
+ * ones lose their verdict, the others not in mask keep theirs. */
+static int evaluate(detect_engine *e, int64_t target_id, const store_label *labels,
+                    size_t n_labels, unsigned mask, int64_t now_ns)
 {
     int rc = 0;
     detect_verdict v[DETECT_N_SIGNALS];
     bool have[DETECT_N_SIGNALS] = {false};
     char *payload = NULL;
-    if (e == NULL || (labels == NULL && n_labels > 0))
-        return -EINVAL;
 
     for (int sig = 0; sig < DETECT_N_SIGNALS; sig++) {
-        if (!e->dc.signals[sig].enabled)
+        if (!(mask & (1u << sig)) || !e->dc.signals[sig].enabled)
             continue;
         store_point *pts = NULL;
         size_t n = 0;
@@ -840,12 +848,15 @@ int detect_evaluate_target(detect_engine *e, int64_t target_id, const store_labe
         goto unlock;
     for (int sig = 0; sig < DETECT_N_SIGNALS; sig++) {
         detect_verdict *nv = NULL;
+        if (!(mask & (1u << sig)))
+            continue;
         if (have[sig] && (nv = verdict_dup(&v[sig])) == NULL) {
             rc = -ENOMEM;
             goto unlock;
         }
         free(t->v[sig]);
         t->v[sig] = nv;
+        t->signal_eval_ns[sig] = now_ns;
     }
     alert *send[2];
     size_t n_send = 0;
@@ -864,6 +875,39 @@ unlock:
         rc = -EIO;
 out:
     return rc;
+}
+
+int detect_evaluate_target(detect_engine *e, int64_t target_id, const store_label *labels,
+                           size_t n_labels, int64_t now_ns)
+{
+    if (e == NULL || (labels == NULL && n_labels > 0))
+        return -EINVAL;
+    return evaluate(e, target_id, labels, n_labels, (1u << DETECT_N_SIGNALS) - 1, now_ns);
+}
+
+int detect_evaluate_profile(detect_engine *e, int64_t target_id, const store_label *labels,
+                            size_t n_labels, const char *profile_type, int64_t now_ns)
+{
+    if (e == NULL || profile_type == NULL || (labels == NULL && n_labels > 0))
+        return -EINVAL;
+    unsigned mask = 0;
+    if (strcmp(profile_type, "goroutine") == 0)
+        mask = 1u << DETECT_GOROUTINES;
+    else if (strcmp(profile_type, "heap") == 0)
+        mask = (1u << DETECT_HEAP_INUSE_BYTES) | (1u << DETECT_HEAP_INUSE_OBJECTS);
+    if (mask && e->dc.evaluation_interval_ns > 0) {
+        /* Judged recently enough: skip (a clock step back judges again). */
+        pthread_mutex_lock(&e->mu);
+        const tgt *t = find_target(e, target_id);
+        for (int sig = 0; t && sig < DETECT_N_SIGNALS; sig++) {
+            int64_t last = t->signal_eval_ns[sig];
+            if ((mask & (1u << sig)) && last && now_ns >= last &&
+                now_ns - last < e->dc.evaluation_interval_ns)
+                mask &= ~(1u << sig);
+        }
+        pthread_mutex_unlock(&e->mu);
+    }
+    return mask ? evaluate(e, target_id, labels, n_labels, mask, now_ns) : 0;
 }
 
 int detect_forget_target(detect_engine *e, int64_t target_id, int64_t now_ns)

@@ -43,7 +43,8 @@ def test_dashboard_and_rules_against_prometheus():
                 f"--target=http://127.0.0.1:{dead_port}",
                 f"--storage.path={d}/lw.db", f"--web.listen-address=127.0.0.1:{web_port}",
                 "--scrape.interval=1s", "--scrape.timeout=900ms",
-                "--detection.window=20s", "--detection.for=3s", "--detection.min-samples=8"],
+                "--detection.window=20s", "--detection.for=3s", "--detection.min-samples=8",
+                "--detection.evaluation-interval=1s"],
                log=os.path.join(d, "leakwatchd.log"))
     lw_url = f"http://127.0.0.1:{web_port}"
     wait_http(lw_url + "/-/healthy", proc=lw)

@@ -110,6 +110,7 @@ def test_leaks_end_to_end():
     args = ["--log.level=info", f"--web.listen-address=127.0.0.1:{api_port}",
             f"--storage.path={work}/leakwatch.db", "--scrape.interval=1s", "--scrape.timeout=900ms",
             f"--detection.window={WINDOW_S}s", f"--detection.for={FOR_S}s", "--detection.min-samples=10",
+            "--detection.evaluation-interval=1s",
             f"--alertmanager.url={am_url}", f"--web.external-url=http://localhost:{api_port}/",
             f"--config.file={severity_cfg}",
             "--target", gbase, "--target", hbase, "--target", cbase]
@@ -222,6 +223,7 @@ def test_c_leaky_demo():
                                  f"--storage.path={work}/leakwatch.db", "--scrape.interval=1s",
                                  "--scrape.timeout=900ms", f"--detection.window={WINDOW_S}s",
                                  "--detection.for=10s", "--detection.min-samples=10",
+                                 "--detection.evaluation-interval=1s",
                                  f"--alertmanager.url={am_url}", "--target", tbase, "--target", sbase])
     got = lwtest.wait_until(lambda: am_active(am_url, "GoroutineLeak", tinst), WINDOW_S + 10 + 60,
                             "thread leak alert at Alertmanager", interval=0.5)

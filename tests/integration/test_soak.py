@@ -216,7 +216,8 @@ def test_soak():
     lw = lwtest.start([LEAKWATCHD, f"--config.file={cfg}", f"--storage.path={work}/lw.db",
                        f"--web.listen-address=127.0.0.1:{api_port}", "--log.level=warn",
                        "--detection.window=20s", "--detection.for=0s",
-                       "--detection.min-samples=10", "--storage.retention.time=30s",
+                       "--detection.min-samples=10", "--detection.evaluation-interval=1s",
+                       "--storage.retention.time=30s",
                        "--storage.retention.interval=5s", *agent_args], env=env, log=log)
     lwtest.wait_http(base + "/-/healthy", proc=lw)
 

@@ -115,6 +115,7 @@ static void defaults(void **state)
                             NULL);
     assert_int_equal(c->scrape_interval_ns, 15 * S);
     assert_int_equal(c->scrape_timeout_ns, 10 * S);
+    assert_int_equal(c->evaluation_interval_ns, 60 * S);
     assert_int_equal(c->n_scrape_configs, 1);
     const lw_scrape_config *sc = lw_config_job(c, "a");
     assert_non_null(sc);
@@ -164,6 +165,7 @@ static void full_config(void **state)
         "global:\n"
         "  scrape_interval: 30s\n"
         "  scrape_timeout: 5s\n"
+        "  evaluation_interval: 2m\n"
         "  external_labels: {cluster: eu1, replica: \"a\"}\n"
         "scrape_configs:\n"
         "  - job_name: go\n"
@@ -208,6 +210,7 @@ static void full_config(void **state)
     lw_config *c = parse_ok(yaml, NULL);
     assert_int_equal(c->scrape_interval_ns, 30 * S);
     assert_int_equal(c->scrape_timeout_ns, 5 * S);
+    assert_int_equal(c->evaluation_interval_ns, 120 * S);
     assert_int_equal(c->n_external_labels, 2);
     assert_string_equal(c->external_labels[0].name, "cluster");
     assert_string_equal(c->external_labels[1].value, "a");
@@ -338,6 +341,10 @@ static void malformed(void **state)
     expect_err("alerting:\n  alertmanagers:\n    - static_configs: [{targets: ['am:9093']}]\n"
                "      scheme: udp\n",
                "config.yaml:4:15: scheme: invalid scheme \"udp\" (want http or https)");
+    expect_err("global:\n  evaluation_interval: 0s\n",
+               "config.yaml:2:24: evaluation_interval: must be greater than 0");
+    expect_err("global:\n  evaluation_interval: often\n",
+               "config.yaml:2:24: evaluation_interval: invalid duration \"often\"");
     expect_err("alerting:\n  resend_delay: soon\n",
                "config.yaml:2:17: resend_delay: invalid duration \"soon\"");
     expect_err("- a\n- b\n", "config.yaml:1:1: config: expected a mapping at the top level, got a list");
@@ -364,6 +371,7 @@ static void flags_parse(void **state)
                     "--detection.window=2m",
                     "--detection.for=0s",
                     "--detection.min-samples=5",
+                    "--detection.evaluation-interval=15s",
                     "--log.level=debug",
                     "--log.format",
                     "json",
@@ -389,6 +397,7 @@ static void flags_parse(void **state)
     assert_int_equal(f.detection_window_ns, 120 * S);
     assert_int_equal(f.detection_for_ns, 0);
     assert_int_equal(f.detection_min_samples, 5);
+    assert_int_equal(f.detection_evaluation_interval_ns, 15 * S);
     assert_string_equal(f.log_level, "debug");
     assert_string_equal(f.log_format, "json");
     assert_true(f.agent_enable);
@@ -398,9 +407,10 @@ static void flags_parse(void **state)
     assert_false(f.help);
 
     /* Flags applied to a config: --target job, overrides. */
-    lw_config *c = parse_ok("scrape_configs:\n  - job_name: other\n", &f);
+    lw_config *c = parse_ok("global: {evaluation_interval: 2m}\nscrape_configs:\n  - job_name: other\n", &f);
     assert_int_equal(c->scrape_interval_ns, S);
     assert_int_equal(c->scrape_timeout_ns, S / 2);
+    assert_int_equal(c->evaluation_interval_ns, 15 * S); /* the flag wins */
     assert_int_equal(c->scrape_configs[0].scrape_interval_ns, S);
     const lw_scrape_config *lw = lw_config_job(c, "leakwatch");
     assert_non_null(lw);
@@ -452,6 +462,7 @@ static void flags_errors(void **state)
         {"--foo=1", "unknown flag --foo (see --help)"},
         {"--scrape.interval=5x", "--scrape.interval: invalid duration \"5x\""},
         {"--scrape.interval=0", "--scrape.interval: must be greater than 0"},
+        {"--detection.evaluation-interval=0s", "--detection.evaluation-interval: must be greater than 0"},
         {"--storage.retention.size=lots", "--storage.retention.size: invalid size \"lots\" (e.g. "
                                           "512MB, 1GiB, 0)"},
         {"--log.level=trace", "--log.level: invalid level \"trace\" (want debug, info, warn or error)"},

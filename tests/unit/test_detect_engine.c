@@ -441,6 +441,90 @@ static void concurrent_readers(void **state)
     assert_true(total > 0);
 }
 
+static void ingest_heap(fixture *f, int64_t tid, int64_t t, int64_t retained)
+{
+    pprof_profile *p = heap_profile(retained, 8 << 20);
+    char err[STORE_ERR_LEN];
+    int rc = store_ingest(f->s, tid, "heap", t, p, NULL, err, sizeof(err));
+    if (rc < 0)
+        printf("store_ingest: %s\n", err);
+    assert_int_equal(rc, 0);
+    pprof_free(p);
+}
+
+/* The time of the last point a signal's latest verdict used, or 0. */
+static int64_t judged_until(fixture *f, int64_t tid, int sig)
+{
+    detect_verdict v;
+    int rc = detect_verdict_get(f->e, tid, sig, &v);
+    return rc == -ENOENT ? 0 : (assert_int_equal(rc, 0), v.window_end_ns);
+}
+
+/* What leakwatchd calls: a profile judges the signals it feeds, each at
+ * most once per evaluation interval, and the leak still alerts. */
+static void evaluate_profile_rate_limited(void **state)
+{
+    fixture *f = *state;
+    close_all(f);
+    f->dc.evaluation_interval_ns = 60 * S_NS; /* two scrapes of 30 s */
+    open_all(f);
+    int64_t t = T0_NS, firing_at = 0;
+    int judged_g = 0, judged_h = 0;
+    int64_t pending_at = 0;
+    bool restarted = false;
+    for (int i = 0; i < 80 && firing_at == 0; i++, t += STEP_NS) {
+        ingest(f, f->tid_leak, t, 10 + 5 * i, 20 + i % 3);
+        int64_t g0 = judged_until(f, f->tid_leak, DETECT_GOROUTINES);
+        int64_t h0 = judged_until(f, f->tid_leak, DETECT_HEAP_INUSE_BYTES);
+        assert_int_equal(detect_evaluate_profile(f->e, f->tid_leak, leak_labels, 3, "goroutine", t), 0);
+        int64_t g1 = judged_until(f, f->tid_leak, DETECT_GOROUTINES);
+        /* A goroutine profile never judges the heap signals. */
+        assert_int_equal(judged_until(f, f->tid_leak, DETECT_HEAP_INUSE_BYTES), h0);
+        if (i % 2 == 0) { /* 0, 60, 120 s...: due */
+            assert_int_equal(g1, t);
+            judged_g++;
+        } else { /* 30 s after the last judgment: skipped */
+            assert_int_equal(g1, g0);
+        }
+        ingest_heap(f, f->tid_leak, t, (int64_t)(i + 1) << 20);
+        assert_int_equal(detect_evaluate_profile(f->e, f->tid_leak, leak_labels, 3, "heap", t), 0);
+        int64_t h1 = judged_until(f, f->tid_leak, DETECT_HEAP_INUSE_BYTES);
+        assert_int_equal(judged_until(f, f->tid_leak, DETECT_GOROUTINES), g1);
+        judged_h += h1 != h0;
+        assert_int_equal(h1, i % 2 == 0 ? t : h0);
+        /* Other profile types judge nothing. */
+        assert_int_equal(detect_evaluate_profile(f->e, f->tid_leak, leak_labels, 3, "allocs", t), 0);
+        char active_at[32] = "", after[32] = "";
+        int st = alert_state(f, active_at, sizeof(active_at));
+        if (st == ALERTS_PENDING && pending_at == 0)
+            pending_at = t;
+        /* Two judgments into pending (so activeAt is not "now"): */
+        if (st == ALERTS_PENDING && !restarted && t >= pending_at + 4 * STEP_NS) {
+            /* Restart; the first profile judged after it is a heap one:
+             * the goroutine alert, not judged yet by this run, keeps its
+             * restored state (unlisted until described) and, once judged,
+             * its activeAt. */
+            close_all(f);
+            open_all(f);
+            restarted = true;
+            assert_int_equal(detect_evaluate_profile(f->e, f->tid_leak, leak_labels, 3, "heap", t), 0);
+            int st2 = alert_state(f, after, sizeof(after));
+            assert_true(st2 == ALERTS_INACTIVE || (st2 == ALERTS_PENDING && !strcmp(after, active_at)));
+            assert_int_equal(detect_evaluate_profile(f->e, f->tid_leak, leak_labels, 3, "goroutine", t), 0);
+            assert_int_equal(alert_state(f, after, sizeof(after)), ALERTS_PENDING);
+            assert_string_equal(after, active_at);
+        }
+        if (st == ALERTS_FIRING)
+            firing_at = t;
+    }
+    printf("rate-limited: goroutines judged %d times, heap %d; firing at +%llds\n", judged_g,
+           judged_h, (long long)((firing_at - T0_NS) / S_NS));
+    assert_true(firing_at > 0);
+    assert_true(restarted);
+    assert_int_equal(detect_evaluate_profile(NULL, 1, NULL, 0, "heap", t), -EINVAL);
+    assert_int_equal(detect_evaluate_profile(f->e, 1, NULL, 0, NULL, t), -EINVAL);
+}
+
 static void bad_arguments(void **state)
 {
     fixture *f = *state;
@@ -465,6 +549,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(heap_leak, setup, teardown),
         cmocka_unit_test_setup_teardown(orphans, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_readers, setup, teardown),
+        cmocka_unit_test_setup_teardown(evaluate_profile_rate_limited, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
