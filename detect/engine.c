@@ -838,17 +838,20 @@ static int evaluate(detect_engine *e, int64_t target_id, const store_label *labe
         memset(t, 0, sizeof(*t));
         t->target_id = target_id;
     }
-    /* Two threads may evaluate the same target (goroutine and heap ingests);
-     * never let an older evaluation overwrite a newer one. */
-    if (now_ns < t->last_eval_ns)
-        goto unlock;
-    t->last_eval_ns = now_ns;
+    /* Evaluations may arrive out of order (a target's heap scrape can
+     * start before its goroutine scrape and be stored after it): a
+     * verdict is never replaced by an older one, signal by signal, and the
+     * alerts step at the newest time seen (never back in time). Skipping
+     * the whole evaluation instead would starve the signals of the profile
+     * type that is always stored second. */
+    int64_t step_ns = now_ns > t->last_eval_ns ? now_ns : t->last_eval_ns;
+    t->last_eval_ns = step_ns;
     rc = tgt_set_labels(t, labels, n_labels);
     if (rc < 0)
         goto unlock;
     for (int sig = 0; sig < DETECT_N_SIGNALS; sig++) {
         detect_verdict *nv = NULL;
-        if (!(mask & (1u << sig)))
+        if (!(mask & (1u << sig)) || now_ns < t->signal_eval_ns[sig])
             continue;
         if (have[sig] && (nv = verdict_dup(&v[sig])) == NULL) {
             rc = -ENOMEM;
@@ -860,13 +863,13 @@ static int evaluate(detect_engine *e, int64_t target_id, const store_label *labe
     }
     alert *send[2];
     size_t n_send = 0;
-    rc = step_alerts(e, t, now_ns, false, send, &n_send);
-    int qrc = queue_payload(e, send, n_send, now_ns, &payload);
+    rc = step_alerts(e, t, step_ns, false, send, &n_send);
+    int qrc = queue_payload(e, send, n_send, step_ns, &payload);
     if (rc == 0)
         rc = qrc;
     if (e->first_eval_ns == 0)
-        e->first_eval_ns = now_ns;
-    qrc = sweep_orphans(e, now_ns);
+        e->first_eval_ns = step_ns;
+    qrc = sweep_orphans(e, step_ns);
     if (rc == 0)
         rc = qrc;
 unlock:

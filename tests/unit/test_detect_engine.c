@@ -521,6 +521,20 @@ static void evaluate_profile_rate_limited(void **state)
            judged_h, (long long)((firing_at - T0_NS) / S_NS));
     assert_true(firing_at > 0);
     assert_true(restarted);
+    /* Out of order: a heap profile whose scrape began before the goroutine
+     * profile judged just now is still judged (its verdict is newer than
+     * the heap verdict it replaces); an older one than that is not. */
+    t += 10 * STEP_NS;
+    ingest(f, f->tid_leak, t + S_NS, 500, 20);
+    ingest_heap(f, f->tid_leak, t, 100 << 20);
+    assert_int_equal(detect_evaluate_profile(f->e, f->tid_leak, leak_labels, 3, "goroutine", t + S_NS), 0);
+    assert_int_equal(judged_until(f, f->tid_leak, DETECT_GOROUTINES), t + S_NS);
+    assert_int_equal(detect_evaluate_profile(f->e, f->tid_leak, leak_labels, 3, "heap", t), 0);
+    assert_int_equal(judged_until(f, f->tid_leak, DETECT_HEAP_INUSE_BYTES), t);
+    assert_int_equal(judged_until(f, f->tid_leak, DETECT_GOROUTINES), t + S_NS);
+    assert_int_equal(detect_evaluate_target(f->e, f->tid_leak, leak_labels, 3, t - S_NS), 0);
+    assert_int_equal(judged_until(f, f->tid_leak, DETECT_HEAP_INUSE_BYTES), t);
+    assert_int_equal(judged_until(f, f->tid_leak, DETECT_GOROUTINES), t + S_NS);
     assert_int_equal(detect_evaluate_profile(NULL, 1, NULL, 0, "heap", t), -EINVAL);
     assert_int_equal(detect_evaluate_profile(f->e, 1, NULL, 0, NULL, t), -EINVAL);
 }
