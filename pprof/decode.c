@@ -230,32 +230,6 @@ static int rd_skip(rd *r, int wt)
     }
 }
 
-/* Number of varints in a packed field. */
-static size_t count_varints(const rd *r)
-{
-    size_t n = 0;
-    for (const unsigned char *p = r->p; p < r->end; p++)
-        n += *p < 0x80;
-    return n;
-}
-
-/* Count a repeated varint field occurrence (packed or not) into *n. */
-static int count_repeated(rd *r, int wt, size_t *n)
-{
-    if (wt == WT_VARINT) {
-        uint64_t v;
-        (*n)++;
-        return rd_varint(r, &v);
-    }
-    if (wt != WT_LEN)
-        return -1;
-    rd sub;
-    if (rd_len(r, &sub))
-        return -1;
-    *n += count_varints(&sub);
-    return 0;
-}
-
 /* What validation needs to know of the samples, gathered while decoding
  * them: samples come before the locations and strings they refer to, so
  * they cannot be checked as they are read, and checking them afterwards
@@ -610,13 +584,12 @@ static int dec_profile(dec *d, const unsigned char *data, size_t len)
     uint32_t f;
     int wt, t;
 
-    /* Pass 1: count repeated fields so every vector is allocated once. */
+    /* Pass 1: count repeated messages so every vector is allocated once
+     * (comments, packed varints, grow as they are read). */
     const unsigned char *field_start = r.p;
     int bad = 0;
     while ((t = rd_tag(&r, &f, &wt)) > 0) {
-        if (f == 13) {
-            bad = count_repeated(&r, wt, &count[13]);
-        } else if (f < N_TOP_FIELDS && wt == WT_LEN) {
+        if (f < N_TOP_FIELDS && f != 13 && wt == WT_LEN) {
             rd sub;
             bad = rd_len(&r, &sub);
             count[f]++;
@@ -637,8 +610,7 @@ static int dec_profile(dec *d, const unsigned char *data, size_t len)
         pprof__grow((void **)&p->mappings, &in->cap_mappings, count[3], sizeof(pprof_mapping)) ||
         pprof__grow((void **)&p->locations, &in->cap_locations, count[4], sizeof(pprof_location)) ||
         pprof__grow((void **)&p->functions, &in->cap_functions, count[5], sizeof(pprof_function)) ||
-        pprof__grow((void **)&p->strings, &in->cap_strings, count[6], sizeof(char *)) ||
-        pprof__grow((void **)&p->comments, &in->cap_comments, count[13], sizeof(int64_t))) {
+        pprof__grow((void **)&p->strings, &in->cap_strings, count[6], sizeof(char *))) {
         lw_set_err(d->err, d->err_len, "out of memory");
         return -ENOMEM;
     }

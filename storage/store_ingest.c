@@ -678,7 +678,6 @@ static int memo_stack(ingest *in, const pprof_sample *smp, int64_t *out)
         size_t li;
         if ((rc = location_index(in, ids[i], &li)) || (rc = location_token(in, li, &seq[i])))
             return rc;
-        tok_by_id = in->tok_by_id;
     }
     in->offs[++in->n_done] = (uint32_t)(start + nl);
 

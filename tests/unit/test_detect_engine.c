@@ -150,15 +150,20 @@ static int teardown(void **state)
     return 0;
 }
 
-static void ingest(fixture *f, int64_t tid, int64_t t, int64_t leaky, int64_t workers)
+/* Store p (and free it) as a profile of this type at t. */
+static void store_profile(fixture *f, int64_t tid, const char *type, int64_t t, pprof_profile *p)
 {
-    pprof_profile *p = goroutine_profile(leaky, workers);
     char err[STORE_ERR_LEN];
-    int rc = store_ingest(f->s, tid, "goroutine", t, p, NULL, err, sizeof(err));
+    int rc = store_ingest(f->s, tid, type, t, p, NULL, err, sizeof(err));
     if (rc < 0)
         printf("store_ingest: %s\n", err);
     assert_int_equal(rc, 0);
     pprof_free(p);
+}
+
+static void ingest(fixture *f, int64_t tid, int64_t t, int64_t leaky, int64_t workers)
+{
+    store_profile(f, tid, "goroutine", t, goroutine_profile(leaky, workers));
 }
 
 static int alert_state(fixture *f, char *active_at, size_t len)
@@ -304,16 +309,10 @@ static void heap_leak(void **state)
 {
     fixture *f = *state;
     int64_t t = T0_NS;
-    char err[STORE_ERR_LEN];
     for (int i = 0; i < 24; i++, t += STEP_NS) {
         static const int wobble[] = {0, 6, 3, 9, 1, 7};
         int64_t churn = (int64_t)(20 + wobble[i % 6]) << 20;
-        pprof_profile *p = heap_profile((int64_t)(8 + i) << 20, churn);
-        int rc = store_ingest(f->s, f->tid_leak, "heap", t, p, NULL, err, sizeof(err));
-        if (rc < 0)
-            printf("store_ingest: %s\n", err);
-        assert_int_equal(rc, 0);
-        pprof_free(p);
+        store_profile(f, f->tid_leak, "heap", t, heap_profile((int64_t)(8 + i) << 20, churn));
         assert_int_equal(detect_evaluate_target(f->e, f->tid_leak, leak_labels, 3, t), 0);
     }
     detect_verdict v;
@@ -443,13 +442,7 @@ static void concurrent_readers(void **state)
 
 static void ingest_heap(fixture *f, int64_t tid, int64_t t, int64_t retained)
 {
-    pprof_profile *p = heap_profile(retained, 8 << 20);
-    char err[STORE_ERR_LEN];
-    int rc = store_ingest(f->s, tid, "heap", t, p, NULL, err, sizeof(err));
-    if (rc < 0)
-        printf("store_ingest: %s\n", err);
-    assert_int_equal(rc, 0);
-    pprof_free(p);
+    store_profile(f, tid, "heap", t, heap_profile(retained, 8 << 20));
 }
 
 /* The time of the last point a signal's latest verdict used, or 0. */

@@ -272,12 +272,20 @@ static int64_t target(store *s, const char *job, const char *instance)
     return id;
 }
 
-/* A fresh store (its file name in path) with two targets of job "svc". */
-static store *open_two_targets(char *path, size_t len, int64_t *t1, int64_t *t2)
+/* A fresh store (its file name in path) with one target. */
+static store *open_with_target(char *path, size_t len, const char *job, const char *instance,
+                               int64_t *tid)
 {
     db_path(path, len);
     store *s = open_ok(path, NULL);
-    *t1 = target(s, "svc", "127.0.0.1:1");
+    *tid = target(s, job, instance);
+    return s;
+}
+
+/* A fresh store with two targets of job "svc". */
+static store *open_two_targets(char *path, size_t len, int64_t *t1, int64_t *t2)
+{
+    store *s = open_with_target(path, len, "svc", "127.0.0.1:1", t1);
     *t2 = target(s, "svc", "127.0.0.1:2");
     return s;
 }
@@ -413,9 +421,8 @@ static void test_unsymbolized(void **state)
 {
     (void)state;
     char path[600];
-    db_path(path, sizeof(path));
-    store *s = open_ok(path, NULL);
-    int64_t tid = target(s, "c", "127.0.0.1:2");
+    int64_t tid;
+    store *s = open_with_target(path, sizeof(path), "c", "127.0.0.1:2", &tid);
     pprof_profile *p = pprof_new();
     assert_int_equal(pprof_add_sample_type(p, "inuse_space", "bytes"), 0);
     pprof_mapping m = {.memory_start = 0x400000, .memory_limit = 0x500000,
@@ -785,9 +792,8 @@ static void test_function_text_keys(void **state)
 {
     (void)state;
     char path[600];
-    db_path(path, sizeof(path));
-    store *s = open_ok(path, NULL);
-    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    int64_t tid;
+    store *s = open_with_target(path, sizeof(path), "svc", "127.0.0.1:1", &tid);
     pprof_profile *p = pprof_new();
     assert_non_null(p);
     assert_int_equal(pprof_add_sample_type(p, "inuse_space", "bytes"), 0);
