@@ -11,13 +11,16 @@
  *   lwstore-tool soak DB TYPE N RETAIN_EVERY FILE...  ingest the files in turn N times,
  *                                          printing "id time_ns" after each commit
  *                                          (for crash tests; see cmd_soak)
- *   lwstore-tool bench DB TYPE ROUNDS FILE...    ingest the files in turn, ROUNDS
+ *   lwstore-tool bench [--batch N] [--warm] DB TYPE ROUNDS FILE...
+ *                                          ingest the files in turn, ROUNDS
  *                                          times, in one process (rounds after the
  *                                          first repeat stored profiles: the dedup
- *                                          path); the very first ingest (dictionary
- *                                          fill) is not timed; prints inflate,
- *                                          decode and store rates of the others
- *                                          (thread CPU time, robust to a busy machine)
+ *                                          path), N per transaction; the very first
+ *                                          ingest (dictionary fill) is not timed;
+ *                                          prints inflate, decode and store rates of
+ *                                          the others (thread CPU time, robust to a
+ *                                          busy machine); --warm: after an untimed
+ *                                          run into DB-warmup (see cmd_bench)
  *   lwstore-tool load-bench DB ROUNDS ID...      load the profiles ROUNDS times each
  *                                          (read-only handle); prints samples and
  *                                          min/median/max wall and thread-CPU ms
@@ -28,11 +31,13 @@
  * Exit status: 0 success, 1 failure (with a message on stderr), 2 usage.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "store.h"
@@ -274,41 +279,31 @@ static double inflate_seconds(const lw_buf *in, size_t *raw_len)
     return cpu_s() - a;
 }
 
-/* bench [--batch N] DB TYPE ROUNDS FILE...: decode and store the files in
- * turn, N profiles per transaction (store_ingest_batch, as the collector
- * under load; default 1 = store_ingest), against zlib inflate of the same
- * bytes. */
+/* bench [--batch N] [--warm] DB TYPE ROUNDS FILE...: decode and store the
+ * files in turn, N profiles per transaction (store_ingest_batch, as the
+ * collector under load; default 1 = store_ingest), against zlib inflate of
+ * the same bytes. --warm first runs the same ingest, untimed, into a
+ * scratch database next to DB (deleted after): the timed run then meets
+ * its stacks as new but in a process whose allocator has served such
+ * profiles before, as a daemon that has been running a while. */
 #define BENCH_BATCH_BYTES ((size_t)1 << 20) /* collector/scrape.c INGEST_BATCH_BYTES */
 
-static int cmd_bench(int argc, char **argv)
+typedef struct {
+    double inflate, decode, store; /* thread CPU seconds of the timed profiles */
+    size_t gz_bytes, raw_bytes;
+    int64_t profiles, grew;
+} bench_result;
+
+static int bench_pass(const char *db, const char *type, long rounds, long batch, const lw_buf *files,
+                      char **names, int n_files, bench_result *res)
 {
-    long batch = 1;
-    if (argc >= 7 && !strcmp(argv[2], "--batch")) {
-        batch = strtol(argv[3], NULL, 10);
-        argv += 2;
-        argc -= 2;
-    }
-    if (batch < 1 || batch > 1024) {
-        fprintf(stderr, "bench: --batch must be 1..1024\n");
-        return 2;
-    }
-    const char *db = argv[2], *type = argv[3];
-    long rounds = strtol(argv[4], NULL, 10);
-    int n_files = argc - 5;
     char err[STORE_ERR_LEN] = "";
     store *s = NULL;
-    lw_buf *files = calloc((size_t)n_files, sizeof(*files));
     store_ingest_item *items = calloc((size_t)batch, sizeof(*items));
     pprof_profile **profs = calloc((size_t)batch, sizeof(*profs));
-    int rc = files && items && profs ? 0 : -ENOMEM;
-    double t_inflate = 0, t_decode = 0, t_store = 0;
-    size_t gz_bytes = 0, raw_bytes = 0;
+    int rc = items && profs ? 0 : -ENOMEM;
     int64_t before = 0, after = 0;
-    for (int i = 0; i < n_files && !rc; i++) {
-        lw_buf_init(&files[i], PPROF_DEFAULT_MAX_COMPRESSED_BYTES);
-        if ((rc = read_file(argv[5 + i], &files[i])))
-            fprintf(stderr, "%s: %s\n", argv[5 + i], strerror(-rc));
-    }
+    memset(res, 0, sizeof(*res));
     if (!rc && (rc = store_open(db, NULL, &s, err, sizeof(err))))
         fprintf(stderr, "%s\n", err);
     store_label labels[] = {{"job", "lwstore-tool"}, {"instance", "bench"}};
@@ -339,15 +334,15 @@ static int cmd_bench(int argc, char **argv)
             rc = pprof_decode(f->data, f->len, NULL, &profs[b], err, sizeof(err));
             t_dec += cpu_s() - a;
             if (rc) {
-                fprintf(stderr, "%s: %s\n", argv[5 + (k + b) % n_files], err);
+                fprintf(stderr, "%s: %s\n", names[(k + b) % n_files], err);
                 break;
             }
             items[b] = (store_ingest_item){.target_id = target, .profile_type = type,
                                            .time_ns = t0 + (k + b) * 1000000000,
                                            .profile = profs[b]};
             if (k > 0) {
-                t_inflate += t_inf;
-                gz_bytes += f->len;
+                res->inflate += t_inf;
+                res->gz_bytes += f->len;
                 raw += raw_len;
             }
         }
@@ -357,11 +352,11 @@ static int cmd_bench(int argc, char **argv)
             double c = cpu_s();
             for (int64_t b = 0; b < n && !rc; b++)
                 if ((rc = items[b].rc))
-                    fprintf(stderr, "%s: %s\n", argv[5 + (k + b) % n_files], items[b].err);
+                    fprintf(stderr, "%s: %s\n", names[(k + b) % n_files], items[b].err);
             if (k > 0) {
-                t_decode += t_dec;
-                t_store += c - a;
-                raw_bytes += raw;
+                res->decode += t_dec;
+                res->store += c - a;
+                res->raw_bytes += raw;
             }
         }
         for (int64_t b = 0; b < n; b++) {
@@ -374,27 +369,90 @@ static int cmd_bench(int argc, char **argv)
     s = NULL;
     if (!rc && !(rc = store_open(db, NULL, &s, err, sizeof(err))))
         rc = store_size_bytes(s, &after);
-    if (!rc) {
-        double raw_mb = (double)raw_bytes / 1e6;
-        printf("%" PRId64 " profiles (the first not timed), %ld per transaction, %.1f MB gzipped, "
-               "%.1f MB raw timed\n",
-               k, batch, (double)gz_bytes / 1e6, raw_mb);
-        printf("inflate        %8.1f MB/s raw\n", raw_mb / t_inflate);
-        printf("decode         %8.1f MB/s raw\n", raw_mb / t_decode);
-        double timed = (double)(k > 1 ? k - 1 : 1);
-        printf("store          %8.1f MB/s raw (%.2f ms/profile)\n", raw_mb / t_store,
-               1e3 * t_store / timed);
-        printf("decode+store   %8.1f MB/s raw = %.1f%% of inflate\n",
-               raw_mb / (t_decode + t_store), 100.0 * t_inflate / (t_decode + t_store));
-        printf("db grew        %" PRId64 " bytes = %.1f%% of the gzipped input\n", after - before,
-               100.0 * (double)(after - before) / (double)gz_bytes);
-    }
     store_close(s);
+    res->profiles = k;
+    res->grew = after - before;
+    free(items);
+    free(profs);
+    return rc;
+}
+
+static void remove_db(const char *db)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        char path[4096];
+        if (snprintf(path, sizeof(path), "%s%s", db, suffixes[i]) < (int)sizeof(path))
+            unlink(path);
+    }
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+    long batch = 1;
+    bool warm = false;
+    for (;;) {
+        if (argc >= 7 && !strcmp(argv[2], "--batch")) {
+            batch = strtol(argv[3], NULL, 10);
+            argv += 2;
+            argc -= 2;
+        } else if (argc >= 6 && !strcmp(argv[2], "--warm")) {
+            warm = true;
+            argv++;
+            argc--;
+        } else {
+            break;
+        }
+    }
+    if (batch < 1 || batch > 1024) {
+        fprintf(stderr, "bench: --batch must be 1..1024\n");
+        return 2;
+    }
+    if (argc < 6) {
+        fprintf(stderr, "usage: lwstore-tool bench [--batch N] [--warm] DB TYPE ROUNDS FILE...\n");
+        return 2;
+    }
+    const char *db = argv[2], *type = argv[3];
+    long rounds = strtol(argv[4], NULL, 10);
+    int n_files = argc - 5;
+    lw_buf *files = calloc((size_t)n_files, sizeof(*files));
+    int rc = files ? 0 : -ENOMEM;
+    for (int i = 0; i < n_files && !rc; i++) {
+        lw_buf_init(&files[i], PPROF_DEFAULT_MAX_COMPRESSED_BYTES);
+        if ((rc = read_file(argv[5 + i], &files[i])))
+            fprintf(stderr, "%s: %s\n", argv[5 + i], strerror(-rc));
+    }
+    bench_result r;
+    if (!rc && warm) {
+        char scratch[4096];
+        if (snprintf(scratch, sizeof(scratch), "%s-warmup", db) >= (int)sizeof(scratch)) {
+            rc = -ENAMETOOLONG;
+        } else {
+            remove_db(scratch);
+            rc = bench_pass(scratch, type, rounds, batch, files, argv + 5, n_files, &r);
+            remove_db(scratch);
+        }
+    }
+    if (!rc)
+        rc = bench_pass(db, type, rounds, batch, files, argv + 5, n_files, &r);
+    if (!rc) {
+        double raw_mb = (double)r.raw_bytes / 1e6;
+        printf("%" PRId64 " profiles (the first not timed), %ld per transaction, %.1f MB gzipped, "
+               "%.1f MB raw timed%s\n",
+               r.profiles, batch, (double)r.gz_bytes / 1e6, raw_mb, warm ? ", warm process" : "");
+        printf("inflate        %8.1f MB/s raw\n", raw_mb / r.inflate);
+        printf("decode         %8.1f MB/s raw\n", raw_mb / r.decode);
+        double timed = (double)(r.profiles > 1 ? r.profiles - 1 : 1);
+        printf("store          %8.1f MB/s raw (%.2f ms/profile)\n", raw_mb / r.store,
+               1e3 * r.store / timed);
+        printf("decode+store   %8.1f MB/s raw = %.1f%% of inflate\n",
+               raw_mb / (r.decode + r.store), 100.0 * r.inflate / (r.decode + r.store));
+        printf("db grew        %" PRId64 " bytes = %.1f%% of the gzipped input\n", r.grew,
+               100.0 * (double)r.grew / (double)r.gz_bytes);
+    }
     for (int i = 0; files && i < n_files; i++)
         lw_buf_cleanup(&files[i]);
     free(files);
-    free(items);
-    free(profs);
     return rc ? 1 : 0;
 }
 
@@ -551,7 +609,7 @@ int main(int argc, char **argv)
     if (argc >= 5 && !strcmp(argv[1], "load-bench"))
         return cmd_load_bench(argc, argv);
     fprintf(stderr, "usage: lwstore-tool ingest DB FILE TYPE [N] | dump DB ID OUT | stats DB | "
-                    "top DB ID | retain DB MAX_AGE_S MAX_BYTES | bench [--batch N] DB TYPE ROUNDS FILE... | "
+                    "top DB ID | retain DB MAX_AGE_S MAX_BYTES | bench [--batch N] [--warm] DB TYPE ROUNDS FILE... | "
                     "soak DB TYPE N RETAIN_EVERY FILE... | load-bench DB ROUNDS ID...\n");
     return 2;
 }
