@@ -872,7 +872,12 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
         const store__set_reader *kf = store__kf_get(s, base_id, &rc);
         if (!kf && rc == -ENOMEM && store__set_load(&s->w, base_id, &own) == 0)
             kf = &own; /* over the cache's budget: decode it just for now */
-        if (kf && store__set_encode_delta(cur, kf, &in->delta) == 0) {
+        /* A delta whose unmatched rows (carried in full) outnumber half
+         * the keyframe's rows packs to about half its size or more, twice
+         * what is kept: not even encoded (a first profile of new stacks
+         * used to pay a delta and its packing for nothing). */
+        size_t max_new = kf ? kf->n_samples * DELTA_MAX_NUM * 2 / DELTA_MAX_DEN : 0;
+        if (kf && store__set_encode_delta(cur, kf, max_new, &in->delta) == 0) {
             if ((rc = store__pack(s, in->delta.data ? in->delta.data : "", in->delta.len,
                                   &in->packed))) {
                 store__set_free(&own);

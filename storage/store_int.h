@@ -276,9 +276,11 @@ void store__set_free(store__set_reader *r);
 bool store__set_equal(const store__set_reader *a, const store__set_reader *b);
 /* Raw (unpacked) encodings; see store_sets.c. */
 int store__set_encode_full(const store__set_reader *r, lw_buf *out) LW_WUR;
-/* -EINVAL when base has other sample types. */
+/* -EINVAL when base has other sample types; -ERANGE (nothing encoded)
+ * when more than max_new_rows rows match no row of base (SIZE_MAX: no
+ * limit) — such a delta carries those rows in full and would not be kept. */
 int store__set_encode_delta(const store__set_reader *r, const store__set_reader *base,
-                            lw_buf *out) LW_WUR;
+                            size_t max_new_rows, lw_buf *out) LW_WUR;
 /* Decode a packed blob; a delta needs its keyframe `base`, or NULL for a
  * shallow decode (matched rows: stack id 0, no labels). -EIO corrupt. */
 int store__set_parse(const void *blob, size_t len, bool is_delta, const store__set_reader *base,

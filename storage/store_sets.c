@@ -194,7 +194,8 @@ typedef struct delta_col {
     uint64_t zeros; /* pending zero run */
 } delta_col;
 
-int store__set_encode_delta(const store__set_reader *r, const store__set_reader *base, lw_buf *b)
+int store__set_encode_delta(const store__set_reader *r, const store__set_reader *base,
+                            size_t max_new_rows, lw_buf *b)
 {
     size_t n = r->n_samples, nt = r->n_types, bn = base->n_samples;
     size_t n_slots = 0;
@@ -255,6 +256,13 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
                 }
             }
         }
+    }
+    size_t n_new = 0;
+    for (size_t i = 0; i < n; i++)
+        n_new += match[i] < 0;
+    if (n_new > max_new_rows) {
+        rc = -ERANGE;
+        goto out;
     }
     store__vw w = {.b = b};
     store__vw_u(&w, n);

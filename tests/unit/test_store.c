@@ -756,7 +756,7 @@ static void test_delta_formats(void **state)
     /* The writer's layout: the same set round-trips through it. */
     lw_buf raw;
     lw_buf_init(&raw, 1 << 20);
-    assert_int_equal(store__set_encode_delta(&out, &base, &raw), 0);
+    assert_int_equal(store__set_encode_delta(&out, &base, SIZE_MAX, &raw), 0);
     const unsigned char *rd = (const unsigned char *)raw.data;
     assert_true(rd[1] == 0x81 && rd[2] == 0x01); /* n_types 1 | zero runs */
     assert_int_equal(store__pack(s, raw.data, raw.len, &packed), 0);
@@ -764,6 +764,13 @@ static void test_delta_formats(void **state)
     assert_true(store__set_equal(&out, &cur));
     printf("delta of 3 rows: %zu bytes in the old layout, %zu with zero runs\n", sizeof(v1),
            raw.len);
+    /* One row (stack 9) matches no keyframe row: a limit of 0 new rows
+     * refuses the delta and encodes nothing; a limit of 1 takes it. */
+    lw_buf_reset(&raw);
+    assert_int_equal(store__set_encode_delta(&out, &base, 0, &raw), -ERANGE);
+    assert_int_equal(raw.len, 0);
+    assert_int_equal(store__set_encode_delta(&out, &base, 1, &raw), 0);
+    assert_true(raw.len > 0);
     store__set_free(&cur);
     /* A run of 3 zeros in a column of 3 values after one value: refused. */
     const unsigned char bad[] = {3, 0x81, 0x01, 1, 1, 0, 18, 10, 0, 2, 0}; /* n_types 1|0x80 */
