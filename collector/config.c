@@ -1524,7 +1524,7 @@ static const flag_def flag_defs[] = {
     {"storage.retention.size", F_SIZE, OFF(retention_size_bytes), 0, "0",
      "keep the database under this size, e.g. 512MB, 1GiB (0 = no limit)"},
     {"storage.retention.interval", F_DURATION, OFF(retention_interval_ns), 0, "1m",
-     "how often retention is enforced"},
+     "how often retention is enforced (and free memory handed back)"},
     {"storage.max-page-count", F_COUNT, OFF(storage_max_page_count), 0, "0",
      "cap the database at this many pages (testing a full disk; 0 = no cap)"},
     {"web.listen-address", F_STRING, OFF(web_listen_address), 0, LW_DEFAULT_LISTEN_ADDRESS,

@@ -637,6 +637,7 @@ int main(int argc, char **argv)
         serve_reload_requests(d);
         if (lw_mono_ns() >= next_retention) {
             run_retention(d);
+            lw_malloc_release_freed(); /* what big profiles left behind (lw_util.h) */
             next_retention = lw_mono_ns() + d->flags.retention_interval_ns;
         }
     }

@@ -37,6 +37,13 @@ void lw_malloc_keep_freed(void)
 {
 #ifdef M_MMAP_THRESHOLD
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+}
+
+void lw_malloc_release_freed(void)
+{
+#ifdef M_TRIM_THRESHOLD
+    malloc_trim(0);
 #endif
 }

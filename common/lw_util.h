@@ -29,9 +29,18 @@ int64_t lw_mono_ns(void);
  * big buffer (a 67k-sample heap profile decodes to ~15 MB) with fresh
  * mmap'd or re-grown pages and faults them in anew: a third of the decode
  * time in bench/ (see bench/README.md §5). Allocations up to 32 MiB come
- * from the heap and up to 64 MiB of free heap top stays mapped. Call once,
- * first thing in main(); a no-op under allocators other than glibc's. Never
- * called by the agent, which lives inside someone else's process. */
+ * from the heap and up to 256 MiB of free heap top stays mapped (a batch of
+ * big profiles, freed together, leaves more than 64 MiB there: glibc gave
+ * it back after every batch). Peak memory is unchanged; what is kept is
+ * handed back by lw_malloc_release_freed(), which a long-running process
+ * calls now and then. Call once, first thing in main(); a no-op under
+ * allocators other than glibc's. Never called by the agent, which lives
+ * inside someone else's process. */
 void lw_malloc_keep_freed(void);
+
+/* Hand the free memory kept since the last call back to the kernel
+ * (glibc's malloc_trim): leakwatchd does so once a retention interval, so
+ * memory kept after a burst of big profiles does not stay resident. */
+void lw_malloc_release_freed(void);
 
 #endif
