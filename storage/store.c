@@ -154,6 +154,7 @@ static const char schema_sql[] =
     "  totals BLOB NOT NULL);\n"
     "CREATE INDEX profiles_target_type_time ON profiles(target_id, type, time_ns);\n"
     "CREATE INDEX profiles_sample_set ON profiles(sample_set_id);\n"
+    "CREATE INDEX profiles_time ON profiles(time_ns);\n"
     "CREATE TABLE series(\n"
     "  target_id INTEGER NOT NULL,\n"
     "  signal INTEGER NOT NULL,\n"
@@ -538,7 +539,14 @@ static int verify_db(sqlite3 *db, const char *path, char *err, size_t err_len)
 static int upgrade_schema(sqlite3 *db, const char *path, char *err, size_t err_len)
 {
     int64_t version = 0;
-    int rc = pragma_int(db, "PRAGMA user_version", &version);
+    /* Files made before retention looked profiles up by time lack this
+     * index (any version reads a file that has it: no version change). */
+    int rc = store__exec(db, "CREATE INDEX IF NOT EXISTS profiles_time ON profiles(time_ns)");
+    if (rc) {
+        lw_set_err(err, err_len, "%s: creating index profiles_time: %s", path, sqlite3_errmsg(db));
+        return rc;
+    }
+    rc = pragma_int(db, "PRAGMA user_version", &version);
     if (!rc && version == 1) {
         char sql[160];
         snprintf(sql, sizeof(sql),

@@ -43,6 +43,7 @@ enum store__signal {
     STORE_SIG_HEAP_INUSE_OBJECTS = 3,
     STORE_SIG_HEAP_ALLOC_BYTES = 4,
     STORE_SIG_HEAP_ALLOC_OBJECTS = 5,
+    STORE_SIG_LAST = STORE_SIG_HEAP_ALLOC_OBJECTS, /* retention lists 1..LAST (store_retention.c) */
 };
 
 /* Rows of SQL_STACK_INSERT_MANY (its text in store.c spells them out). */

@@ -20,6 +20,7 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct idlist {
@@ -231,7 +232,10 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *out)
     return store__errno(src) ? store__errno(src) : (src == SQLITE_OK ? 0 : -EIO);
 }
 
-/* Drop sample sets no profile or delta refers to, and unused meta rows. */
+/* Drop every sample set no profile or delta refers to, and unused meta
+ * rows: whole-table scans, so only with a full collection (which reads
+ * everything anyway); each deletion step checks just the rows its profiles
+ * used (sweep_candidates). */
 static int sweep_blobs(sqlite3 *db)
 {
     /* Twice: deleting deltas can leave their keyframe unreferenced. */
@@ -247,36 +251,140 @@ static int sweep_blobs(sqlite3 *db)
     return rc;
 }
 
-/* Run one deletion step (SQL with ?1) plus the sweeps in a transaction. */
-static int delete_step(store *s, const char *profiles_sql, int64_t arg, bool force_gc,
+/* The ids a query returns (one column), appended to l. */
+static int collect_ids(sqlite3 *db, const char *sql, idlist *l)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = idlist_push(l, sqlite3_column_int64(st, 0));
+        src = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (rc)
+        return rc;
+    return src == SQLITE_DONE || src == SQLITE_OK ? 0 : (store__errno(src) ? store__errno(src) : -EIO);
+}
+
+/* The sample sets and meta rows the deleted profiles used, each dropped
+ * if nothing refers to it any more (indexed lookups: profiles by set, sets
+ * by keyframe); a dropped delta's keyframe is checked in turn. Cost in
+ * proportion to what was deleted, not to the database. */
+static int sweep_candidates(sqlite3 *db, idlist *sets, const idlist *metas)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db,
+                                 "DELETE FROM sample_sets WHERE id = ?1 AND NOT EXISTS "
+                                 "(SELECT 1 FROM profiles WHERE sample_set_id = ?1) AND NOT EXISTS "
+                                 "(SELECT 1 FROM sample_sets d WHERE d.base_id = ?1) "
+                                 "RETURNING base_id",
+                                 -1, &st, NULL);
+    int rc = 0;
+    for (size_t i = 0; i < sets->n && src == SQLITE_OK && !rc; i++) {
+        sqlite3_bind_int64(st, 1, sets->ids[i]);
+        while ((src = sqlite3_step(st)) == SQLITE_ROW && !rc)
+            if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+                rc = idlist_push(sets, sqlite3_column_int64(st, 0)); /* checked later in this loop */
+        sqlite3_reset(st);
+        src = src == SQLITE_DONE || src == SQLITE_ROW ? SQLITE_OK : src;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!rc && src == SQLITE_OK)
+        src = sqlite3_prepare_v2(db,
+                                 "DELETE FROM profile_meta WHERE id = ?1 AND NOT EXISTS "
+                                 "(SELECT 1 FROM profiles WHERE meta_id = ?1)",
+                                 -1, &st, NULL);
+    for (size_t i = 0; i < metas->n && src == SQLITE_OK && !rc; i++) {
+        sqlite3_bind_int64(st, 1, metas->ids[i]);
+        src = sqlite3_step(st);
+        sqlite3_reset(st);
+        src = src == SQLITE_DONE ? SQLITE_OK : src;
+    }
+    sqlite3_finalize(st);
+    if (rc)
+        return rc;
+    return src == SQLITE_OK ? 0 : (store__errno(src) ? store__errno(src) : -EIO);
+}
+
+/* Series points older than ?1, one range per (target, signal) of the
+ * primary key — a plain `time_ns < ?` would scan the whole table (and a
+ * range of signals would scan each target's points). */
+#define SERIES_DELETE_BEFORE                                                                   \
+    "DELETE FROM series WHERE target_id IN (SELECT id FROM targets) AND signal IN "            \
+    "(1, 2, 3, 4, 5) AND time_ns < ?1"
+_Static_assert(STORE_SIG_GOROUTINES == 1 && STORE_SIG_LAST == 5,
+               "SERIES_DELETE_BEFORE lists every signal");
+
+/* About how many profiles there are (ids ascend with ingest, retention
+ * deletes the oldest): count(*) would read a whole index. 0 when none. */
+static int profiles_estimate(sqlite3 *db, int64_t *out)
+{
+    /* Two subqueries: SQLite answers a lone min() or max() from the index
+     * end, but both in one SELECT scan it. */
+    return query_int(db,
+                     "SELECT coalesce((SELECT max(id) FROM profiles) - (SELECT min(id) FROM profiles) "
+                     "+ 1, 0)",
+                     out);
+}
+
+/* Run one deletion step (a query of profile ids with ?1) plus the sweeps in
+ * a transaction. The doomed ids go to a temporary table first, so that the
+ * sets and meta rows they used can be checked one by one afterwards. */
+static int delete_step(store *s, const char *select_ids_sql, int64_t arg, bool force_gc,
                        int64_t *n_deleted)
 {
     sqlite3 *db = s->w.db;
-    int64_t n = 0, remaining = 0;
-    int rc = store__exec(db, "BEGIN IMMEDIATE");
+    int64_t n = 0, remaining = 0, oldest = INT64_MAX;
+    idlist sets = {0}, metas = {0};
+    char sql[512];
+    int rc = store__exec(db, "CREATE TEMP TABLE IF NOT EXISTS doomed(id INTEGER PRIMARY KEY)");
+    if (!rc)
+        rc = store__exec(db, "BEGIN IMMEDIATE");
     if (rc)
         return rc;
-    rc = exec_count(db, profiles_sql, arg, &n);
+    rc = store__exec(db, "DELETE FROM temp.doomed");
+    if (!rc && snprintf(sql, sizeof(sql), "INSERT INTO temp.doomed %s", select_ids_sql) >=
+                   (int)sizeof(sql))
+        rc = -EINVAL;
     if (!rc)
-        rc = query_int(db, "SELECT count(*) FROM profiles", &remaining);
+        rc = exec_count(db, sql, arg, NULL);
+    if (!rc)
+        rc = collect_ids(db,
+                         "SELECT DISTINCT sample_set_id FROM profiles WHERE id IN temp.doomed",
+                         &sets);
+    if (!rc)
+        rc = collect_ids(db, "SELECT DISTINCT meta_id FROM profiles WHERE id IN temp.doomed",
+                         &metas);
+    if (!rc)
+        rc = exec_count(db, "DELETE FROM profiles WHERE id IN temp.doomed", 0, &n);
+    if (!rc)
+        rc = profiles_estimate(db, &remaining);
     /* Series points older than every remaining profile go with them. */
     if (!rc && n > 0)
-        rc = exec_count(db,
-                        "DELETE FROM series WHERE time_ns < "
-                        "coalesce((SELECT min(time_ns) FROM profiles), ?1)",
-                        INT64_MAX, NULL);
+        rc = query_int(db, "SELECT coalesce(min(time_ns), 9223372036854775807) FROM profiles",
+                       &oldest);
+    if (!rc && n > 0)
+        rc = exec_count(db, SERIES_DELETE_BEFORE, oldest, NULL);
     if (!rc && n > 0) {
-        rc = sweep_blobs(db);
+        rc = sweep_candidates(db, &sets, &metas);
         /* Deleted set ids can be reused: forget decoded keyframes. */
         store__kf_clear(&s->kf);
     }
     if (!rc && n > 0) {
         s->deleted_since_gc += n;
-        if (force_gc || s->deleted_since_gc * 10 >= remaining)
-            rc = store__gc_full(s);
+        if (force_gc || s->deleted_since_gc * 10 >= remaining) {
+            rc = sweep_blobs(db);
+            if (!rc)
+                rc = store__gc_full(s);
+        }
     }
     if (!rc)
+        rc = store__exec(db, "DELETE FROM temp.doomed");
+    if (!rc)
         rc = store__exec(db, "COMMIT");
+    free(sets.ids);
+    free(metas.ids);
     if (rc) {
         if (!sqlite3_get_autocommit(db))
             store__exec_best_effort(db, "ROLLBACK");
@@ -302,12 +410,11 @@ int store_retention_apply(store *s, int64_t max_age_ns, int64_t max_bytes, int64
         return -EROFS;
     pthread_mutex_lock(&s->w.mu);
     if (max_age_ns > 0) {
-        rc = delete_step(s, "DELETE FROM profiles WHERE time_ns < ?1", now_ns - max_age_ns, false,
-                         &total);
+        rc = delete_step(s, "SELECT id FROM profiles WHERE time_ns < ?1", now_ns - max_age_ns,
+                         false, &total);
         /* Series of targets whose profiles are all younger still age out. */
         if (!rc)
-            rc = exec_count(s->w.db, "DELETE FROM series WHERE time_ns < ?1",
-                            now_ns - max_age_ns, NULL);
+            rc = exec_count(s->w.db, SERIES_DELETE_BEFORE, now_ns - max_age_ns, NULL);
     }
     /* Size: the pages in use (free pages are returned by the vacuum; the
      * WAL is emptied by each checkpoint). Delete the oldest profiles in
@@ -318,7 +425,7 @@ int store_retention_apply(store *s, int64_t max_age_ns, int64_t max_bytes, int64
         if ((rc = query_int(s->w.db, "PRAGMA page_count", &pages)) ||
             (rc = query_int(s->w.db, "PRAGMA freelist_count", &free_pages)) ||
             (rc = query_int(s->w.db, "PRAGMA page_size", &page_size)) ||
-            (rc = query_int(s->w.db, "SELECT count(*) FROM profiles", &count)))
+            (rc = profiles_estimate(s->w.db, &count)))
             break;
         int64_t used = (pages - free_pages) * page_size;
         if (used <= max_bytes || count == 0)
@@ -327,10 +434,8 @@ int store_retention_apply(store *s, int64_t max_age_ns, int64_t max_bytes, int64
         int64_t k = (int64_t)((double)count * (double)(used - target) / (double)used) + 1;
         if (k > count)
             k = count;
-        rc = delete_step(s,
-                         "DELETE FROM profiles WHERE id IN "
-                         "(SELECT id FROM profiles ORDER BY time_ns, id LIMIT ?1)",
-                         k, true, &total);
+        rc = delete_step(s, "SELECT id FROM profiles ORDER BY time_ns, id LIMIT ?1", k, true,
+                         &total);
     }
     pthread_mutex_unlock(&s->w.mu);
     if (n_deleted)

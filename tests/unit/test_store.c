@@ -317,8 +317,8 @@ static int64_t query_int(const char *path, const char *sql)
 
 static int64_t count_rows(const char *path, const char *table)
 {
-    char sql[128];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+    char sql[512];
+    assert_true(snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table) < (int)sizeof(sql));
     return query_int(path, sql);
 }
 
@@ -1059,6 +1059,76 @@ static void test_retention_gc_partial(void **state)
     store_close(s);
 }
 
+/* A deletion of less than a tenth of the profiles runs no full collection:
+ * the sets and meta rows its profiles used are checked one by one. None of
+ * them may be left behind unreferenced — including a keyframe whose last
+ * delta went in the same step — and none still in use may go. */
+static void test_retention_sweeps_without_gc(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "svc", "127.0.0.1:1"), other = target(s, "other", "127.0.0.1:2");
+    /* t=0 keyframe K, t=1 a delta against K, t=2 a profile of other
+     * stacks (a new keyframe), t=3.. deltas against that one. */
+    pprof_profile *k = random_profile(31, 400, 120), *d = mutate(k, 1);
+    pprof_profile *fresh = random_profile(32, 400, 120);
+    ingest_ok(s, tid, "heap", T0, k);
+    ingest_ok(s, tid, "heap", T0 + SEC, d);
+    int64_t keep_id = ingest_ok(s, tid, "heap", T0 + 2 * SEC, fresh);
+    pprof_profile *prev = fresh;
+    for (int i = 3; i < 6; i++) {
+        pprof_profile *q = mutate(prev, (uint64_t)i);
+        ingest_ok(s, tid, "heap", T0 + i * SEC, q);
+        if (prev != fresh)
+            pprof_free(prev);
+        prev = q;
+    }
+    pprof_free(prev);
+    for (int i = 0; i < 40; i++) {
+        pprof_profile *g = goroutine_profile(i % 5 + 1);
+        ingest_ok(s, other, "goroutine", T0 + 2 * SEC + i, g);
+        pprof_free(g);
+    }
+    int64_t deltas = count_rows(path, "sample_sets WHERE base_id IS NOT NULL");
+    int64_t sets_before = count_rows(path, "sample_sets");
+    int64_t stacks_before = count_rows(path, "stacks");
+    assert_true(deltas >= 3);
+    /* Delete t=0 and t=1 (2 of 46 profiles: no full collection). */
+    int64_t deleted = 0;
+    assert_int_equal(store_retention_apply(s, SEC, 0, T0 + 2 * SEC + SEC / 4, &deleted), 0);
+    assert_int_equal(deleted, 2);
+    int64_t sets_after = count_rows(path, "sample_sets");
+    printf("sets %" PRId64 " -> %" PRId64 " (%" PRId64 " deltas before), stacks %" PRId64
+           " -> %" PRId64 "\n",
+           sets_before, sets_after, deltas, stacks_before, count_rows(path, "stacks"));
+    assert_int_equal(sets_after, sets_before - 2); /* K and its delta */
+    assert_int_equal(count_rows(path, "sample_sets WHERE NOT EXISTS (SELECT 1 FROM profiles p "
+                                      "WHERE p.sample_set_id = sample_sets.id) AND NOT EXISTS "
+                                      "(SELECT 1 FROM sample_sets d WHERE d.base_id = "
+                                      "sample_sets.id)"),
+                     0);
+    assert_int_equal(count_rows(path, "profile_meta WHERE id NOT IN (SELECT meta_id FROM profiles)"),
+                     0);
+    assert_int_equal(count_rows(path, "profile_meta"), 2); /* heap and goroutine still used */
+    /* No collection ran: K's stacks merely wait. */
+    assert_int_equal(count_rows(path, "stacks"), stacks_before);
+    /* Series points older than every remaining profile went with them. */
+    assert_int_equal(count_rows(path, "series WHERE time_ns < (SELECT min(time_ns) FROM profiles)"),
+                     0);
+    assert_true(count_rows(path, "series") > 0);
+    pprof_profile *out = NULL;
+    assert_int_equal(store_profile_load(s, keep_id, &out, NULL), 0);
+    assert_same_profile(fresh, out);
+    pprof_free(out);
+    check_integrity(s);
+    store_close(s);
+    pprof_free(k);
+    pprof_free(d);
+    pprof_free(fresh);
+}
+
 static void test_retention_size(void **state)
 {
     (void)state;
@@ -1686,7 +1756,9 @@ static void test_stackmap(void **state)
 
 /* A version 1 file (with the index stacks_hash) opened for writing loses
  * the index and becomes version 2, its stacks found through the map; a
- * file of a newer version is refused untouched. */
+ * file without the index profiles_time (made before retention used it)
+ * gets it, the read-only open leaving it as it is; a file of a newer
+ * version is refused untouched. */
 static void test_schema_upgrade(void **state)
 {
     (void)state;
@@ -1700,7 +1772,8 @@ static void test_schema_upgrade(void **state)
     store_close(s);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "CREATE INDEX stacks_hash ON stacks(hash); PRAGMA user_version = 1",
+    assert_int_equal(sqlite3_exec(db, "CREATE INDEX stacks_hash ON stacks(hash); DROP INDEX profiles_time; "
+                                      "PRAGMA user_version = 1",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
@@ -1708,9 +1781,11 @@ static void test_schema_upgrade(void **state)
     s = open_ok(path, &ro); /* read-only: accepted as it is */
     store_close(s);
     assert_int_equal(query_int(path, "PRAGMA user_version"), 1);
+    assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'profiles_time'"), 0);
     s = open_ok(path, NULL);
     assert_int_equal(query_int(path, "PRAGMA user_version"), 2);
     assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'stacks_hash'"), 0);
+    assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'profiles_time'"), 1);
     int64_t id = ingest_ok(s, t1, "heap", T0 + 2 * SEC, a);
     assert_int_equal(count_rows(path, "stacks"), n);
     assert_loads_as(s, id, a);
@@ -2142,6 +2217,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_rows),
         cmocka_unit_test(test_retention_age),
         cmocka_unit_test(test_retention_gc_partial),
+        cmocka_unit_test(test_retention_sweeps_without_gc),
         cmocka_unit_test(test_retention_size),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_foreign_files),
