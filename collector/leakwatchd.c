@@ -2,9 +2,9 @@
  * retention timer; wires the collector, the store, the leak detector and the
  * HTTP API together.
  *
- * Threads: the main thread runs the collector's event loop (every scrape,
- * decode, ingest and leak evaluation happens there), applies reloads and
- * runs retention. A signal thread waits for SIGHUP/SIGTERM/SIGINT with
+ * Threads: the main thread runs the collector's event loop (the collector
+ * decodes and stores on threads of its own) and applies reloads; a
+ * retention thread enforces retention (retention_thread). A signal thread waits for SIGHUP/SIGTERM/SIGINT with
  * sigwait() (the signals are blocked everywhere else), records them in
  * atomics and wakes the loop. The HTTP API (api/) runs its own threads and
  * calls back into the collector and detector (both thread-safe) and into
@@ -80,6 +80,11 @@ typedef struct daemon_state {
 
     /* Wake-up of the loop from other threads; coll may go away. */
     pthread_mutex_t wake_mu;
+
+    /* The retention thread's stop request (ret_cv uses CLOCK_MONOTONIC). */
+    pthread_mutex_t ret_mu;
+    pthread_cond_t ret_cv;
+    bool ret_stop;
 } daemon_state;
 
 static void wake(daemon_state *d)
@@ -212,7 +217,7 @@ static void run_retention(daemon_state *d)
 {
     if (d->flags.retention_time_ns == 0 && d->flags.retention_size_bytes == 0)
         return;
-    int64_t n = 0;
+    int64_t n = 0, t0 = lw_mono_ns();
     int rc = store_retention_apply(d->store, d->flags.retention_time_ns,
                                    d->flags.retention_size_bytes, lw_wall_ns(), &n);
     if (rc) {
@@ -220,10 +225,48 @@ static void run_retention(daemon_state *d)
         return;
     }
     if (n > 0) {
-        char buf[32];
+        char buf[32], took[32];
         snprintf(buf, sizeof(buf), "%lld", (long long)n);
-        lw_log(LW_LOG_INFO, "retention deleted old profiles", "profiles", buf, NULL);
+        snprintf(took, sizeof(took), "%.3fs", (double)(lw_mono_ns() - t0) / 1e9);
+        lw_log(LW_LOG_INFO, "retention deleted old profiles", "profiles", buf, "duration", took,
+               NULL);
     }
+}
+
+/* Retention runs on a thread of its own, once at start and then every
+ * --storage.retention.interval: a full collection reads the whole database
+ * (seconds on a big one). On the loop thread it stopped every scrape
+ * meanwhile (at 1000 targets every 2 s: thousands of scrapes timed out per
+ * collection); now scrapes go on and only their ingest waits for the
+ * store's writer lock. After each run the memory kept after big profiles
+ * goes back to the kernel (lw_util.h). */
+static void *retention_thread(void *arg)
+{
+    daemon_state *d = arg;
+    pthread_mutex_lock(&d->ret_mu);
+    while (!d->ret_stop) {
+        pthread_mutex_unlock(&d->ret_mu);
+        run_retention(d);
+        lw_malloc_release_freed();
+        pthread_mutex_lock(&d->ret_mu);
+        struct timespec until;
+        int64_t due = lw_mono_ns() + d->flags.retention_interval_ns;
+        until.tv_sec = (time_t)(due / LW_NS_PER_SECOND);
+        until.tv_nsec = (long)(due % LW_NS_PER_SECOND);
+        while (!d->ret_stop && pthread_cond_timedwait(&d->ret_cv, &d->ret_mu, &until) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&d->ret_mu);
+    return NULL;
+}
+
+static void stop_retention(daemon_state *d, pthread_t thread)
+{
+    pthread_mutex_lock(&d->ret_mu);
+    d->ret_stop = true;
+    pthread_cond_signal(&d->ret_cv);
+    pthread_mutex_unlock(&d->ret_mu);
+    pthread_join(thread, NULL);
 }
 
 /* ---- detector and API wiring -------------------------------------------------- */
@@ -508,13 +551,21 @@ int main(int argc, char **argv)
     static daemon_state st;
     daemon_state *d = &st;
     int exit_code = 1;
-    bool sig_thread_started = false;
-    pthread_t sig_thread;
+    bool sig_thread_started = false, ret_thread_started = false;
+    pthread_t sig_thread, ret_thread;
     char err[LW_CONFIG_ERR_LEN] = "";
     lw_malloc_keep_freed();
     pthread_mutex_init(&d->rl_mu, NULL);
     pthread_cond_init(&d->rl_cv, NULL);
     pthread_mutex_init(&d->wake_mu, NULL);
+    pthread_mutex_init(&d->ret_mu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&d->ret_cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
 #ifdef LW_HAVE_DETECT
     pthread_rwlock_init(&d->detect_lock, NULL);
 #endif
@@ -621,8 +672,11 @@ int main(int argc, char **argv)
         lw_log(LW_LOG_INFO, "leakwatchd ready", "targets", n, NULL);
     }
 
-    run_retention(d);
-    int64_t next_retention = lw_mono_ns() + d->flags.retention_interval_ns;
+    if (pthread_create(&ret_thread, NULL, retention_thread, d) != 0) {
+        lw_log(LW_LOG_ERROR, "cannot start the retention thread", NULL);
+        goto out_coll;
+    }
+    ret_thread_started = true;
     exit_code = 0;
     while (!atomic_load(&d->stop)) {
         if (coll_run_once(c, LOOP_STEP_MS) != 0) {
@@ -635,11 +689,6 @@ int main(int argc, char **argv)
             (void)do_reload(d, "SIGHUP", rerr, sizeof(rerr));
         }
         serve_reload_requests(d);
-        if (lw_mono_ns() >= next_retention) {
-            run_retention(d);
-            lw_malloc_release_freed(); /* what big profiles left behind (lw_util.h) */
-            next_retention = lw_mono_ns() + d->flags.retention_interval_ns;
-        }
     }
     int sig = atomic_load(&d->stop);
     lw_log(LW_LOG_INFO, "shutting down", "signal",
@@ -647,6 +696,8 @@ int main(int argc, char **argv)
 
 out_coll:
     atomic_store(&d->ready, false);
+    if (ret_thread_started)
+        stop_retention(d, ret_thread);
     close_reload_requests(d);
 #ifdef LW_HAVE_API
     api_server_stop(d->api);
@@ -683,6 +734,8 @@ out:
 #endif
     lw_flags_cleanup(&d->flags);
     pthread_mutex_destroy(&d->wake_mu);
+    pthread_cond_destroy(&d->ret_cv);
+    pthread_mutex_destroy(&d->ret_mu);
 #ifdef LW_HAVE_DETECT
     pthread_rwlock_destroy(&d->detect_lock);
 #endif
