@@ -693,6 +693,7 @@ int store_open(const char *path, const store_options *opt, store **out, char *er
     s->read_only = opt->read_only;
     pthread_mutex_init(&s->w.mu, NULL);
     pthread_mutex_init(&s->pool_mu, NULL);
+    pthread_mutex_init(&s->gc_mu, NULL);
     pthread_cond_init(&s->pool_cv, NULL);
     s->max_readers = opt->max_readers > 0 ? (size_t)opt->max_readers : STORE_READERS_DEFAULT;
     if (s->max_readers > STORE_READERS_MAX)
@@ -832,6 +833,7 @@ void store_close(store *s)
     store__cache_free(&s->locations);
     pthread_mutex_destroy(&s->w.mu);
     pthread_mutex_destroy(&s->pool_mu);
+    pthread_mutex_destroy(&s->gc_mu);
     pthread_cond_destroy(&s->pool_cv);
     free(s->path);
     free(s->lock_path);

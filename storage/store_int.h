@@ -371,9 +371,6 @@ static inline int store__vw_finish(store__vw *w)
  * passed to fn. */
 int store__meta_strings(const void *blob, size_t len, int (*fn)(void *, int64_t), void *arg) LW_WUR;
 
-/* ---- GC (store_retention.c) ---- */
-int store__gc_full(store *s) LW_WUR;
-
 /* ---- stack memo (store_ingest.c) ---- */
 
 /* The previous profile of one target and type, sample by sample: its
@@ -425,7 +422,12 @@ struct store {
     size_t stack_map_max;     /* STORE_STACK_MAP_MAX (tests lower it) */
     int64_t last_stack_id;    /* writer: ids are handed out here (0 = not loaded) */
     int64_t last_location_token; /* tokens handed out so far (never reused) */
-    int64_t deleted_since_gc; /* profiles deleted since the last full GC */
+    int64_t deleted_since_gc; /* profiles deleted since the last full GC (writer lock) */
+    pthread_mutex_t gc_mu;    /* one retention run at a time (its collection marks unlocked) */
+    /* Tests only: called between a full collection's mark and its sweep,
+     * without the writer lock (to ingest in that window). */
+    void (*gc_between)(store *s, void *arg);
+    void *gc_between_arg;
     store__kfcache kf;        /* writer: decoded keyframes */
     struct store__ingest *ing; /* writer: scratch reused by every ingest */
     store__memo *memos;        /* writer: one per (target, type) */

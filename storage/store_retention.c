@@ -1,14 +1,17 @@
 /* store_retention.c — delete old profiles, collect the shared rows nobody
  * uses any more, and give the space back to the file system.
  *
- * Profiles point at their sample set and meta row by foreign key, so those
- * are swept with one indexed query after every deletion. Stacks, functions
- * and strings are referenced from inside blobs, which SQLite cannot see:
- * they are collected by mark and sweep (decode every remaining sample set
- * and stack). That costs time proportional to the database, so it runs only
- * when enough has been deleted since the last collection (a tenth of what
- * remains) or when the size limit is being enforced. Until then unreferenced
- * stacks merely wait; nothing refers to a deleted row.
+ * Profiles point at their sample set and meta row by foreign key: the
+ * sets and meta rows the deleted profiles used are checked one by one
+ * after every deletion (indexed), so a run costs what it deletes. Stacks,
+ * functions and strings are referenced from inside blobs, which SQLite
+ * cannot see: they are collected by mark and sweep (decode every sample
+ * set and stack), which costs time proportional to the database, so it
+ * runs only when enough has been deleted since the last collection (a
+ * tenth of what remains) or when the size limit is being enforced, and it
+ * marks on a reader's snapshot without the writer lock (see "full
+ * collection" below). Until then unreferenced stacks merely wait; nothing
+ * refers to a deleted row.
  *
  * Damaged rows (blobs that do not decode) are treated as referring to
  * nothing, so retention keeps freeing space on a partly damaged database.
@@ -22,6 +25,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct idlist {
     int64_t *ids;
@@ -62,145 +66,6 @@ static int delete_ids(sqlite3 *db, const char *sql, const idlist *dead)
     return store__errno(src);
 }
 
-/* Mark and sweep stacks, functions and strings. Runs inside the caller's
- * write transaction, writer lock held. */
-int store__gc_full(store *s)
-{
-    sqlite3 *db = s->w.db;
-    store__idset live_stacks, live_fns, live_strs;
-    idlist dead = {0};
-    sqlite3_stmt *st = NULL;
-    int rc = 0, src;
-    store__idset_init(&live_stacks);
-    store__idset_init(&live_fns);
-    store__idset_init(&live_strs);
-
-    /* Roots: sample sets (stacks, label strings) and meta rows (strings). */
-    /* A delta is decoded shallowly: its matched rows' stacks and labels are
-     * its keyframe's, which is a set of its own and marked as such. */
-    src = sqlite3_prepare_v2(db, "SELECT data, base_id IS NOT NULL FROM sample_sets", -1, &st,
-                             NULL);
-    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        store__set_reader r;
-        rc = store__set_parse(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-                              sqlite3_column_int(st, 1) != 0, NULL, &r);
-        if (rc == -ENOMEM)
-            break;
-        if (rc) {
-            /* A damaged set refers to nothing we can know: its profile is
-             * unreadable anyway, and retention must still free space. */
-            rc = 0;
-            src = SQLITE_OK;
-            continue;
-        }
-        for (size_t i = 0; i < r.n_samples && !rc; i++)
-            rc = mark(&live_stacks, r.stack_ids[i]);
-        size_t n_labels = r.label_off[r.n_samples];
-        for (size_t j = 0; j < n_labels && !rc; j++) {
-            rc = mark(&live_strs, r.labels[j * 4]);
-            if (!rc)
-                rc = mark(&live_strs, r.labels[j * 4 + 1]);
-            if (!rc)
-                rc = mark(&live_strs, r.labels[j * 4 + 3]);
-        }
-        store__set_free(&r);
-        src = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc || (src != SQLITE_DONE && src != SQLITE_OK))
-        goto out_err;
-    src = sqlite3_prepare_v2(db, "SELECT data FROM profile_meta", -1, &st, NULL);
-    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = store__meta_strings(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-                                 mark, &live_strs);
-        if (rc == -EINVAL)
-            rc = 0; /* damaged: as for sets above */
-        src = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc || (src != SQLITE_DONE && src != SQLITE_OK))
-        goto out_err;
-
-    /* Stacks: keep the marked ones and mark their functions. */
-    src = sqlite3_prepare_v2(db, "SELECT id, frames FROM stacks", -1, &st, NULL);
-    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        src = SQLITE_OK;
-        if (!store__idset_get(&live_stacks, id, NULL)) {
-            rc = idlist_push(&dead, id);
-            continue;
-        }
-        const unsigned char *f = sqlite3_column_blob(st, 1);
-        size_t len = (size_t)sqlite3_column_bytes(st, 1), pos = 0;
-        while (pos < len && !rc) {
-            uint64_t fid;
-            int64_t line;
-            if (store__get_uvarint(f, len, &pos, &fid) || store__get_svarint(f, len, &pos, &line))
-                break; /* damaged: keep the row, mark what was readable */
-            rc = mark(&live_fns, (int64_t)fid);
-        }
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc || (src != SQLITE_DONE && src != SQLITE_OK))
-        goto out_err;
-    if ((rc = delete_ids(db, "DELETE FROM stacks WHERE id = ?1", &dead)))
-        goto out;
-    dead.n = 0;
-
-    /* Functions: keep the marked ones and mark their strings. */
-    src = sqlite3_prepare_v2(db, "SELECT id, name, system_name, file FROM functions", -1, &st,
-                             NULL);
-    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        src = SQLITE_OK;
-        if (!store__idset_get(&live_fns, id, NULL)) {
-            rc = idlist_push(&dead, id);
-            continue;
-        }
-        for (int k = 1; k <= 3 && !rc; k++)
-            rc = mark(&live_strs, sqlite3_column_int64(st, k));
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc || (src != SQLITE_DONE && src != SQLITE_OK))
-        goto out_err;
-    if ((rc = delete_ids(db, "DELETE FROM functions WHERE id = ?1", &dead)))
-        goto out;
-    dead.n = 0;
-
-    src = sqlite3_prepare_v2(db, "SELECT id FROM strings", -1, &st, NULL);
-    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        src = SQLITE_OK;
-        if (!store__idset_get(&live_strs, id, NULL))
-            rc = idlist_push(&dead, id);
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc || (src != SQLITE_DONE && src != SQLITE_OK))
-        goto out_err;
-    if ((rc = delete_ids(db, "DELETE FROM strings WHERE id = ?1", &dead)))
-        goto out;
-    s->deleted_since_gc = 0;
-    goto out;
-
-out_err:
-    if (!rc)
-        rc = store__errno(src) ? store__errno(src) : -EIO;
-out:
-    /* Cached ids may name deleted rows now (or rows of a transaction the
-     * caller will roll back). */
-    store__caches_clear(s);
-    free(dead.ids);
-    store__idset_free(&live_stacks);
-    store__idset_free(&live_fns);
-    store__idset_free(&live_strs);
-    return rc;
-}
-
 static int exec_count(sqlite3 *db, const char *sql, int64_t a, int64_t *changes)
 {
     sqlite3_stmt *st = NULL;
@@ -230,25 +95,6 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *out)
     }
     sqlite3_finalize(st);
     return store__errno(src) ? store__errno(src) : (src == SQLITE_OK ? 0 : -EIO);
-}
-
-/* Drop every sample set no profile or delta refers to, and unused meta
- * rows: whole-table scans, so only with a full collection (which reads
- * everything anyway); each deletion step checks just the rows its profiles
- * used (sweep_candidates). */
-static int sweep_blobs(sqlite3 *db)
-{
-    /* Twice: deleting deltas can leave their keyframe unreferenced. */
-    int rc = 0;
-    for (int pass = 0; pass < 2 && !rc; pass++)
-        rc = store__exec(db, "DELETE FROM sample_sets WHERE NOT EXISTS "
-                             "(SELECT 1 FROM profiles WHERE sample_set_id = sample_sets.id) "
-                             "AND NOT EXISTS (SELECT 1 FROM sample_sets d "
-                             "WHERE d.base_id = sample_sets.id)");
-    if (!rc)
-        rc = store__exec(db, "DELETE FROM profile_meta WHERE id NOT IN "
-                             "(SELECT DISTINCT meta_id FROM profiles)");
-    return rc;
 }
 
 /* The ids a query returns (one column), appended to l. */
@@ -328,11 +174,314 @@ static int profiles_estimate(sqlite3 *db, int64_t *out)
                      out);
 }
 
+/* Give the free pages back and empty the WAL: the files shrink. */
+static void shrink_files(sqlite3 *db)
+{
+    store__exec_best_effort(db, "PRAGMA incremental_vacuum");
+    store__exec_best_effort(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+/* ---- full collection ---------------------------------------------------------
+ *
+ * Mark and sweep of stacks, functions and strings in two phases, so that
+ * the writer lock (and every ingest) waits only for what is swept, not for
+ * reading the whole database:
+ *
+ * 1. gc_mark, on a reader connection, in one read transaction (a snapshot;
+ *    ingest goes on meanwhile): the largest id of each table, then marks
+ *    from every sample set and meta row (orphaned sets too: one could be
+ *    reused by an identical profile before the sweep; their stacks wait for
+ *    the next collection), stacks → functions → strings. What is unmarked
+ *    is a candidate; sets and meta rows nothing refers to are candidates
+ *    for the sweep of their own.
+ * 2. gc_sweep, under the writer lock, in a write transaction: rows written
+ *    since the snapshot (ids above its largest) may refer to candidates —
+ *    an ingest may reuse a stack the snapshot saw unused — so they are
+ *    marked first: new sets (stacks, label strings), new meta rows, new
+ *    stacks (functions), new functions and functions marked again
+ *    (strings). Then the candidates still unmarked are deleted. Ids are
+ *    never handed out twice in between (stacks: the writer's counter;
+ *    other tables: above their largest id).
+ */
+typedef struct gc_marks {
+    int64_t max_set, max_meta, max_stack, max_fn; /* the snapshot's largest ids */
+    store__idset live_stacks, live_fns, live_strs;
+    idlist dead_stacks, dead_fns, dead_strs; /* unmarked in the snapshot */
+    idlist orphan_sets, orphan_metas;        /* unreferenced in the snapshot */
+} gc_marks;
+
+static void gc_marks_free(gc_marks *m)
+{
+    store__idset_free(&m->live_stacks);
+    store__idset_free(&m->live_fns);
+    store__idset_free(&m->live_strs);
+    free(m->dead_stacks.ids);
+    free(m->dead_fns.ids);
+    free(m->dead_strs.ids);
+    free(m->orphan_sets.ids);
+    free(m->orphan_metas.ids);
+}
+
+static int sql_rc(int src)
+{
+    if (src == SQLITE_OK || src == SQLITE_DONE)
+        return 0;
+    return store__errno(src) ? store__errno(src) : -EIO;
+}
+
+/* Mark the stacks and label strings of the sets `sql` returns (data,
+ * is_delta; ?1 bound to `above`). A delta is decoded shallowly: its
+ * matched rows' stacks and labels are its keyframe's, a set of its own. */
+static int mark_sets(sqlite3 *db, const char *sql, int64_t above, gc_marks *m)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK)
+        sqlite3_bind_int64(st, 1, above);
+    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        src = SQLITE_OK;
+        store__set_reader r;
+        rc = store__set_parse(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+                              sqlite3_column_int(st, 1) != 0, NULL, &r);
+        if (rc && rc != -ENOMEM) {
+            /* A damaged set refers to nothing we can know: its profile is
+             * unreadable anyway, and retention must still free space. */
+            rc = 0;
+            continue;
+        }
+        for (size_t i = 0; i < r.n_samples && !rc; i++)
+            rc = mark(&m->live_stacks, r.stack_ids[i]);
+        size_t n_labels = rc ? 0 : r.label_off[r.n_samples];
+        for (size_t j = 0; j < n_labels && !rc; j++) {
+            rc = mark(&m->live_strs, r.labels[j * 4]);
+            if (!rc)
+                rc = mark(&m->live_strs, r.labels[j * 4 + 1]);
+            if (!rc)
+                rc = mark(&m->live_strs, r.labels[j * 4 + 3]);
+        }
+        store__set_free(&r);
+    }
+    sqlite3_finalize(st);
+    return rc ? rc : sql_rc(src);
+}
+
+/* Mark the strings of the meta rows `sql` returns (data; ?1 = above). */
+static int mark_metas(sqlite3 *db, const char *sql, int64_t above, gc_marks *m)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK)
+        sqlite3_bind_int64(st, 1, above);
+    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        src = SQLITE_OK;
+        rc = store__meta_strings(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+                                 mark, &m->live_strs);
+        if (rc == -EINVAL)
+            rc = 0; /* damaged: as for sets */
+    }
+    sqlite3_finalize(st);
+    return rc ? rc : sql_rc(src);
+}
+
+/* Stacks `sql` returns (id, frames; ?1 = above): with all_live, each is
+ * live; else an unmarked one goes to dead. The functions of live ones are
+ * marked. */
+static int mark_stacks(sqlite3 *db, const char *sql, int64_t above, bool all_live, gc_marks *m)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK)
+        sqlite3_bind_int64(st, 1, above);
+    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        src = SQLITE_OK;
+        int64_t id = sqlite3_column_int64(st, 0);
+        if (!all_live && !store__idset_get(&m->live_stacks, id, NULL)) {
+            rc = idlist_push(&m->dead_stacks, id);
+            continue;
+        }
+        const unsigned char *f = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1), pos = 0;
+        while (pos < len && !rc) {
+            uint64_t fid;
+            int64_t line;
+            if (store__get_uvarint(f, len, &pos, &fid) || store__get_svarint(f, len, &pos, &line))
+                break; /* damaged: keep the row, mark what was readable */
+            rc = mark(&m->live_fns, (int64_t)fid);
+        }
+    }
+    sqlite3_finalize(st);
+    return rc ? rc : sql_rc(src);
+}
+
+/* Functions `sql` returns (id, name, system_name, file; ?1 bound): with
+ * all_live each is live, else an unmarked one goes to dead; the strings of
+ * live ones are marked. */
+static int mark_functions(sqlite3 *db, const char *sql, int64_t arg, bool all_live, gc_marks *m)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK)
+        sqlite3_bind_int64(st, 1, arg);
+    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        src = SQLITE_OK;
+        int64_t id = sqlite3_column_int64(st, 0);
+        if (!all_live && !store__idset_get(&m->live_fns, id, NULL)) {
+            rc = idlist_push(&m->dead_fns, id);
+            continue;
+        }
+        for (int k = 1; k <= 3 && !rc; k++)
+            rc = mark(&m->live_strs, sqlite3_column_int64(st, k));
+    }
+    sqlite3_finalize(st);
+    return rc ? rc : sql_rc(src);
+}
+
+/* Phase 1, on a reader connection's snapshot (no writer lock). */
+static int gc_mark(sqlite3 *db, gc_marks *m)
+{
+    int rc = store__exec(db, "BEGIN");
+    if (rc)
+        return rc;
+    if (!rc)
+        rc = query_int(db, "SELECT coalesce(max(id), 0) FROM sample_sets", &m->max_set);
+    if (!rc)
+        rc = query_int(db, "SELECT coalesce(max(id), 0) FROM profile_meta", &m->max_meta);
+    if (!rc)
+        rc = query_int(db, "SELECT coalesce(max(id), 0) FROM stacks", &m->max_stack);
+    if (!rc)
+        rc = query_int(db, "SELECT coalesce(max(id), 0) FROM functions", &m->max_fn);
+    if (!rc)
+        rc = collect_ids(db,
+                         "SELECT id FROM sample_sets WHERE NOT EXISTS "
+                         "(SELECT 1 FROM profiles WHERE sample_set_id = sample_sets.id) "
+                         "AND NOT EXISTS (SELECT 1 FROM sample_sets d WHERE d.base_id = sample_sets.id)",
+                         &m->orphan_sets);
+    if (!rc)
+        rc = collect_ids(db,
+                         "SELECT id FROM profile_meta WHERE id NOT IN "
+                         "(SELECT DISTINCT meta_id FROM profiles)",
+                         &m->orphan_metas);
+    if (!rc)
+        rc = mark_sets(db, "SELECT data, base_id IS NOT NULL FROM sample_sets WHERE id > ?1", 0, m);
+    if (!rc)
+        rc = mark_metas(db, "SELECT data FROM profile_meta WHERE id > ?1", 0, m);
+    if (!rc)
+        rc = mark_stacks(db, "SELECT id, frames FROM stacks WHERE id > ?1", 0, false, m);
+    if (!rc)
+        rc = mark_functions(db, "SELECT id, name, system_name, file FROM functions WHERE id > ?1", 0,
+                            false, m);
+    if (!rc) {
+        sqlite3_stmt *st = NULL;
+        int src = sqlite3_prepare_v2(db, "SELECT id FROM strings", -1, &st, NULL);
+        while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+            src = SQLITE_OK;
+            int64_t id = sqlite3_column_int64(st, 0);
+            if (!store__idset_get(&m->live_strs, id, NULL))
+                rc = idlist_push(&m->dead_strs, id);
+        }
+        sqlite3_finalize(st);
+        if (!rc)
+            rc = sql_rc(src);
+    }
+    store__exec_best_effort(db, "COMMIT");
+    return rc;
+}
+
+/* Delete the ids of dead that live does not hold. */
+static int delete_unmarked(sqlite3 *db, const char *sql, const idlist *dead,
+                           const store__idset *live)
+{
+    idlist gone = {0};
+    int rc = 0;
+    for (size_t i = 0; i < dead->n && !rc; i++)
+        if (!store__idset_get(live, dead->ids[i], NULL))
+            rc = idlist_push(&gone, dead->ids[i]);
+    if (!rc)
+        rc = delete_ids(db, sql, &gone);
+    free(gone.ids);
+    return rc;
+}
+
+/* Phase 2: inside the caller's write transaction, writer lock held. */
+static int gc_sweep(store *s, gc_marks *m)
+{
+    sqlite3 *db = s->w.db;
+    int rc = sweep_candidates(db, &m->orphan_sets, &m->orphan_metas);
+    if (!rc)
+        rc = mark_sets(db, "SELECT data, base_id IS NOT NULL FROM sample_sets WHERE id > ?1",
+                       m->max_set, m);
+    if (!rc)
+        rc = mark_metas(db, "SELECT data FROM profile_meta WHERE id > ?1", m->max_meta, m);
+    if (!rc)
+        rc = mark_stacks(db, "SELECT id, frames FROM stacks WHERE id > ?1", m->max_stack, true, m);
+    /* Stacks the snapshot saw unused that a new set uses again: their
+     * functions (unmarked then) are needed too. */
+    for (size_t i = 0; i < m->dead_stacks.n && !rc; i++)
+        if (store__idset_get(&m->live_stacks, m->dead_stacks.ids[i], NULL))
+            rc = mark_stacks(db, "SELECT id, frames FROM stacks WHERE id = ?1",
+                             m->dead_stacks.ids[i], true, m);
+    if (!rc)
+        rc = mark_functions(db, "SELECT id, name, system_name, file FROM functions WHERE id > ?1",
+                            m->max_fn, true, m);
+    /* Functions the snapshot saw unused that a new or revived stack uses. */
+    for (size_t i = 0; i < m->dead_fns.n && !rc; i++)
+        if (store__idset_get(&m->live_fns, m->dead_fns.ids[i], NULL))
+            rc = mark_functions(db, "SELECT id, name, system_name, file FROM functions WHERE id = ?1",
+                                m->dead_fns.ids[i], true, m);
+    if (!rc)
+        rc = delete_unmarked(db, "DELETE FROM stacks WHERE id = ?1", &m->dead_stacks,
+                             &m->live_stacks);
+    if (!rc)
+        rc = delete_unmarked(db, "DELETE FROM functions WHERE id = ?1", &m->dead_fns, &m->live_fns);
+    if (!rc)
+        rc = delete_unmarked(db, "DELETE FROM strings WHERE id = ?1", &m->dead_strs, &m->live_strs);
+    return rc;
+}
+
+/* A full collection (see above): mark on a snapshot, sweep under the
+ * writer lock. Called without it. */
+static int gc_run(store *s)
+{
+    gc_marks m;
+    memset(&m, 0, sizeof(m));
+    store__idset_init(&m.live_stacks);
+    store__idset_init(&m.live_fns);
+    store__idset_init(&m.live_strs);
+    store__conn *c = store__reader_get(s, true);
+    int rc = gc_mark(c->db, &m);
+    store__reader_put(s, c);
+    if (!rc && s->gc_between)
+        s->gc_between(s, s->gc_between_arg);
+    if (!rc) {
+        pthread_mutex_lock(&s->w.mu);
+        rc = store__exec(s->w.db, "BEGIN IMMEDIATE");
+        if (!rc) {
+            rc = gc_sweep(s, &m);
+            if (!rc)
+                rc = store__exec(s->w.db, "COMMIT");
+            if (rc && !sqlite3_get_autocommit(s->w.db))
+                store__exec_best_effort(s->w.db, "ROLLBACK");
+        }
+        if (!rc) {
+            s->deleted_since_gc = 0;
+            shrink_files(s->w.db);
+        }
+        /* Cached ids may name deleted rows now (or rows of a rolled-back
+         * transaction). */
+        store__caches_clear(s);
+        pthread_mutex_unlock(&s->w.mu);
+    }
+    gc_marks_free(&m);
+    return rc;
+}
+
 /* Run one deletion step (a query of profile ids with ?1) plus the sweeps in
- * a transaction. The doomed ids go to a temporary table first, so that the
- * sets and meta rows they used can be checked one by one afterwards. */
+ * a transaction, writer lock held. The doomed ids go to a temporary table
+ * first, so that the sets and meta rows they used can be checked one by
+ * one afterwards. *gc_due: a full collection should follow (force_gc, or a
+ * tenth of the remaining profiles deleted since the last one). */
 static int delete_step(store *s, const char *select_ids_sql, int64_t arg, bool force_gc,
-                       int64_t *n_deleted)
+                       int64_t *n_deleted, bool *gc_due)
 {
     sqlite3 *db = s->w.db;
     int64_t n = 0, remaining = 0, oldest = INT64_MAX;
@@ -371,14 +520,6 @@ static int delete_step(store *s, const char *select_ids_sql, int64_t arg, bool f
         /* Deleted set ids can be reused: forget decoded keyframes. */
         store__kf_clear(&s->kf);
     }
-    if (!rc && n > 0) {
-        s->deleted_since_gc += n;
-        if (force_gc || s->deleted_since_gc * 10 >= remaining) {
-            rc = sweep_blobs(db);
-            if (!rc)
-                rc = store__gc_full(s);
-        }
-    }
     if (!rc)
         rc = store__exec(db, "DELETE FROM temp.doomed");
     if (!rc)
@@ -393,8 +534,9 @@ static int delete_step(store *s, const char *select_ids_sql, int64_t arg, bool f
     }
     *n_deleted += n;
     if (n > 0) {
-        store__exec_best_effort(db, "PRAGMA incremental_vacuum");
-        store__exec_best_effort(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+        s->deleted_since_gc += n;
+        *gc_due = force_gc || s->deleted_since_gc * 10 >= remaining;
+        shrink_files(db);
     }
     return 0;
 }
@@ -408,13 +550,20 @@ int store_retention_apply(store *s, int64_t max_age_ns, int64_t max_bytes, int64
         return -EINVAL;
     if (!s->w.db)
         return -EROFS;
-    pthread_mutex_lock(&s->w.mu);
+    /* The writer lock is held per step, not across a full collection's
+     * marking (gc_run): ingest waits only for deletions and sweeps. */
+    pthread_mutex_lock(&s->gc_mu);
     if (max_age_ns > 0) {
+        bool gc_due = false;
+        pthread_mutex_lock(&s->w.mu);
         rc = delete_step(s, "SELECT id FROM profiles WHERE time_ns < ?1", now_ns - max_age_ns,
-                         false, &total);
+                         false, &total, &gc_due);
         /* Series of targets whose profiles are all younger still age out. */
         if (!rc)
             rc = exec_count(s->w.db, SERIES_DELETE_BEFORE, now_ns - max_age_ns, NULL);
+        pthread_mutex_unlock(&s->w.mu);
+        if (!rc && gc_due)
+            rc = gc_run(s);
     }
     /* Size: the pages in use (free pages are returned by the vacuum; the
      * WAL is emptied by each checkpoint). Delete the oldest profiles in
@@ -422,22 +571,31 @@ int store_retention_apply(store *s, int64_t max_age_ns, int64_t max_bytes, int64
      * shared rows make the space a profile frees hard to predict. */
     for (int iter = 0; !rc && max_bytes > 0 && iter < 64; iter++) {
         int64_t pages = 0, free_pages = 0, page_size = 0, count = 0;
+        bool gc_due = false;
+        pthread_mutex_lock(&s->w.mu);
         if ((rc = query_int(s->w.db, "PRAGMA page_count", &pages)) ||
             (rc = query_int(s->w.db, "PRAGMA freelist_count", &free_pages)) ||
             (rc = query_int(s->w.db, "PRAGMA page_size", &page_size)) ||
-            (rc = profiles_estimate(s->w.db, &count)))
+            (rc = profiles_estimate(s->w.db, &count))) {
+            pthread_mutex_unlock(&s->w.mu);
             break;
+        }
         int64_t used = (pages - free_pages) * page_size;
-        if (used <= max_bytes || count == 0)
+        if (used <= max_bytes || count == 0) {
+            pthread_mutex_unlock(&s->w.mu);
             break;
+        }
         int64_t target = max_bytes / 10 * 9;
         int64_t k = (int64_t)((double)count * (double)(used - target) / (double)used) + 1;
         if (k > count)
             k = count;
         rc = delete_step(s, "SELECT id FROM profiles ORDER BY time_ns, id LIMIT ?1", k, true,
-                         &total);
+                         &total, &gc_due);
+        pthread_mutex_unlock(&s->w.mu);
+        if (!rc && gc_due)
+            rc = gc_run(s);
     }
-    pthread_mutex_unlock(&s->w.mu);
+    pthread_mutex_unlock(&s->gc_mu);
     if (n_deleted)
         *n_deleted = total;
     return rc;

@@ -1129,6 +1129,60 @@ static void test_retention_sweeps_without_gc(void **state)
     pprof_free(fresh);
 }
 
+typedef struct gc_hook_arg {
+    int64_t tid;
+    const pprof_profile *p;
+    int64_t id;
+    int calls;
+} gc_hook_arg;
+
+static void reingest_between(store *s, void *arg)
+{
+    gc_hook_arg *h = arg;
+    h->calls++;
+    h->id = ingest_ok(s, h->tid, "heap", T0 + 20 * SEC, h->p);
+}
+
+/* A full collection marks on a snapshot without the writer lock; an ingest
+ * between its mark and its sweep may reuse stacks (and through them
+ * functions and strings) the snapshot saw unused — the writer's caches
+ * still name them. The sweep must keep them. */
+static void test_gc_revival(void **state)
+{
+    (void)state;
+    char path[600];
+    db_path(path, sizeof(path));
+    store *s = open_ok(path, NULL);
+    int64_t tid = target(s, "svc", "127.0.0.1:1");
+    /* Different seeds: different packages, so a's functions and strings
+     * are a's alone. */
+    pprof_profile *a = random_profile(41, 300, 80), *b = random_profile(42, 300, 80);
+    ingest_ok(s, tid, "heap", T0, a);
+    int64_t bid = ingest_ok(s, tid, "heap", T0 + 10 * SEC, b);
+    gc_hook_arg h = {.tid = tid, .p = a};
+    s->gc_between = reingest_between;
+    s->gc_between_arg = &h;
+    int64_t deleted = 0;
+    /* Deletes a (half of the profiles: a collection follows). */
+    assert_int_equal(store_retention_apply(s, 5 * SEC, 0, T0 + 12 * SEC, &deleted), 0);
+    s->gc_between = NULL;
+    assert_int_equal(deleted, 1);
+    assert_int_equal(h.calls, 1);
+    assert_true(h.id > 0);
+    assert_loads_as(s, h.id, a);
+    assert_loads_as(s, bid, b);
+    check_integrity(s);
+    /* The same without an ingest in between: b goes, a stays. */
+    assert_int_equal(store_retention_apply(s, 5 * SEC, 0, T0 + 22 * SEC, &deleted), 0);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(h.calls, 1);
+    assert_loads_as(s, h.id, a);
+    check_integrity(s);
+    store_close(s);
+    pprof_free(a);
+    pprof_free(b);
+}
+
 static void test_retention_size(void **state)
 {
     (void)state;
@@ -2218,6 +2272,7 @@ int main(void)
         cmocka_unit_test(test_retention_age),
         cmocka_unit_test(test_retention_gc_partial),
         cmocka_unit_test(test_retention_sweeps_without_gc),
+        cmocka_unit_test(test_gc_revival),
         cmocka_unit_test(test_retention_size),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_foreign_files),
