@@ -229,94 +229,11 @@ static int sql_rc(int src)
     return store__errno(src) ? store__errno(src) : -EIO;
 }
 
-/* Mark the stacks and label strings of the sets `sql` returns (data,
- * is_delta; ?1 bound to `above`). A delta is decoded shallowly: its
- * matched rows' stacks and labels are its keyframe's, a set of its own. */
-static int mark_sets(sqlite3 *db, const char *sql, int64_t above, gc_marks *m)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = 0, src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (src == SQLITE_OK)
-        sqlite3_bind_int64(st, 1, above);
-    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        src = SQLITE_OK;
-        store__set_reader r;
-        rc = store__set_parse(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-                              sqlite3_column_int(st, 1) != 0, NULL, &r);
-        if (rc && rc != -ENOMEM) {
-            /* A damaged set refers to nothing we can know: its profile is
-             * unreadable anyway, and retention must still free space. */
-            rc = 0;
-            continue;
-        }
-        for (size_t i = 0; i < r.n_samples && !rc; i++)
-            rc = mark(&m->live_stacks, r.stack_ids[i]);
-        size_t n_labels = rc ? 0 : r.label_off[r.n_samples];
-        for (size_t j = 0; j < n_labels && !rc; j++) {
-            rc = mark(&m->live_strs, r.labels[j * 4]);
-            if (!rc)
-                rc = mark(&m->live_strs, r.labels[j * 4 + 1]);
-            if (!rc)
-                rc = mark(&m->live_strs, r.labels[j * 4 + 3]);
-        }
-        store__set_free(&r);
-    }
-    sqlite3_finalize(st);
-    return rc ? rc : sql_rc(src);
-}
+/* Call fn for each row `sql` returns (?1 bound to arg). */
+typedef int (*gc_row_fn)(sqlite3_stmt *st, gc_marks *m, bool all_live);
 
-/* Mark the strings of the meta rows `sql` returns (data; ?1 = above). */
-static int mark_metas(sqlite3 *db, const char *sql, int64_t above, gc_marks *m)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = 0, src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (src == SQLITE_OK)
-        sqlite3_bind_int64(st, 1, above);
-    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        src = SQLITE_OK;
-        rc = store__meta_strings(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-                                 mark, &m->live_strs);
-        if (rc == -EINVAL)
-            rc = 0; /* damaged: as for sets */
-    }
-    sqlite3_finalize(st);
-    return rc ? rc : sql_rc(src);
-}
-
-/* Stacks `sql` returns (id, frames; ?1 = above): with all_live, each is
- * live; else an unmarked one goes to dead. The functions of live ones are
- * marked. */
-static int mark_stacks(sqlite3 *db, const char *sql, int64_t above, bool all_live, gc_marks *m)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = 0, src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (src == SQLITE_OK)
-        sqlite3_bind_int64(st, 1, above);
-    while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        src = SQLITE_OK;
-        int64_t id = sqlite3_column_int64(st, 0);
-        if (!all_live && !store__idset_get(&m->live_stacks, id, NULL)) {
-            rc = idlist_push(&m->dead_stacks, id);
-            continue;
-        }
-        const unsigned char *f = sqlite3_column_blob(st, 1);
-        size_t len = (size_t)sqlite3_column_bytes(st, 1), pos = 0;
-        while (pos < len && !rc) {
-            uint64_t fid;
-            int64_t line;
-            if (store__get_uvarint(f, len, &pos, &fid) || store__get_svarint(f, len, &pos, &line))
-                break; /* damaged: keep the row, mark what was readable */
-            rc = mark(&m->live_fns, (int64_t)fid);
-        }
-    }
-    sqlite3_finalize(st);
-    return rc ? rc : sql_rc(src);
-}
-
-/* Functions `sql` returns (id, name, system_name, file; ?1 bound): with
- * all_live each is live, else an unmarked one goes to dead; the strings of
- * live ones are marked. */
-static int mark_functions(sqlite3 *db, const char *sql, int64_t arg, bool all_live, gc_marks *m)
+static int gc_rows(sqlite3 *db, const char *sql, int64_t arg, gc_row_fn fn, gc_marks *m,
+                   bool all_live)
 {
     sqlite3_stmt *st = NULL;
     int rc = 0, src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -324,17 +241,95 @@ static int mark_functions(sqlite3 *db, const char *sql, int64_t arg, bool all_li
         sqlite3_bind_int64(st, 1, arg);
     while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
         src = SQLITE_OK;
-        int64_t id = sqlite3_column_int64(st, 0);
-        if (!all_live && !store__idset_get(&m->live_fns, id, NULL)) {
-            rc = idlist_push(&m->dead_fns, id);
-            continue;
-        }
-        for (int k = 1; k <= 3 && !rc; k++)
-            rc = mark(&m->live_strs, sqlite3_column_int64(st, k));
+        rc = fn(st, m, all_live);
     }
     sqlite3_finalize(st);
     return rc ? rc : sql_rc(src);
 }
+
+/* A set (data, is_delta): mark its stacks and label strings. A delta is
+ * decoded shallowly: its matched rows' stacks and labels are its
+ * keyframe's, a set of its own. */
+static int gc_set_row(sqlite3_stmt *st, gc_marks *m, bool all_live)
+{
+    (void)all_live;
+    store__set_reader r;
+    int rc = store__set_parse(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+                              sqlite3_column_int(st, 1) != 0, NULL, &r);
+    if (rc)
+        /* A damaged set refers to nothing we can know: its profile is
+         * unreadable anyway, and retention must still free space. */
+        return rc == -ENOMEM ? rc : 0;
+    for (size_t i = 0; i < r.n_samples && !rc; i++)
+        rc = mark(&m->live_stacks, r.stack_ids[i]);
+    size_t n_labels = rc ? 0 : r.label_off[r.n_samples];
+    for (size_t j = 0; j < n_labels && !rc; j++) {
+        rc = mark(&m->live_strs, r.labels[j * 4]);
+        if (!rc)
+            rc = mark(&m->live_strs, r.labels[j * 4 + 1]);
+        if (!rc)
+            rc = mark(&m->live_strs, r.labels[j * 4 + 3]);
+    }
+    store__set_free(&r);
+    return rc;
+}
+
+/* A meta row (data): mark its strings. */
+static int gc_meta_row(sqlite3_stmt *st, gc_marks *m, bool all_live)
+{
+    (void)all_live;
+    int rc = store__meta_strings(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+                                 mark, &m->live_strs);
+    return rc == -EINVAL ? 0 : rc; /* damaged: as for sets */
+}
+
+/* A stack (id, frames): with all_live it is live, else an unmarked one is
+ * dead; a live one marks its functions. */
+static int gc_stack_row(sqlite3_stmt *st, gc_marks *m, bool all_live)
+{
+    int64_t id = sqlite3_column_int64(st, 0);
+    if (!all_live && !store__idset_get(&m->live_stacks, id, NULL))
+        return idlist_push(&m->dead_stacks, id);
+    const unsigned char *f = sqlite3_column_blob(st, 1);
+    size_t len = (size_t)sqlite3_column_bytes(st, 1), pos = 0;
+    int rc = 0;
+    while (pos < len && !rc) {
+        uint64_t fid;
+        int64_t line;
+        if (store__get_uvarint(f, len, &pos, &fid) || store__get_svarint(f, len, &pos, &line))
+            break; /* damaged: keep the row, mark what was readable */
+        rc = mark(&m->live_fns, (int64_t)fid);
+    }
+    return rc;
+}
+
+/* A function (id, name, system_name, file): with all_live it is live, else
+ * an unmarked one is dead; a live one marks its strings. */
+static int gc_function_row(sqlite3_stmt *st, gc_marks *m, bool all_live)
+{
+    int64_t id = sqlite3_column_int64(st, 0);
+    if (!all_live && !store__idset_get(&m->live_fns, id, NULL))
+        return idlist_push(&m->dead_fns, id);
+    int rc = 0;
+    for (int k = 1; k <= 3 && !rc; k++)
+        rc = mark(&m->live_strs, sqlite3_column_int64(st, k));
+    return rc;
+}
+
+/* A string (id): dead unless marked. */
+static int gc_string_row(sqlite3_stmt *st, gc_marks *m, bool all_live)
+{
+    (void)all_live;
+    int64_t id = sqlite3_column_int64(st, 0);
+    return store__idset_get(&m->live_strs, id, NULL) ? 0 : idlist_push(&m->dead_strs, id);
+}
+
+#define GC_SETS_ABOVE "SELECT data, base_id IS NOT NULL FROM sample_sets WHERE id > ?1"
+#define GC_METAS_ABOVE "SELECT data FROM profile_meta WHERE id > ?1"
+#define GC_STACKS_ABOVE "SELECT id, frames FROM stacks WHERE id > ?1"
+#define GC_STACK_BY_ID "SELECT id, frames FROM stacks WHERE id = ?1"
+#define GC_FUNCTIONS_ABOVE "SELECT id, name, system_name, file FROM functions WHERE id > ?1"
+#define GC_FUNCTION_BY_ID "SELECT id, name, system_name, file FROM functions WHERE id = ?1"
 
 /* Phase 1, on a reader connection's snapshot (no writer lock). */
 static int gc_mark(sqlite3 *db, gc_marks *m)
@@ -342,8 +337,7 @@ static int gc_mark(sqlite3 *db, gc_marks *m)
     int rc = store__exec(db, "BEGIN");
     if (rc)
         return rc;
-    if (!rc)
-        rc = query_int(db, "SELECT coalesce(max(id), 0) FROM sample_sets", &m->max_set);
+    rc = query_int(db, "SELECT coalesce(max(id), 0) FROM sample_sets", &m->max_set);
     if (!rc)
         rc = query_int(db, "SELECT coalesce(max(id), 0) FROM profile_meta", &m->max_meta);
     if (!rc)
@@ -362,27 +356,15 @@ static int gc_mark(sqlite3 *db, gc_marks *m)
                          "(SELECT DISTINCT meta_id FROM profiles)",
                          &m->orphan_metas);
     if (!rc)
-        rc = mark_sets(db, "SELECT data, base_id IS NOT NULL FROM sample_sets WHERE id > ?1", 0, m);
+        rc = gc_rows(db, GC_SETS_ABOVE, 0, gc_set_row, m, false);
     if (!rc)
-        rc = mark_metas(db, "SELECT data FROM profile_meta WHERE id > ?1", 0, m);
+        rc = gc_rows(db, GC_METAS_ABOVE, 0, gc_meta_row, m, false);
     if (!rc)
-        rc = mark_stacks(db, "SELECT id, frames FROM stacks WHERE id > ?1", 0, false, m);
+        rc = gc_rows(db, GC_STACKS_ABOVE, 0, gc_stack_row, m, false);
     if (!rc)
-        rc = mark_functions(db, "SELECT id, name, system_name, file FROM functions WHERE id > ?1", 0,
-                            false, m);
-    if (!rc) {
-        sqlite3_stmt *st = NULL;
-        int src = sqlite3_prepare_v2(db, "SELECT id FROM strings", -1, &st, NULL);
-        while (src == SQLITE_OK && !rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
-            src = SQLITE_OK;
-            int64_t id = sqlite3_column_int64(st, 0);
-            if (!store__idset_get(&m->live_strs, id, NULL))
-                rc = idlist_push(&m->dead_strs, id);
-        }
-        sqlite3_finalize(st);
-        if (!rc)
-            rc = sql_rc(src);
-    }
+        rc = gc_rows(db, GC_FUNCTIONS_ABOVE, 0, gc_function_row, m, false);
+    if (!rc)
+        rc = gc_rows(db, "SELECT id FROM strings WHERE id > ?1", 0, gc_string_row, m, false);
     store__exec_best_effort(db, "COMMIT");
     return rc;
 }
@@ -408,26 +390,22 @@ static int gc_sweep(store *s, gc_marks *m)
     sqlite3 *db = s->w.db;
     int rc = sweep_candidates(db, &m->orphan_sets, &m->orphan_metas);
     if (!rc)
-        rc = mark_sets(db, "SELECT data, base_id IS NOT NULL FROM sample_sets WHERE id > ?1",
-                       m->max_set, m);
+        rc = gc_rows(db, GC_SETS_ABOVE, m->max_set, gc_set_row, m, true);
     if (!rc)
-        rc = mark_metas(db, "SELECT data FROM profile_meta WHERE id > ?1", m->max_meta, m);
+        rc = gc_rows(db, GC_METAS_ABOVE, m->max_meta, gc_meta_row, m, true);
     if (!rc)
-        rc = mark_stacks(db, "SELECT id, frames FROM stacks WHERE id > ?1", m->max_stack, true, m);
+        rc = gc_rows(db, GC_STACKS_ABOVE, m->max_stack, gc_stack_row, m, true);
     /* Stacks the snapshot saw unused that a new set uses again: their
      * functions (unmarked then) are needed too. */
     for (size_t i = 0; i < m->dead_stacks.n && !rc; i++)
         if (store__idset_get(&m->live_stacks, m->dead_stacks.ids[i], NULL))
-            rc = mark_stacks(db, "SELECT id, frames FROM stacks WHERE id = ?1",
-                             m->dead_stacks.ids[i], true, m);
+            rc = gc_rows(db, GC_STACK_BY_ID, m->dead_stacks.ids[i], gc_stack_row, m, true);
     if (!rc)
-        rc = mark_functions(db, "SELECT id, name, system_name, file FROM functions WHERE id > ?1",
-                            m->max_fn, true, m);
+        rc = gc_rows(db, GC_FUNCTIONS_ABOVE, m->max_fn, gc_function_row, m, true);
     /* Functions the snapshot saw unused that a new or revived stack uses. */
     for (size_t i = 0; i < m->dead_fns.n && !rc; i++)
         if (store__idset_get(&m->live_fns, m->dead_fns.ids[i], NULL))
-            rc = mark_functions(db, "SELECT id, name, system_name, file FROM functions WHERE id = ?1",
-                                m->dead_fns.ids[i], true, m);
+            rc = gc_rows(db, GC_FUNCTION_BY_ID, m->dead_fns.ids[i], gc_function_row, m, true);
     if (!rc)
         rc = delete_unmarked(db, "DELETE FROM stacks WHERE id = ?1", &m->dead_stacks,
                              &m->live_stacks);
