@@ -4,9 +4,9 @@
  *
  * Threads: the main thread runs the collector's event loop (the collector
  * decodes and stores on threads of its own) and applies reloads; a
- * retention thread enforces retention (retention_thread). A signal thread waits for SIGHUP/SIGTERM/SIGINT with
- * sigwait() (the signals are blocked everywhere else), records them in
- * atomics and wakes the loop. The HTTP API (api/) runs its own threads and
+ * retention thread enforces retention (retention_thread). A signal thread
+ * waits for SIGHUP/SIGTERM/SIGINT with sigwait() (the signals are blocked
+ * everywhere else), records them in atomics and wakes the loop. The HTTP API (api/) runs its own threads and
  * calls back into the collector and detector (both thread-safe) and into
  * daemon_reload(), which hands the request to the main thread and waits for
  * its result.

@@ -97,6 +97,14 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *out)
     return store__errno(src) ? store__errno(src) : (src == SQLITE_OK ? 0 : -EIO);
 }
 
+/* An SQLite step or prepare result as 0 or a negative errno. */
+static int sql_rc(int src)
+{
+    if (src == SQLITE_OK || src == SQLITE_DONE)
+        return 0;
+    return store__errno(src) ? store__errno(src) : -EIO;
+}
+
 /* The ids a query returns (one column), appended to l. */
 static int collect_ids(sqlite3 *db, const char *sql, idlist *l)
 {
@@ -109,7 +117,7 @@ static int collect_ids(sqlite3 *db, const char *sql, idlist *l)
     sqlite3_finalize(st);
     if (rc)
         return rc;
-    return src == SQLITE_DONE || src == SQLITE_OK ? 0 : (store__errno(src) ? store__errno(src) : -EIO);
+    return sql_rc(src);
 }
 
 /* The sample sets and meta rows the deleted profiles used, each dropped
@@ -150,7 +158,7 @@ static int sweep_candidates(sqlite3 *db, idlist *sets, const idlist *metas)
     sqlite3_finalize(st);
     if (rc)
         return rc;
-    return src == SQLITE_OK ? 0 : (store__errno(src) ? store__errno(src) : -EIO);
+    return sql_rc(src);
 }
 
 /* Series points older than ?1, one range per (target, signal) of the
@@ -220,13 +228,6 @@ static void gc_marks_free(gc_marks *m)
     free(m->dead_strs.ids);
     free(m->orphan_sets.ids);
     free(m->orphan_metas.ids);
-}
-
-static int sql_rc(int src)
-{
-    if (src == SQLITE_OK || src == SQLITE_DONE)
-        return 0;
-    return store__errno(src) ? store__errno(src) : -EIO;
 }
 
 /* Call fn for each row `sql` returns (?1 bound to arg). */
