@@ -540,13 +540,11 @@ static int upgrade_schema(sqlite3 *db, const char *path, char *err, size_t err_l
 {
     int64_t version = 0;
     /* Files made before retention looked profiles up by time lack this
-     * index (any version reads a file that has it: no version change). */
-    int rc = store__exec(db, "CREATE INDEX IF NOT EXISTS profiles_time ON profiles(time_ns)");
-    if (rc) {
-        lw_set_err(err, err_len, "%s: creating index profiles_time: %s", path, sqlite3_errmsg(db));
-        return rc;
-    }
-    rc = pragma_int(db, "PRAGMA user_version", &version);
+     * index (any version reads a file that has it: no version change).
+     * Best effort: on a full disk the file still opens, and retention —
+     * slower without the index — can free the space. */
+    store__exec_best_effort(db, "CREATE INDEX IF NOT EXISTS profiles_time ON profiles(time_ns)");
+    int rc = pragma_int(db, "PRAGMA user_version", &version);
     if (!rc && version == 1) {
         char sql[160];
         snprintf(sql, sizeof(sql),
