@@ -223,6 +223,21 @@ void store__exec_best_effort(sqlite3 *db, const char *sql)
     sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
+int store__query_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            src = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return store__errno(src) ? store__errno(src) : (src == SQLITE_OK ? 0 : -EIO);
+}
+
 uint64_t store__hash(const void *data, size_t n)
 {
     const unsigned char *p = data;
@@ -465,21 +480,6 @@ static int lock_acquire(store *s, char *err, size_t err_len)
     return -EBUSY;
 }
 
-static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *out = sqlite3_column_int64(st, 0);
-            rc = SQLITE_OK;
-        }
-    }
-    sqlite3_finalize(st);
-    return store__errno(rc);
-}
-
 static int create_schema(store *s, char *err, size_t err_len)
 {
     sqlite3 *db = s->w.db;
@@ -507,11 +507,11 @@ static int create_schema(store *s, char *err, size_t err_len)
 static int verify_db(sqlite3 *db, const char *path, char *err, size_t err_len)
 {
     int64_t app = 0, version = 0, n_tables = 0;
-    int rc = pragma_int(db, "PRAGMA application_id", &app);
+    int rc = store__query_int(db, "PRAGMA application_id", &app);
     if (!rc)
-        rc = pragma_int(db, "PRAGMA user_version", &version);
+        rc = store__query_int(db, "PRAGMA user_version", &version);
     if (!rc)
-        rc = pragma_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'profiles'", &n_tables);
+        rc = store__query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'profiles'", &n_tables);
     if (rc) {
         lw_set_err(err, err_len, "%s: unreadable database (%s); refusing to touch it", path,
                 sqlite3_errmsg(db));
@@ -544,7 +544,7 @@ static int upgrade_schema(sqlite3 *db, const char *path, char *err, size_t err_l
      * Best effort: on a full disk the file still opens, and retention —
      * slower without the index — can free the space. */
     store__exec_best_effort(db, "CREATE INDEX IF NOT EXISTS profiles_time ON profiles(time_ns)");
-    int rc = pragma_int(db, "PRAGMA user_version", &version);
+    int rc = store__query_int(db, "PRAGMA user_version", &version);
     if (!rc && version == 1) {
         char sql[160];
         snprintf(sql, sizeof(sql),

@@ -156,6 +156,10 @@ int store__exec(sqlite3 *db, const char *sql) LW_WUR;
  * (rollback after an error, checkpoints, vacuum). */
 void store__exec_best_effort(sqlite3 *db, const char *sql);
 
+/* The first column of the first row of `sql` (a PRAGMA or an aggregate)
+ * into *out. 0, a negative errno, or -EIO when it returns no row. */
+int store__query_int(sqlite3 *db, const char *sql, int64_t *out) LW_WUR;
+
 /* 64-bit hash of n bytes (not cryptographic; collisions are checked). */
 uint64_t store__hash(const void *data, size_t n);
 

@@ -82,21 +82,6 @@ static int exec_count(sqlite3 *db, const char *sql, int64_t a, int64_t *changes)
     return store__errno(src);
 }
 
-static int query_int(sqlite3 *db, const char *sql, int64_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (src == SQLITE_OK) {
-        src = sqlite3_step(st);
-        if (src == SQLITE_ROW) {
-            *out = sqlite3_column_int64(st, 0);
-            src = SQLITE_OK;
-        }
-    }
-    sqlite3_finalize(st);
-    return store__errno(src) ? store__errno(src) : (src == SQLITE_OK ? 0 : -EIO);
-}
-
 /* An SQLite step or prepare result as 0 or a negative errno. */
 static int sql_rc(int src)
 {
@@ -176,7 +161,7 @@ static int profiles_estimate(sqlite3 *db, int64_t *out)
 {
     /* Two subqueries: SQLite answers a lone min() or max() from the index
      * end, but both in one SELECT scan it. */
-    return query_int(db,
+    return store__query_int(db,
                      "SELECT coalesce((SELECT max(id) FROM profiles) - (SELECT min(id) FROM profiles) "
                      "+ 1, 0)",
                      out);
@@ -338,13 +323,13 @@ static int gc_mark(sqlite3 *db, gc_marks *m)
     int rc = store__exec(db, "BEGIN");
     if (rc)
         return rc;
-    rc = query_int(db, "SELECT coalesce(max(id), 0) FROM sample_sets", &m->max_set);
+    rc = store__query_int(db, "SELECT coalesce(max(id), 0) FROM sample_sets", &m->max_set);
     if (!rc)
-        rc = query_int(db, "SELECT coalesce(max(id), 0) FROM profile_meta", &m->max_meta);
+        rc = store__query_int(db, "SELECT coalesce(max(id), 0) FROM profile_meta", &m->max_meta);
     if (!rc)
-        rc = query_int(db, "SELECT coalesce(max(id), 0) FROM stacks", &m->max_stack);
+        rc = store__query_int(db, "SELECT coalesce(max(id), 0) FROM stacks", &m->max_stack);
     if (!rc)
-        rc = query_int(db, "SELECT coalesce(max(id), 0) FROM functions", &m->max_fn);
+        rc = store__query_int(db, "SELECT coalesce(max(id), 0) FROM functions", &m->max_fn);
     if (!rc)
         rc = collect_ids(db,
                          "SELECT id FROM sample_sets WHERE NOT EXISTS "
@@ -490,7 +475,7 @@ static int delete_step(store *s, const char *select_ids_sql, int64_t arg, bool f
         rc = profiles_estimate(db, &remaining);
     /* Series points older than every remaining profile go with them. */
     if (!rc && n > 0)
-        rc = query_int(db, "SELECT coalesce(min(time_ns), 9223372036854775807) FROM profiles",
+        rc = store__query_int(db, "SELECT coalesce(min(time_ns), 9223372036854775807) FROM profiles",
                        &oldest);
     if (!rc && n > 0)
         rc = exec_count(db, SERIES_DELETE_BEFORE, oldest, NULL);
@@ -515,7 +500,8 @@ static int delete_step(store *s, const char *select_ids_sql, int64_t arg, bool f
     if (n > 0) {
         s->deleted_since_gc += n;
         *gc_due = force_gc || s->deleted_since_gc * 10 >= remaining;
-        shrink_files(db);
+        if (!*gc_due) /* else the collection shrinks them after its sweep */
+            shrink_files(db);
     }
     return 0;
 }
@@ -552,9 +538,9 @@ int store_retention_apply(store *s, int64_t max_age_ns, int64_t max_bytes, int64
         int64_t pages = 0, free_pages = 0, page_size = 0, count = 0;
         bool gc_due = false;
         pthread_mutex_lock(&s->w.mu);
-        if ((rc = query_int(s->w.db, "PRAGMA page_count", &pages)) ||
-            (rc = query_int(s->w.db, "PRAGMA freelist_count", &free_pages)) ||
-            (rc = query_int(s->w.db, "PRAGMA page_size", &page_size)) ||
+        if ((rc = store__query_int(s->w.db, "PRAGMA page_count", &pages)) ||
+            (rc = store__query_int(s->w.db, "PRAGMA freelist_count", &free_pages)) ||
+            (rc = store__query_int(s->w.db, "PRAGMA page_size", &page_size)) ||
             (rc = profiles_estimate(s->w.db, &count))) {
             pthread_mutex_unlock(&s->w.mu);
             break;
