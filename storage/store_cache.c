@@ -64,6 +64,12 @@ int64_t store__cache_get(const store__cache *c, uint64_t hash, const void *key, 
     }
 }
 
+void store__cache_prefetch(const store__cache *c, uint64_t hash)
+{
+    if (c->n_slots)
+        __builtin_prefetch(&c->slots[(size_t)hash & (c->n_slots - 1)]);
+}
+
 static int cache_grow(store__cache *c)
 {
     size_t n = c->n_slots ? c->n_slots * 2 : 1024;
@@ -158,6 +164,15 @@ int store__stackmap_add(store__stackmap *m, uint64_t hash, int64_t id)
     stackmap_insert(m->hashes, m->ids, m->n_slots - 1, hash, id);
     m->n_used++;
     return 0;
+}
+
+void store__stackmap_prefetch(const store__stackmap *m, uint64_t hash)
+{
+    if (m->n_slots) {
+        size_t i = (size_t)hash & (m->n_slots - 1);
+        __builtin_prefetch(&m->hashes[i]);
+        __builtin_prefetch(&m->ids[i]);
+    }
 }
 
 int64_t store__stackmap_next(const store__stackmap *m, uint64_t hash, size_t *pos)

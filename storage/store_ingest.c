@@ -32,6 +32,9 @@
 #define SET_MAX_BYTES ((size_t)1 << 30)
 #define STACK_MAX_BYTES ((size_t)64 << 20)
 
+/* Samples resolved a block at a time (see sample_prepare). */
+#define SAMPLE_BLOCK 16
+
 /* A new stack whose row is written later, with others in one statement. */
 typedef struct pending_stack {
     int64_t id;
@@ -66,7 +69,9 @@ typedef struct store__ingest {
     size_t cap_memo_index;
     uint32_t *seq;          /* every sample's location tokens (the next memo) */
     uint32_t *offs;         /* per sample + 1: offsets into `seq` */
-    lw_buf stacks;          /* scratch: the stack blob of a sample the memo missed */
+    lw_buf stacks;          /* scratch: the stack blobs of a block's samples the memo missed */
+    size_t blk_off[SAMPLE_BLOCK], blk_len[SAMPLE_BLOCK]; /* each in `stacks` */
+    uint64_t blk_hash[SAMPLE_BLOCK];                     /* and its hash */
     pending_stack *pending; /* new stacks not inserted yet (flush_stacks) */
     size_t n_pending, cap_pending;
     lw_buf pending_frames;  /* their frame blobs */
@@ -590,16 +595,13 @@ static int stack_has_frames(ingest *in, int64_t id, const void *blob, size_t len
     return same;
 }
 
-/* The stack id of the frame blob in in->stacks: from the writer's cache;
+/* The stack id of a frame blob with hash h: from the writer's cache;
  * else from the stack map (new when its hash is absent), or from the
  * index on stacks.hash when the stacks outgrew the map. *known: it
  * existed before. */
-static int stack_id(ingest *in, int64_t *out, bool *known)
+static int stack_id(ingest *in, const void *blob, size_t len, uint64_t h, int64_t *out, bool *known)
 {
     store *s = in->s;
-    const void *blob = in->stacks.data ? in->stacks.data : "";
-    size_t len = in->stacks.len;
-    uint64_t h = store__hash(blob, len);
     int64_t id = store__cache_get(&s->stacks, h, blob, len);
     int rc;
     *known = true;
@@ -703,24 +705,48 @@ static int memo_stack(ingest *in, const pprof_sample *smp, int64_t *out)
     return 0;
 }
 
-/* The stack id of a sample: from the memo, else from its frame blob. */
-static int sample_stack(ingest *in, const pprof_sample *smp, int64_t *out)
+/* Samples are resolved a block at a time, in two passes: the first takes
+ * each sample's stack from the memo or builds its frame blob and hash and
+ * prefetches the slots the second pass probes (the stack cache's and the
+ * stack map's); the second looks the missed ones up and fills the rows in
+ * order. A profile of new stacks misses in tables of several MB for every
+ * sample: one at a time, each probe waited for memory in turn. */
+
+/* Pass 1 for sample i: 1 when its stack came from the memo (stack_ids[i]
+ * set), 0 with its frame blob in in->stacks at blk_off[k] and its hash
+ * in blk_hash[k], or a negative errno. */
+static int sample_prepare(ingest *in, const pprof_sample *smp, size_t i, size_t k)
 {
     int rc;
     size_t nl = smp->n_locations;
     const uint64_t *ids = smp->location_ids;
-    if (in->want_memo && (rc = memo_stack(in, smp, out)) != 0)
-        return rc < 0 ? rc : 0;
-    lw_buf_reset(&in->stacks);
-    for (size_t i = 0; i < nl; i++) {
+    if (in->want_memo && (rc = memo_stack(in, smp, &in->stack_ids[i])) != 0)
+        return rc;
+    size_t off = in->stacks.len;
+    for (size_t j = 0; j < nl; j++) {
         const unsigned char *d;
         size_t n, li;
-        if ((rc = location_index(in, ids[i], &li)) || (rc = location_frames(in, li, &d, &n)) ||
+        if ((rc = location_index(in, ids[j], &li)) || (rc = location_frames(in, li, &d, &n)) ||
             (rc = store__buf_add(&in->stacks, d, n)))
             return rc;
     }
+    size_t len = in->stacks.len - off;
+    uint64_t h = store__hash(len ? (const char *)in->stacks.data + off : "", len);
+    in->blk_off[k] = off;
+    in->blk_len[k] = len;
+    in->blk_hash[k] = h;
+    store__cache_prefetch(&in->s->stacks, h);
+    store__stackmap_prefetch(&in->s->stack_map, h);
+    return 0;
+}
+
+/* Pass 2 for a sample pass 1 left: its stack id from its frame blob. */
+static int sample_resolve(ingest *in, size_t k, int64_t *out)
+{
     bool known;
-    if ((rc = stack_id(in, out, &known)))
+    const char *blob = in->blk_len[k] ? (const char *)in->stacks.data + in->blk_off[k] : "";
+    int rc = stack_id(in, blob, in->blk_len[k], in->blk_hash[k], out, &known);
+    if (rc)
         return rc;
     /* Without an index, a memo missed by known stacks again and again is
      * out of step: index it (once per ingest; without memory it just
@@ -754,7 +780,7 @@ static uint64_t set_hash_final(uint64_t h)
     return h;
 }
 
-/* Row i of the profile's sample set: its stack id (from sample_stack()),
+/* Row i of the profile's sample set: its stack id (from the memo or sample_resolve()),
  * values (added to the totals per sample type) and labels as DB string
  * ids. Rows are filled in order, right after their stack is resolved, so
  * each decoded sample is read once while it is in the cache. */
@@ -1397,14 +1423,24 @@ static int ingest_one(store *s, store_ingest_item *it)
                     s->memo_bytes + in->n_seq * sizeof(uint32_t) +
                             p->n_samples * (sizeof(int64_t) + sizeof(uint32_t)) <=
                         STORE_MEMO_BYTES;
-    for (size_t i = 0; i < p->n_samples; i++) {
-        if (p->samples[i].n_locations && !p->samples[i].location_ids) {
-            rc = -EINVAL;
-            goto out;
+    for (size_t b = 0; b < p->n_samples; b += SAMPLE_BLOCK) {
+        size_t n = p->n_samples - b < SAMPLE_BLOCK ? p->n_samples - b : SAMPLE_BLOCK;
+        bool missed[SAMPLE_BLOCK];
+        lw_buf_reset(&in->stacks);
+        for (size_t k = 0; k < n; k++) {
+            const pprof_sample *smp = &p->samples[b + k];
+            if (smp->n_locations && !smp->location_ids) {
+                rc = -EINVAL;
+                goto out;
+            }
+            if ((rc = sample_prepare(in, smp, b + k, k)) < 0)
+                goto out;
+            missed[k] = rc == 0;
         }
-        if ((rc = sample_stack(in, &p->samples[i], &in->stack_ids[i])) ||
-            (rc = set_row(in, i, in->stack_ids[i])))
-            goto out;
+        for (size_t k = 0; k < n; k++)
+            if ((missed[k] && (rc = sample_resolve(in, k, &in->stack_ids[b + k]))) ||
+                (rc = set_row(in, b + k, in->stack_ids[b + k])))
+                goto out;
     }
 
     if ((rc = flush_stacks(in)))

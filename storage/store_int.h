@@ -213,6 +213,9 @@ void store__cache_free(store__cache *c);
 int64_t store__cache_get(const store__cache *c, uint64_t hash, const void *key, size_t len);
 /* Remember key → id (id > 0). Failure to allocate just leaves it uncached. */
 void store__cache_put(store__cache *c, uint64_t hash, const void *key, size_t len, int64_t id);
+/* Ask the CPU to fetch the slot a lookup of hash starts at (no effect on
+ * the contents). */
+void store__cache_prefetch(const store__cache *c, uint64_t hash);
 void store__caches_clear(store *s);
 
 /* ---- stack map (store_cache.c): stack hash → stack id, all of them ---- */
@@ -230,6 +233,8 @@ int store__stackmap_add(store__stackmap *m, uint64_t hash, int64_t id) LW_WUR;
 /* The ids stored with this hash, one per call: start with *pos = 0; 0 when
  * there are no more. */
 int64_t store__stackmap_next(const store__stackmap *m, uint64_t hash, size_t *pos);
+/* Ask the CPU to fetch the slot a lookup of hash starts at. */
+void store__stackmap_prefetch(const store__stackmap *m, uint64_t hash);
 
 /* ---- int64 set (store_cache.c), used by GC and loading ---- */
 typedef struct store__idset {

@@ -1780,6 +1780,52 @@ static void test_new_stacks(void **state)
     pprof_free(d);
 }
 
+/* Samples are resolved a block at a time (SAMPLE_BLOCK, 16): one new
+ * stack met twice in one block, again in the next block and by a location
+ * of another id with the same frames gets one stack id and one row. */
+static void test_new_stack_repeated_in_block(void **state)
+{
+    (void)state;
+    char path[600];
+    int64_t t1, t2;
+    store *s = open_two_targets(path, sizeof(path), &t1, &t2);
+    pprof_profile *p = pprof_new();
+    assert_non_null(p);
+    assert_int_equal(pprof_add_sample_type(p, "inuse_space", "bytes"), 0);
+    p->time_nanos = T0;
+    uint64_t f = fn(p, "main.leak", "/src/main.go"), g = fn(p, "main.main", "/src/main.go");
+    uint64_t la = loc1(p, f, 10), lb = loc1(p, g, 20), lc = loc1(p, f, 11);
+    pprof_line dup_line = {.function_id = f, .line = 10};
+    uint64_t la2 = pprof_add_location(p, 0, 0x9000, &dup_line, 1); /* la's frames, another id */
+    assert_true(la2 > 0);
+    uint64_t rep[] = {la, lb}, rep2[] = {la2, lb}, other[] = {lc, lb};
+    for (int i = 0; i < 40; i++) {
+        /* Samples 0, 1, 17 and 33 (la2) have the repeated stack. */
+        bool r = i == 0 || i == 1 || i == 17;
+        int64_t v = r ? 1000 : 1;
+        const uint64_t *st = r ? rep : i == 33 ? rep2 : other;
+        if (i == 33)
+            v = 1000;
+        assert_int_equal(pprof_add_sample(p, st, 2, &v, NULL, 0), 0);
+    }
+    int64_t id = ingest_ok(s, t1, "heap", T0 + SEC, p);
+    assert_int_equal(count_rows(path, "stacks"), 2);
+    assert_stacks_unique(path);
+    store_stack_value *sv = NULL;
+    size_t n = 0;
+    assert_int_equal(store_profile_stacks(s, id, 0, &sv, &n), 0);
+    assert_int_equal(n, 2);
+    int64_t big = sv[0].value > sv[1].value ? sv[0].value : sv[1].value;
+    assert_int_equal(big, 4000); /* all four on one stack id */
+    free(sv);
+    assert_loads_as(s, id, p);
+    /* The other target's first profile: the same stacks, found. */
+    ingest_ok(s, t2, "heap", T0 + SEC, p);
+    assert_int_equal(count_rows(path, "stacks"), 2);
+    store_close(s);
+    pprof_free(p);
+}
+
 /* The stack map keeps equal hashes of different stacks side by side. */
 static void test_stackmap(void **state)
 {
@@ -2284,6 +2330,7 @@ int main(void)
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_ingest_batch),
         cmocka_unit_test(test_new_stacks),
+        cmocka_unit_test(test_new_stack_repeated_in_block),
         cmocka_unit_test(test_stackmap),
         cmocka_unit_test(test_schema_upgrade),
         cmocka_unit_test(test_pack_formats),
