@@ -56,7 +56,11 @@ static const char *const sql_text[SQL_COUNT_] = {
     [SQL_STACK_INSERT_MANY] = "INSERT INTO stacks(id, hash, frames) VALUES " STACK_ROWS_32,
     [SQL_STACK_HASHES] = "SELECT id, hash FROM stacks",
     [SQL_STACK_LAST_ID] = "SELECT max((SELECT coalesce(max(id), 0) FROM stacks), "
-                          "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'stacks'), 0))",
+                          "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'stacks'), 0), "
+                          "(SELECT coalesce(max(last_id), 0) FROM stack_chunks))",
+    [SQL_CHUNK_FIND] = "SELECT first_id, last_id, data FROM stack_chunks WHERE first_id <= ?1 "
+                       "ORDER BY first_id DESC LIMIT 1",
+    [SQL_CHUNK_INSERT] = "INSERT INTO stack_chunks(first_id, last_id, data) VALUES (?1, ?2, ?3)",
     [SQL_STACK_GET] = "SELECT frames FROM stacks WHERE id = ?1",
     [SQL_SET_FIND] = "SELECT id FROM sample_sets WHERE hash = ?1",
     [SQL_SET_INSERT] = "INSERT INTO sample_sets(hash, n_samples, base_id, data) "
@@ -104,6 +108,14 @@ static const char *const sql_text[SQL_COUNT_] = {
                           "LEFT JOIN strings f ON f.id = fn.file WHERE fn.id >= ?1 ORDER BY fn.id",
 };
 
+/* Added in schema 3 (store_stacks.c); an older file gets it when opened
+ * for writing. */
+#define STACK_CHUNKS_SQL                                                                           \
+    "CREATE TABLE stack_chunks(\n"                                                                 \
+    "  first_id INTEGER PRIMARY KEY,\n"                                                            \
+    "  last_id INTEGER NOT NULL,\n"                                                                \
+    "  data BLOB NOT NULL);\n"
+
 /* The schema; see storage/README.md for why each table exists. */
 static const char schema_sql[] =
     "CREATE TABLE targets(\n"
@@ -127,6 +139,7 @@ static const char schema_sql[] =
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
     "  hash INTEGER NOT NULL,\n"
     "  frames BLOB NOT NULL);\n"
+    STACK_CHUNKS_SQL
     "CREATE TABLE sample_sets(\n"
     "  id INTEGER PRIMARY KEY,\n"
     "  hash INTEGER NOT NULL,\n"
@@ -532,10 +545,10 @@ static int verify_db(sqlite3 *db, const char *path, char *err, size_t err_len)
     return 0;
 }
 
-/* Version 1 → 2 (writer): the index on stacks.hash goes, the writer's
- * stack map replaces it (it is rebuilt if ever the stacks outgrow the
- * map). A version 2 file is refused by builds that would look stacks up
- * without the index, one full scan per new stack. */
+/* Older versions (writer): version 1's index on stacks.hash goes (the
+ * writer's stack map replaces it; it is rebuilt if ever the stacks outgrow
+ * the map), and version 3's stack_chunks is added. A file of a newer
+ * version is refused by builds that would not find its stacks. */
 static int upgrade_schema(sqlite3 *db, const char *path, char *err, size_t err_len)
 {
     int64_t version = 0;
@@ -545,15 +558,15 @@ static int upgrade_schema(sqlite3 *db, const char *path, char *err, size_t err_l
      * slower without the index — can free the space. */
     store__exec_best_effort(db, "CREATE INDEX IF NOT EXISTS profiles_time ON profiles(time_ns)");
     int rc = store__query_int(db, "PRAGMA user_version", &version);
-    if (!rc && version == 1) {
-        char sql[160];
+    if (!rc && version < STORE_SCHEMA_VERSION) {
+        char sql[512];
         snprintf(sql, sizeof(sql),
-                 "BEGIN IMMEDIATE; DROP INDEX IF EXISTS stacks_hash; PRAGMA user_version = %d; "
-                 "COMMIT",
-                 STORE_SCHEMA_VERSION);
+                 "BEGIN IMMEDIATE; %s %s PRAGMA user_version = %d; COMMIT",
+                 version == 1 ? "DROP INDEX IF EXISTS stacks_hash;" : "",
+                 STACK_CHUNKS_SQL, STORE_SCHEMA_VERSION);
         rc = store__exec(db, sql);
         if (rc) {
-            lw_set_err(err, err_len, "%s: upgrading schema 1 to %d: %s", path,
+            lw_set_err(err, err_len, "%s: upgrading schema %" PRId64 " to %d: %s", path, version,
                        STORE_SCHEMA_VERSION, sqlite3_errmsg(db));
             if (!sqlite3_get_autocommit(db))
                 store__exec_best_effort(db, "ROLLBACK");

@@ -30,7 +30,6 @@
 /* Caps for the per-ingest scratch buffers; a decoded profile is already
  * bounded by pprof's decompressed-size cap, these only guard the encoders. */
 #define SET_MAX_BYTES ((size_t)1 << 30)
-#define STACK_MAX_BYTES ((size_t)64 << 20)
 
 /* Samples resolved a block at a time (see sample_prepare). */
 #define SAMPLE_BLOCK 16
@@ -75,6 +74,9 @@ typedef struct store__ingest {
     pending_stack *pending; /* new stacks not inserted yet (flush_stacks) */
     size_t n_pending, cap_pending;
     lw_buf pending_frames;  /* their frame blobs */
+    lw_buf chunk;           /* scratch: an encoded chunk of new stacks */
+    lw_buf got;             /* scratch: a stored stack's frames (stack_has_frames) */
+    bool chunks_damaged;    /* use_stack_index met a chunk that does not decode */
     lw_buf frames;      /* encoded frames of every location */
     lw_buf set;         /* raw sample set */
     lw_buf packed;      /* packed sample set */
@@ -114,6 +116,13 @@ static int sqlerr(ingest *in, int src, const char *what)
     if (!rc)
         rc = -EIO;
     ierr(in, "%s: %s", what, sqlite3_errmsg(in->s->w.db));
+    return rc;
+}
+
+/* The same for a store function's errno (rc < 0). */
+static int dberr(ingest *in, int rc, const char *what)
+{
+    ierr(in, "%s: %s", what, rc == -ENOMEM ? "out of memory" : sqlite3_errmsg(in->s->w.db));
     return rc;
 }
 
@@ -467,16 +476,56 @@ static int64_t memo_index_find(const ingest *in, const uint32_t *seq, size_t n)
  * not count: they cannot be in the memo. */
 #define MEMO_MISSES_BEFORE_INDEX 32
 
+/* One chunked stack becomes a row of `stacks` (use_stack_index). */
+static int stack_to_row(void *arg, int64_t id, const unsigned char *frames, size_t len, bool damaged)
+{
+    ingest *in = arg;
+    if (damaged) {
+        in->chunks_damaged = true;
+        return 0;
+    }
+    sqlite3_stmt *st = store__stmt(&in->s->w, SQL_STACK_INSERT);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, (int64_t)store__hash(frames, len));
+    sqlite3_bind_blob(st, 3, frames, (int)len, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    return src == SQLITE_DONE ? 0 : store__errno(src) ? store__errno(src) : -EIO;
+}
+
 /* Stacks are looked up by the on-disk index from now on (too many for the
- * map, or no memory for it): the index is built if the file lacks it. */
+ * map, or no memory for it): the index is built if the file lacks it, and
+ * chunked stacks become rows (the index is on stacks.hash; a file that
+ * outgrew the map once keeps them as rows). A damaged chunk stays: the
+ * stacks it still gives are then in both tables, with the same frames. */
 static int use_stack_index(ingest *in)
 {
     store *s = in->s;
     store__stackmap_free(&s->stack_map);
     s->stack_map_loaded = false;
     s->stacks_indexed = true;
-    int rc = store__exec(s->w.db, "CREATE INDEX IF NOT EXISTS stacks_hash ON stacks(hash)");
+    in->chunks_damaged = false;
+    int rc = store__stacks_each(s->w.db, 0, true, stack_to_row, in);
+    if (rc)
+        return dberr(in, rc, "stack rows");
+    if (!in->chunks_damaged && store__exec(s->w.db, "DELETE FROM stack_chunks"))
+        return sqlerr(in, SQLITE_ERROR, "stack chunks");
+    rc = store__exec(s->w.db, "CREATE INDEX IF NOT EXISTS stacks_hash ON stacks(hash)");
     return rc ? sqlerr(in, SQLITE_ERROR, "stack index") : 0;
+}
+
+/* One chunked stack into the writer's map (stacks_state_load). */
+static int stack_to_map(void *arg, int64_t id, const unsigned char *frames, size_t len, bool damaged)
+{
+    store *s = arg;
+    if (damaged)
+        return 0; /* its stacks cannot be matched: new ones get new ids */
+    if (s->stack_map.n_used >= s->stack_map_max ||
+        store__stackmap_add(&s->stack_map, store__hash(frames, len), id))
+        return -ENOSPC;
+    return 0;
 }
 
 /* Load what the writer needs to add stacks without looking each up: the
@@ -515,6 +564,16 @@ static int stacks_state_load(ingest *in)
         store__stackmap_free(&s->stack_map);
         return sqlerr(in, src, "stack hashes");
     }
+    /* Chunked stacks have no stored hash: their frames are hashed. */
+    if (!too_many) {
+        int rc = store__stacks_each(s->w.db, 0, true, stack_to_map, s);
+        if (rc == -ENOSPC) {
+            too_many = true;
+        } else if (rc) {
+            store__stackmap_free(&s->stack_map);
+            return dberr(in, rc, "stack chunks");
+        }
+    }
     if (too_many)
         return use_stack_index(in);
     s->stack_map_loaded = true;
@@ -533,6 +592,25 @@ static int flush_stacks(ingest *in)
     store *s = in->s;
     size_t i = 0;
     const unsigned char *frames = (const unsigned char *)in->pending_frames.data;
+    while (!s->stacks_indexed && i < in->n_pending) {
+        /* Chunks of up to STORE_CHUNK_STACKS (store_stacks.c). */
+        size_t n = in->n_pending - i < STORE_CHUNK_STACKS ? in->n_pending - i : STORE_CHUNK_STACKS;
+        store__chunk_enc e;
+        store__chunk_enc_init(&e, &in->chunk, in->pending[i].id);
+        int rc = 0;
+        for (size_t k = 0; k < n && !rc; k++) {
+            const pending_stack *ps = &in->pending[i + k];
+            rc = store__chunk_enc_add(&e, ps->id, ps->len ? frames + ps->off : (const unsigned char *)"",
+                                      ps->len);
+        }
+        store__chunk_enc_free(&e);
+        if (!rc)
+            rc = store__stacks_write_chunk(&s->w, in->pending[i].id, in->pending[i + n - 1].id,
+                                           &in->chunk);
+        if (rc)
+            return dberr(in, rc, "stack chunk insert");
+        i += n;
+    }
     while (i < in->n_pending) {
         bool many = in->n_pending - i >= STORE_STACK_INSERT_ROWS;
         size_t rows = many ? STORE_STACK_INSERT_ROWS : 1;
@@ -578,21 +656,16 @@ static int add_stack(ingest *in, uint64_t h, const void *blob, size_t len, int64
     return 0;
 }
 
-/* Whether stored stack `id` has exactly these frames. 1, 0 or -errno. */
+/* Whether stored stack `id` has exactly these frames. 1, 0 or -errno. A
+ * stack that is not there (or in a damaged chunk) is no match. */
 static int stack_has_frames(ingest *in, int64_t id, const void *blob, size_t len)
 {
-    sqlite3_stmt *st = store__stmt(&in->s->w, SQL_STACK_GET);
-    if (!st)
-        return sqlerr(in, SQLITE_ERROR, "stack lookup");
-    sqlite3_bind_int64(st, 1, id);
-    int src = sqlite3_step(st), same = 0;
-    if (src == SQLITE_ROW)
-        same = (size_t)sqlite3_column_bytes(st, 0) == len &&
-               (len == 0 || memcmp(sqlite3_column_blob(st, 0), blob, len) == 0);
-    sqlite3_reset(st);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
-        return sqlerr(in, src, "stack lookup");
-    return same;
+    int rc = store__stack_get(&in->s->w, id, &in->got);
+    if (rc == -ENOENT || rc == -EIO)
+        return 0;
+    if (rc)
+        return dberr(in, rc, "stack lookup");
+    return in->got.len == len && (len == 0 || memcmp(in->got.data, blob, len) == 0);
 }
 
 /* The stack id of a frame blob with hash h: from the writer's cache;
@@ -614,10 +687,17 @@ static int stack_id(ingest *in, const void *blob, size_t len, uint64_t h, int64_
     size_t pos = 0;
     int64_t cand = s->stack_map_loaded ? store__stackmap_next(&s->stack_map, h, &pos) : 0;
     if (s->stack_map_loaded && cand) {
-        /* Stored or queued: the queued rows are written before reading. */
-        if ((rc = flush_stacks(in)))
-            return rc;
+        /* Queued (this ingest's new stacks: consecutive ids, compared in
+         * memory, so that they go out in whole chunks) or stored. */
+        int64_t first_queued = in->n_pending ? in->pending[0].id : INT64_MAX;
         for (; cand && !id; cand = store__stackmap_next(&s->stack_map, h, &pos)) {
+            if (cand >= first_queued && (size_t)(cand - first_queued) < in->n_pending) {
+                const pending_stack *ps = &in->pending[cand - first_queued];
+                if (ps->len == len &&
+                    (len == 0 || memcmp(in->pending_frames.data + ps->off, blob, len) == 0))
+                    id = cand;
+                continue;
+            }
             if ((rc = stack_has_frames(in, cand, blob, len)) < 0)
                 return rc;
             if (rc)
@@ -642,12 +722,16 @@ static int stack_id(ingest *in, const void *blob, size_t len, uint64_t h, int64_
         if (src != SQLITE_ROW && src != SQLITE_DONE)
             return sqlerr(in, src, "stack lookup");
     }
-    if (!id) {
+    /* A stack found is cached; a new one is not (its target's next
+     * profiles find it through the memo; the first reuse elsewhere
+     * caches it): a profile of new stacks copies none of them. */
+    if (id) {
+        store__cache_put(&s->stacks, h, blob, len, id);
+    } else {
         *known = false;
         if ((rc = add_stack(in, h, blob, len, &id)))
             return rc;
     }
-    store__cache_put(&s->stacks, h, blob, len, id);
     *out = id;
     return 0;
 }
@@ -898,11 +982,14 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
         const store__set_reader *kf = store__kf_get(s, base_id, &rc);
         if (!kf && rc == -ENOMEM && store__set_load(&s->w, base_id, &own) == 0)
             kf = &own; /* over the cache's budget: decode it just for now */
-        /* A delta whose unmatched rows (carried in full) outnumber half
-         * the keyframe's rows packs to about half its size or more, twice
-         * what is kept: not even encoded (a first profile of new stacks
-         * used to pay a delta and its packing for nothing). */
-        size_t max_new = kf ? kf->n_samples * DELTA_MAX_NUM * 2 / DELTA_MAX_DEN : 0;
+        /* A delta carries its unmatched rows in full, so with more of
+         * them than 3/8 of the keyframe's rows it packs to about 3/8 of
+         * the keyframe or more, over the 1/4 it must meet (with room for
+         * rows that pack better than the keyframe's): its encoding stops
+         * there. (A profile of new stacks, or heapgen's heap-b against
+         * heap-33000 — 27k more rows than its keyframe, a delta as big as
+         * the keyframe — paid for a delta and its packing for nothing.) */
+        size_t max_new = kf ? kf->n_samples * DELTA_MAX_NUM * 3 / (2 * DELTA_MAX_DEN) : 0;
         if (kf && store__set_encode_delta(cur, kf, max_new, &in->delta) == 0) {
             if ((rc = store__pack(s, in->delta.data ? in->delta.data : "", in->delta.len,
                                   &in->packed))) {
@@ -940,10 +1027,18 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
     id = sqlite3_last_insert_rowid(s->w.db);
     if (!base_id) {
         /* The target's new keyframe replaces its old one in the cache
-         * (which would otherwise stay while the new one no longer fits). */
+         * (which would otherwise stay while the new one no longer fits).
+         * The cache takes the profile's rows over rather than copying
+         * them, and the old keyframe's arrays hold the next profile's:
+         * no copy, and no fresh memory to fault in. */
+        store__set_reader spare;
+        memset(&spare, 0, sizeof(spare));
         if (old_kf)
-            store__kf_drop(&s->kf, old_kf);
-        store__kf_put(s, id, cur);
+            store__kf_drop(&s->kf, old_kf, &spare);
+        if (cur == &in->cur && store__kf_take(s, id, &in->cur))
+            in->cur = spare;
+        else
+            store__set_free(&spare);
     }
     *out = id;
     return 0;
@@ -1123,7 +1218,7 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
         in = calloc(1, sizeof(*in));
         if (!in)
             return -ENOMEM;
-        lw_buf_init(&in->frames, STACK_MAX_BYTES);
+        lw_buf_init(&in->frames, STORE_STACK_MAX_BYTES);
         lw_buf_init(&in->set, SET_MAX_BYTES);
         lw_buf_init(&in->packed, SET_MAX_BYTES);
         lw_buf_init(&in->delta, SET_MAX_BYTES);
@@ -1132,6 +1227,8 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
         lw_buf_init(&in->fn_text, (size_t)1 << 20);
         lw_buf_init(&in->stacks, SET_MAX_BYTES);
         lw_buf_init(&in->pending_frames, SET_MAX_BYTES);
+        lw_buf_init(&in->chunk, SET_MAX_BYTES);
+        lw_buf_init(&in->got, STORE_STACK_MAX_BYTES);
         store__idset_init(&in->fn_index);
         store__idset_init(&in->loc_index);
         s->ing = in;
@@ -1251,6 +1348,8 @@ void store__ingest_free(ingest *in)
     store__idset_free(&in->loc_index);
     lw_buf_cleanup(&in->stacks);
     lw_buf_cleanup(&in->pending_frames);
+    lw_buf_cleanup(&in->chunk);
+    lw_buf_cleanup(&in->got);
     free(in->pending);
     free(in->loc_dense_mem);
     free(in->loc_intern);

@@ -31,9 +31,11 @@
 /* "LWDB": written into the SQLite header at creation; a file without it is
  * not ours and is never written to. */
 #define STORE_APPLICATION_ID 0x4C574442
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 /* Version 1 had the index stacks_hash always; opening it for writing drops
- * the index (store.stack_map replaces it) and stamps version 2. */
+ * the index (store.stack_map replaces it). Version 3 added stack_chunks
+ * (store_stacks.c); an older file opened for writing gets the table and
+ * is stamped 3, its stacks rows stay as they are. */
 #define STORE_SCHEMA_MIN_VERSION 1
 
 /* Series signals, stored as small integers in series.signal. */
@@ -45,6 +47,13 @@ enum store__signal {
     STORE_SIG_HEAP_ALLOC_OBJECTS = 5,
     STORE_SIG_LAST = STORE_SIG_HEAP_ALLOC_OBJECTS, /* retention lists 1..LAST (store_retention.c) */
 };
+
+/* Stacks a chunk holds at most (store_stacks.c): a lookup by id decodes
+ * up to this many. */
+#define STORE_CHUNK_STACKS 256
+
+/* Cap of one stack's frame blob (the ingest's encoders guard it). */
+#define STORE_STACK_MAX_BYTES ((size_t)64 << 20)
 
 /* Rows of SQL_STACK_INSERT_MANY (its text in store.c spells them out). */
 #define STORE_STACK_INSERT_ROWS 32
@@ -68,7 +77,9 @@ enum store__sql {
     SQL_STACK_FIND,
     SQL_STACK_INSERT,      /* one stack with the id the writer chose */
     SQL_STACK_INSERT_MANY, /* STACK_INSERT_ROWS of them in one statement */
-    SQL_STACK_HASHES,      /* every stack's id and hash (the writer's stack_map) */
+    SQL_STACK_HASHES,      /* every stack row's id and hash (the writer's stack_map) */
+    SQL_CHUNK_FIND,        /* the chunk whose range may hold id ?1 (first_id, last_id, data) */
+    SQL_CHUNK_INSERT,      /* a new chunk (first_id, last_id, data) */
     SQL_STACK_LAST_ID,     /* the highest stack id ever handed out */
     SQL_STACK_GET,
     SQL_SET_FIND,
@@ -205,6 +216,73 @@ LW_WUR static inline int store__get_svarint(const unsigned char *data, size_t le
 int store__pack(store *s, const void *raw, size_t len, lw_buf *out) LW_WUR;
 int store__unpack(const void *blob, size_t len, lw_buf *out) LW_WUR;
 
+/* ---- stacks (store_stacks.c): rows of `stacks` and front-coded chunks ---- */
+
+/* Decoding a chunk blob: store__chunk_iter_next() steps to the next stack
+ * (id, its frames in cur[0..frames_len)). Zero-initialize before the first
+ * init; init again to reuse the buffers; free at the end. */
+typedef struct store__chunk_iter {
+    const unsigned char *data;
+    size_t len, pos;
+    int64_t id;
+    unsigned char *cur, *alt; /* this stack's frames, the scratch for the next */
+    size_t cap_cur, cap_alt, frames_len;
+} store__chunk_iter;
+
+void store__chunk_iter_init(store__chunk_iter *it, int64_t first_id, const void *data, size_t len);
+/* 1: the next stack; 0: the end; -EIO: damaged; -ENOMEM. */
+int store__chunk_iter_next(store__chunk_iter *it) LW_WUR;
+void store__chunk_iter_free(store__chunk_iter *it);
+
+/* Encoding one: stacks in ascending id order into *out (reset by init). */
+typedef struct store__chunk_enc {
+    lw_buf *out;
+    int64_t prev_id;
+    lw_buf prev; /* the previous stack's frames */
+    size_t n;    /* stacks added */
+} store__chunk_enc;
+
+void store__chunk_enc_init(store__chunk_enc *e, lw_buf *out, int64_t first_id);
+/* 0, -EINVAL (id not above the previous one), -ENOMEM or -E2BIG. */
+int store__chunk_enc_add(store__chunk_enc *e, int64_t id, const unsigned char *frames, size_t len) LW_WUR;
+void store__chunk_enc_free(store__chunk_enc *e);
+
+/* The frames of stack id into *out (reset first): 0, -ENOENT (no such
+ * stack), -EIO (a damaged chunk), -ENOMEM. Any connection. */
+int store__stack_get(store__conn *c, int64_t id, lw_buf *out) LW_WUR;
+
+/* fn(arg, i, frames, len) for each of the n sorted, distinct ids (i its
+ * index in ids); a missing stack is -EIO (a damaged reference). A
+ * nonzero return of fn stops the scan and is returned. */
+typedef int (*store__stack_fn)(void *arg, size_t i, const unsigned char *frames, size_t len);
+int store__stacks_scan(store__conn *c, const int64_t *ids, size_t n, store__stack_fn fn, void *arg) LW_WUR;
+
+/* fn(arg, id, frames, len, false) for every stack with an id above
+ * `above` (rows first, unless chunks_only, then chunks, each in id order);
+ * a chunk that stops decoding gives what it could and then fn(arg, id of
+ * the last stack read, NULL, 0, true). On db (a reader's snapshot or the
+ * writer), statements prepared per call. */
+typedef int (*store__stack_each_fn)(void *arg, int64_t id, const unsigned char *frames, size_t len,
+                                    bool damaged);
+int store__stacks_each(sqlite3 *db, int64_t above, bool chunks_only, store__stack_each_fn fn,
+                       void *arg) LW_WUR;
+
+/* Rows of a table whose statement `which` lists rows from id ?1 on in id
+ * order (column 0 the id): fn(arg, row, i) for each of the n sorted,
+ * distinct ids, by stepping the open cursor to nearby ids (store_load.c).
+ * A wanted id without a row is -EIO (a damaged reference). */
+int store__scan_ids(store__conn *c, enum store__sql which, const int64_t *ids, size_t n,
+                    int (*fn)(void *, sqlite3_stmt *, size_t), void *arg) LW_WUR;
+
+/* Write one chunk (writer). */
+int store__stacks_write_chunk(store__conn *w, int64_t first_id, int64_t last_id, const lw_buf *blob) LW_WUR;
+
+/* Delete stacks by id (sorted, distinct), rows or from their chunks
+ * (rewritten, or deleted when empty; the largest id ever handed out is
+ * kept in sqlite_sequence so it is never handed out again). Writer, in a
+ * write transaction. */
+int store__stacks_delete(sqlite3 *db, const int64_t *ids, size_t n) LW_WUR;
+
 /* ---- caches (store_cache.c) ---- */
 void store__cache_init(store__cache *c, size_t max_entries, size_t max_arena_bytes);
 void store__cache_clear(store__cache *c);
@@ -304,10 +382,12 @@ int store__set_load_w(store *s, int64_t id, store__set_reader *out) LW_WUR;
 /* The decoded full set id from the keyframe cache, loading it if needed.
  * NULL with *rc set on failure. Writer lock held. */
 const store__set_reader *store__kf_get(store *s, int64_t id, int *rc);
-/* Remember a copy of full set r as id (best effort). */
-void store__kf_put(store *s, int64_t id, const store__set_reader *r);
-/* Forget set id (a keyframe its target no longer uses), if cached. */
-void store__kf_drop(store__kfcache *kf, int64_t id);
+/* Keep full set r as id: its arrays are taken over (r is zeroed) when the
+ * cache has room; false leaves r as it is (best effort). */
+bool store__kf_take(store *s, int64_t id, store__set_reader *r);
+/* Forget set id (a keyframe its target no longer uses), if cached; with
+ * keep, its arrays go to *keep (freed first) for reuse. */
+void store__kf_drop(store__kfcache *kf, int64_t id, store__set_reader *keep);
 void store__kf_clear(store__kfcache *kf);
 
 /* lw_buf_append with an inline fast path when the bytes fit the current

@@ -159,33 +159,6 @@ static int unsymbolized_location(loader *l, const char *name, const char *file, 
     return *loc ? 0 : -ENOMEM;
 }
 
-/* Copy the frame blob of stack id into *frames (malloc'ed). */
-static int stack_frames(store__conn *c, int64_t id, unsigned char **frames, size_t *len)
-{
-    sqlite3_stmt *st = store__stmt(c, SQL_STACK_GET);
-    if (!st)
-        return -EIO;
-    sqlite3_bind_int64(st, 1, id);
-    int src = sqlite3_step(st);
-    int rc = 0;
-    *frames = NULL;
-    *len = 0;
-    if (src == SQLITE_ROW) {
-        size_t n = (size_t)sqlite3_column_bytes(st, 0);
-        const void *b = sqlite3_column_blob(st, 0);
-        *frames = malloc(n ? n : 1);
-        if (!*frames)
-            rc = -ENOMEM;
-        else if (n)
-            memcpy(*frames, b, n);
-        *len = n;
-    } else {
-        rc = src == SQLITE_DONE ? -ENOENT : store__errno(src);
-    }
-    sqlite3_reset(st);
-    return rc;
-}
-
 /* Rows of a table whose statement `which` lists rows from id ?1 on in id
  * order (column 0 the id): fn(arg, row, i) is called for each of the n
  * sorted, distinct ids. Nearby ids are reached by stepping the open cursor
@@ -195,7 +168,7 @@ static int stack_frames(store__conn *c, int64_t id, unsigned char **frames, size
  * without a row is -EIO (a damaged reference). */
 #define SCAN_MAX_SKIP 32
 
-static int scan_ids(store__conn *c, enum store__sql which, const int64_t *ids, size_t n,
+int store__scan_ids(store__conn *c, enum store__sql which, const int64_t *ids, size_t n,
                     int (*fn)(void *, sqlite3_stmt *, size_t), void *arg)
 {
     sqlite3_stmt *st = NULL;
@@ -355,14 +328,12 @@ static int64_t frame_index(loader *l, int64_t fid, int64_t line)
     return (int64_t)l->n_frames++;
 }
 
-/* One stacks row: its frames as distinct-frame indices appended to fidx. */
-static int stack_row(void *arg, sqlite3_stmt *st, size_t i)
+/* One stack (l->uids[i]): its frames as distinct-frame indices appended
+ * to fidx. */
+static int stack_row(void *arg, size_t i, const unsigned char *d, size_t len)
 {
     loader *l = arg;
-    const unsigned char *d = sqlite3_column_blob(st, 1);
-    size_t len = (size_t)sqlite3_column_bytes(st, 1), pos = 0;
-    if (!d && len)
-        return -ENOMEM;
+    size_t pos = 0;
     /* At least 2 bytes per frame. */
     if (l->n_fidx + len / 2 + 1 > l->cap_fidx) {
         size_t cap = l->cap_fidx ? l->cap_fidx * 2 : 4096;
@@ -454,7 +425,7 @@ static int load_stacks(loader *l, const store__set_reader *r)
         rc = -ENOMEM;
         goto out;
     }
-    if ((rc = scan_ids(l->c, SQL_STACK_SCAN, l->uids, l->n_uids, stack_row, l)))
+    if ((rc = store__stacks_scan(l->c, l->uids, l->n_uids, stack_row, l)))
         goto out;
 
     /* The distinct functions, in id order. */
@@ -473,7 +444,7 @@ static int load_stacks(loader *l, const store__set_reader *r)
         fids[n_fns++] = fid;
     }
     qsort(fids, n_fns, sizeof(*fids), id_cmp);
-    if ((rc = scan_ids(l->c, SQL_FUNCTION_SCAN, fids, n_fns, function_row, l)))
+    if ((rc = store__scan_ids(l->c, SQL_FUNCTION_SCAN, fids, n_fns, function_row, l)))
         goto out;
 
     /* Locations, made in order of first use (as ingest saw them). */
@@ -830,11 +801,11 @@ out:
 static int each_frame(store__conn *rd, int64_t stack_id,
                       int (*fn)(void *, const char *, const char *, int64_t), void *arg)
 {
-    unsigned char *frames;
-    size_t len, pos = 0;
-    int rc = stack_frames(rd, stack_id, &frames, &len);
-    if (rc)
-        return rc;
+    lw_buf buf;
+    lw_buf_init(&buf, STORE_STACK_MAX_BYTES);
+    int rc = store__stack_get(rd, stack_id, &buf);
+    const unsigned char *frames = (const unsigned char *)buf.data;
+    size_t len = rc ? 0 : buf.len, pos = 0;
     while (pos < len && !rc) {
         uint64_t fid;
         int64_t line;
@@ -862,7 +833,7 @@ static int each_frame(store__conn *rd, int64_t stack_id,
         }
         sqlite3_reset(st);
     }
-    free(frames);
+    lw_buf_cleanup(&buf);
     return rc < 0 ? rc : 0;
 }
 

@@ -270,14 +270,21 @@ static int gc_meta_row(sqlite3_stmt *st, gc_marks *m, bool all_live)
 }
 
 /* A stack (id, frames): with all_live it is live, else an unmarked one is
- * dead; a live one marks its functions. */
-static int gc_stack_row(sqlite3_stmt *st, gc_marks *m, bool all_live)
+ * dead; a live one marks its functions. (A chunk that stops decoding: its
+ * other stacks are unknown, kept, and mark nothing.) */
+typedef struct gc_stack_ctx {
+    gc_marks *m;
+    bool all_live;
+} gc_stack_ctx;
+
+static int gc_stack(void *arg, int64_t id, const unsigned char *f, size_t len, bool damaged)
 {
-    int64_t id = sqlite3_column_int64(st, 0);
-    if (!all_live && !store__idset_get(&m->live_stacks, id, NULL))
+    gc_marks *m = ((gc_stack_ctx *)arg)->m;
+    if (damaged)
+        return 0;
+    if (!((gc_stack_ctx *)arg)->all_live && !store__idset_get(&m->live_stacks, id, NULL))
         return idlist_push(&m->dead_stacks, id);
-    const unsigned char *f = sqlite3_column_blob(st, 1);
-    size_t len = (size_t)sqlite3_column_bytes(st, 1), pos = 0;
+    size_t pos = 0;
     int rc = 0;
     while (pos < len && !rc) {
         uint64_t fid;
@@ -312,8 +319,6 @@ static int gc_string_row(sqlite3_stmt *st, gc_marks *m, bool all_live)
 
 #define GC_SETS_ABOVE "SELECT data, base_id IS NOT NULL FROM sample_sets WHERE id > ?1"
 #define GC_METAS_ABOVE "SELECT data FROM profile_meta WHERE id > ?1"
-#define GC_STACKS_ABOVE "SELECT id, frames FROM stacks WHERE id > ?1"
-#define GC_STACK_BY_ID "SELECT id, frames FROM stacks WHERE id = ?1"
 #define GC_FUNCTIONS_ABOVE "SELECT id, name, system_name, file FROM functions WHERE id > ?1"
 #define GC_FUNCTION_BY_ID "SELECT id, name, system_name, file FROM functions WHERE id = ?1"
 
@@ -327,7 +332,9 @@ static int gc_mark(sqlite3 *db, gc_marks *m)
     if (!rc)
         rc = store__query_int(db, "SELECT coalesce(max(id), 0) FROM profile_meta", &m->max_meta);
     if (!rc)
-        rc = store__query_int(db, "SELECT coalesce(max(id), 0) FROM stacks", &m->max_stack);
+        rc = store__query_int(db, "SELECT max((SELECT coalesce(max(id), 0) FROM stacks), "
+                                  "(SELECT coalesce(max(last_id), 0) FROM stack_chunks))",
+                              &m->max_stack);
     if (!rc)
         rc = store__query_int(db, "SELECT coalesce(max(id), 0) FROM functions", &m->max_fn);
     if (!rc)
@@ -346,7 +353,7 @@ static int gc_mark(sqlite3 *db, gc_marks *m)
     if (!rc)
         rc = gc_rows(db, GC_METAS_ABOVE, 0, gc_meta_row, m, false);
     if (!rc)
-        rc = gc_rows(db, GC_STACKS_ABOVE, 0, gc_stack_row, m, false);
+        rc = store__stacks_each(db, 0, false, gc_stack, &(gc_stack_ctx){m, false});
     if (!rc)
         rc = gc_rows(db, GC_FUNCTIONS_ABOVE, 0, gc_function_row, m, false);
     if (!rc)
@@ -370,6 +377,29 @@ static int delete_unmarked(sqlite3 *db, const char *sql, const idlist *dead,
     return rc;
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Delete the stacks of dead that live does not hold (rows, or from their
+ * chunks). */
+static int delete_stacks(sqlite3 *db, const idlist *dead, const store__idset *live)
+{
+    idlist gone = {0};
+    int rc = 0;
+    for (size_t i = 0; i < dead->n && !rc; i++)
+        if (!store__idset_get(live, dead->ids[i], NULL))
+            rc = idlist_push(&gone, dead->ids[i]);
+    if (!rc && gone.n) {
+        qsort(gone.ids, gone.n, sizeof(*gone.ids), id_cmp);
+        rc = store__stacks_delete(db, gone.ids, gone.n);
+    }
+    free(gone.ids);
+    return rc;
+}
+
 /* Phase 2: inside the caller's write transaction, writer lock held. */
 static int gc_sweep(store *s, gc_marks *m)
 {
@@ -379,13 +409,25 @@ static int gc_sweep(store *s, gc_marks *m)
         rc = gc_rows(db, GC_SETS_ABOVE, m->max_set, gc_set_row, m, true);
     if (!rc)
         rc = gc_rows(db, GC_METAS_ABOVE, m->max_meta, gc_meta_row, m, true);
+    gc_stack_ctx live = {m, true};
     if (!rc)
-        rc = gc_rows(db, GC_STACKS_ABOVE, m->max_stack, gc_stack_row, m, true);
+        rc = store__stacks_each(db, m->max_stack, false, gc_stack, &live);
     /* Stacks the snapshot saw unused that a new set uses again: their
      * functions (unmarked then) are needed too. */
-    for (size_t i = 0; i < m->dead_stacks.n && !rc; i++)
-        if (store__idset_get(&m->live_stacks, m->dead_stacks.ids[i], NULL))
-            rc = gc_rows(db, GC_STACK_BY_ID, m->dead_stacks.ids[i], gc_stack_row, m, true);
+    lw_buf frames;
+    lw_buf_init(&frames, STORE_STACK_MAX_BYTES);
+    for (size_t i = 0; i < m->dead_stacks.n && !rc; i++) {
+        int64_t id = m->dead_stacks.ids[i];
+        if (!store__idset_get(&m->live_stacks, id, NULL))
+            continue;
+        rc = store__stack_get(&s->w, id, &frames);
+        if (rc == -EIO || rc == -ENOENT)
+            rc = 0; /* damaged, or gone: nothing to mark */
+        else if (!rc)
+            rc = gc_stack(&live, id, (const unsigned char *)(frames.data ? frames.data : ""),
+                          frames.len, false);
+    }
+    lw_buf_cleanup(&frames);
     if (!rc)
         rc = gc_rows(db, GC_FUNCTIONS_ABOVE, m->max_fn, gc_function_row, m, true);
     /* Functions the snapshot saw unused that a new or revived stack uses. */
@@ -393,8 +435,7 @@ static int gc_sweep(store *s, gc_marks *m)
         if (store__idset_get(&m->live_fns, m->dead_fns.ids[i], NULL))
             rc = gc_rows(db, GC_FUNCTION_BY_ID, m->dead_fns.ids[i], gc_function_row, m, true);
     if (!rc)
-        rc = delete_unmarked(db, "DELETE FROM stacks WHERE id = ?1", &m->dead_stacks,
-                             &m->live_stacks);
+        rc = delete_stacks(db, &m->dead_stacks, &m->live_stacks);
     if (!rc)
         rc = delete_unmarked(db, "DELETE FROM functions WHERE id = ?1", &m->dead_fns, &m->live_fns);
     if (!rc)

@@ -640,10 +640,16 @@ out:
 
 #define STORE_KF_CACHE_BYTES ((size_t)8 << 20)
 
+/* What a cached reader holds: its arrays as allocated (an ingest's set,
+ * taken over by store__kf_take, has headroom). */
 static size_t reader_bytes(const store__set_reader *r)
 {
-    return r->n_samples * (sizeof(int64_t) + sizeof(size_t)) +
-           r->n_samples * r->n_types * sizeof(int64_t) + r->label_off[r->n_samples] * 32;
+    size_t rows = r->cap_samples > r->n_samples ? r->cap_samples : r->n_samples;
+    size_t values = r->cap_values > r->n_samples * r->n_types ? r->cap_values
+                                                               : r->n_samples * r->n_types;
+    size_t labels = r->cap_labels > r->label_off[r->n_samples] * 4 ? r->cap_labels
+                                                                    : r->label_off[r->n_samples] * 4;
+    return rows * (sizeof(int64_t) + sizeof(size_t)) + (values + labels) * sizeof(int64_t);
 }
 
 void store__kf_clear(store__kfcache *kf)
@@ -655,14 +661,19 @@ void store__kf_clear(store__kfcache *kf)
     store__idset_clear(&kf->index);
 }
 
-void store__kf_drop(store__kfcache *kf, int64_t id)
+void store__kf_drop(store__kfcache *kf, int64_t id, store__set_reader *keep)
 {
     int64_t slot;
     if (!store__idset_get(&kf->index, id, &slot))
         return;
     store__set_reader *e = &kf->entries[slot];
     kf->bytes -= reader_bytes(e);
-    store__set_free(e);
+    if (keep) {
+        store__set_free(keep);
+        *keep = *e;
+    } else {
+        store__set_free(e);
+    }
     store__idset_del(&kf->index, id);
     size_t last = kf->n - 1;
     if ((size_t)slot != last) {
@@ -677,14 +688,15 @@ void store__kf_drop(store__kfcache *kf, int64_t id)
     kf->n = last;
 }
 
-/* Take ownership of *r (zeroed afterwards) as set id. */
-static void kf_adopt(store__kfcache *kf, int64_t id, store__set_reader *r)
+/* Take ownership of *r (zeroed afterwards) as set id; false (r left as it
+ * is) when it does not fit. */
+static bool kf_adopt(store__kfcache *kf, int64_t id, store__set_reader *r)
 {
     size_t bytes = reader_bytes(r);
     /* Over budget: not cached (callers then decode it themselves); the
      * cached ones stay rather than everyone thrashing. */
     if (kf->bytes + bytes > STORE_KF_CACHE_BYTES)
-        goto drop;
+        return false;
     if (kf->n == kf->cap) {
         size_t cap = kf->cap ? kf->cap * 2 : 16;
         store__set_reader *e = realloc(kf->entries, cap * sizeof(*e));
@@ -692,35 +704,47 @@ static void kf_adopt(store__kfcache *kf, int64_t id, store__set_reader *r)
             kf->entries = e;
         int64_t *ids = e ? realloc(kf->ids, cap * sizeof(*ids)) : NULL;
         if (!ids)
-            goto drop;
+            return false;
         kf->ids = ids;
         kf->cap = cap;
     }
     if (store__idset_put(&kf->index, id, (int64_t)kf->n))
-        goto drop;
+        return false;
     kf->ids[kf->n] = id;
     kf->entries[kf->n++] = *r;
     kf->bytes += bytes;
     memset(r, 0, sizeof(*r));
-    return;
-drop:
-    store__set_free(r);
+    return true;
 }
 
-void store__kf_put(store *s, int64_t id, const store__set_reader *src)
+/* Shrink an array to n elements (in place: no copy); on failure it stays. */
+static void shrink(void **arr, size_t *cap, size_t n, size_t elem)
 {
-    store__set_reader copy;
-    memset(&copy, 0, sizeof(copy));
+    void *t = realloc(*arr, (n ? n : 1) * elem);
+    if (t) {
+        *arr = t;
+        *cap = n ? n : 1;
+    }
+}
+
+bool store__kf_take(store *s, int64_t id, store__set_reader *r)
+{
     if (store__idset_get(&s->kf.index, id, NULL))
-        return;
-    size_t n = src->n_samples, nt = src->n_types, nl = src->label_off[n];
-    if (store__set_alloc(&copy, n, nt, nl))
-        return;
-    memcpy(copy.stack_ids, src->stack_ids, n * sizeof(int64_t));
-    memcpy(copy.values, src->values, n * nt * sizeof(int64_t));
-    memcpy(copy.label_off, src->label_off, (n + 1) * sizeof(size_t));
-    memcpy(copy.labels, src->labels, nl * 4 * sizeof(int64_t));
-    kf_adopt(&s->kf, id, &copy);
+        return false;
+    /* An ingest's arrays may have grown for a bigger profile once: the
+     * cache keeps (and counts) only what this set needs. */
+    size_t n = r->n_samples, nv = n * r->n_types, nl = r->label_off[n] * 4;
+    if (r->cap_samples > 2 * (n + 1) + 64) {
+        size_t c = r->cap_samples;
+        shrink((void **)&r->stack_ids, &r->cap_samples, n + 1, sizeof(int64_t));
+        /* They share cap_samples, which stays the smaller of the two. */
+        shrink((void **)&r->label_off, &c, r->cap_samples, sizeof(size_t));
+    }
+    if (r->cap_values > 2 * nv + 64)
+        shrink((void **)&r->values, &r->cap_values, nv, sizeof(int64_t));
+    if (r->cap_labels > 2 * nl + 64)
+        shrink((void **)&r->labels, &r->cap_labels, nl, sizeof(int64_t));
+    return kf_adopt(&s->kf, id, r);
 }
 
 const store__set_reader *store__kf_get(store *s, int64_t id, int *rc)
@@ -733,9 +757,9 @@ const store__set_reader *store__kf_get(store *s, int64_t id, int *rc)
     *rc = store__set_load(&s->w, id, &r);
     if (*rc)
         return NULL;
-    kf_adopt(&s->kf, id, &r);
-    if (store__idset_get(&s->kf.index, id, &slot))
+    if (kf_adopt(&s->kf, id, &r) && store__idset_get(&s->kf.index, id, &slot))
         return &s->kf.entries[slot];
+    store__set_free(&r);
     *rc = -ENOMEM; /* too big to cache: callers load it themselves */
     return NULL;
 }

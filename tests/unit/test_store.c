@@ -322,16 +322,93 @@ static int64_t count_rows(const char *path, const char *table)
     return query_int(path, sql);
 }
 
+/* Every stack of a file, rows and chunks alike (store__stacks_each). */
+typedef struct stack_census {
+    size_t n, cap;
+    int64_t *ids;
+    uint64_t *frame_hashes;
+    bool damaged;
+} stack_census;
+
+static int census_add(void *arg, int64_t id, const unsigned char *frames, size_t len, bool damaged)
+{
+    stack_census *c = arg;
+    if (damaged) {
+        c->damaged = true;
+        return 0;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 256;
+        c->ids = realloc(c->ids, c->cap * sizeof(*c->ids));
+        c->frame_hashes = realloc(c->frame_hashes, c->cap * sizeof(*c->frame_hashes));
+        assert_non_null(c->ids);
+        assert_non_null(c->frame_hashes);
+    }
+    c->ids[c->n] = id;
+    c->frame_hashes[c->n++] = store__hash(frames, len);
+    return 0;
+}
+
+static void census_take(const char *path, stack_census *c)
+{
+    memset(c, 0, sizeof(*c));
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(store__stacks_each(db, 0, false, census_add, c), 0);
+    sqlite3_close(db);
+    assert_false(c->damaged);
+}
+
+static void census_free(stack_census *c)
+{
+    free(c->ids);
+    free(c->frame_hashes);
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* How many stacks the file holds, and its smallest and largest stack id
+ * (0 when none). */
+static int64_t count_stacks_ids(const char *path, int64_t *min_id, int64_t *max_id)
+{
+    stack_census c;
+    census_take(path, &c);
+    int64_t lo = 0, hi = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        lo = i == 0 || c.ids[i] < lo ? c.ids[i] : lo;
+        hi = c.ids[i] > hi ? c.ids[i] : hi;
+    }
+    if (min_id)
+        *min_id = lo;
+    if (max_id)
+        *max_id = hi;
+    census_free(&c);
+    return (int64_t)c.n;
+}
+
+static int64_t count_stacks(const char *path)
+{
+    return count_stacks_ids(path, NULL, NULL);
+}
+
 /* Every stack is stored once (stacks are written in batches, by ids the
- * writer hands out, and looked up only when their hash is known). */
+ * writer hands out, and looked up only when their hash is known): no two
+ * stacks with one id, nor with the same frames. */
 static void assert_stacks_unique(const char *path)
 {
-    assert_int_equal(query_int(path, "SELECT count(*) FROM (SELECT 1 FROM stacks "
-                                     "GROUP BY frames HAVING count(*) > 1)"),
-                     0);
-    assert_int_equal(query_int(path, "SELECT count(*) FROM (SELECT 1 FROM stacks "
-                                     "GROUP BY id HAVING count(*) > 1)"),
-                     0);
+    stack_census c;
+    census_take(path, &c);
+    qsort(c.ids, c.n, sizeof(*c.ids), u64_cmp); /* ids are positive */
+    qsort(c.frame_hashes, c.n, sizeof(*c.frame_hashes), u64_cmp);
+    for (size_t i = 1; i < c.n; i++) {
+        assert_true(c.ids[i - 1] != c.ids[i]);
+        assert_true(c.frame_hashes[i - 1] != c.frame_hashes[i]);
+    }
+    census_free(&c);
 }
 
 static void check_integrity(store *s)
@@ -500,7 +577,7 @@ static void test_dedup(void **state)
            " B (+%" PRId64 "); want growth(100) < 10 x growth(1)\n",
            size0, size1, size1 - size0, size100, size100 - size0);
     assert_true(size100 - size0 < 10 * (size1 - size0));
-    int64_t n_sets = count_rows(path, "sample_sets"), n_stacks = count_rows(path, "stacks");
+    int64_t n_sets = count_rows(path, "sample_sets"), n_stacks = count_stacks(path);
     printf("sample_sets %" PRId64 ", stacks %" PRId64 " (profile has %zu samples)\n", n_sets,
            n_stacks, p->n_samples);
     assert_int_equal(n_sets, 1);
@@ -579,7 +656,7 @@ static void test_delta_sets(void **state)
     assert_int_equal(deleted, 6);
     store_close(s);
     assert_int_equal(count_rows(path, "sample_sets"), 0);
-    assert_int_equal(count_rows(path, "stacks"), 0);
+    assert_int_equal(count_stacks(path), 0);
     for (int i = 0; i < 12; i++)
         pprof_free(series[i]);
 }
@@ -641,13 +718,13 @@ static void test_memo_reordered(void **state)
     v[3]->samples[0] = last;
     ids[0] = ingest_ok(s, tid, "heap", T0, v[0]);
     store_close(s);
-    int64_t n_stacks = count_rows(path, "stacks");
+    int64_t n_stacks = count_stacks(path);
     s = open_ok(path, NULL);
     /* The memo lives in the writer: all three after one open. */
     for (int i = 1; i < 4; i++)
         ids[i] = ingest_ok(s, tid, "heap", T0 + i * SEC, v[i]);
     store_close(s);
-    int64_t n_after = count_rows(path, "stacks");
+    int64_t n_after = count_stacks(path);
     printf("stacks: %" PRId64 " after the first profile, %" PRId64 " after all four\n", n_stacks,
            n_after);
     assert_true(n_after <= n_stacks + 1); /* v[3]'s one new sample */
@@ -696,19 +773,29 @@ static void test_idset_del(void **state)
     store *s = open_ok(path, NULL);
     store__set_reader r;
     memset(&r, 0, sizeof(r));
-    assert_int_equal(store__set_alloc(&r, 2, 1, 0), 0);
-    r.stack_ids[0] = 1;
-    r.stack_ids[1] = 2;
-    r.values[0] = 10;
-    r.values[1] = 20;
-    r.label_off[0] = r.label_off[1] = r.label_off[2] = 0;
     for (int64_t id = 1; id <= 3; id++) {
+        /* Grown for a bigger set once: the cache keeps only what it needs. */
+        assert_int_equal(store__set_alloc(&r, id == 2 ? 5000 : 2, 1, 0), 0);
+        r.n_samples = 2;
+        r.stack_ids[0] = 1;
+        r.stack_ids[1] = 2;
         r.values[0] = 10 * id;
-        store__kf_put(s, id, &r);
+        r.values[1] = 20;
+        r.label_off[0] = r.label_off[1] = r.label_off[2] = 0;
+        assert_true(store__kf_take(s, id, &r));
+        assert_null(r.stack_ids); /* taken over, not copied */
     }
     assert_int_equal(s->kf.n, 3);
-    store__kf_drop(&s->kf, 1); /* the last entry moves into its slot */
-    store__kf_drop(&s->kf, 42);
+    assert_true(s->kf.bytes < 3 * 1024);
+    assert_int_equal(store__set_alloc(&r, 2, 1, 0), 0);
+    assert_false(store__kf_take(s, 3, &r)); /* cached already: r stays */
+    assert_non_null(r.stack_ids);
+    store__set_reader spare;
+    memset(&spare, 0, sizeof(spare));
+    store__kf_drop(&s->kf, 1, &spare); /* the last entry moves into its slot */
+    assert_int_equal(spare.values[0], 10); /* its arrays, handed back */
+    store__kf_drop(&s->kf, 42, &spare);
+    assert_int_equal(spare.values[0], 10);
     assert_int_equal(s->kf.n, 2);
     for (int64_t id = 2; id <= 3; id++) {
         int64_t slot = -1;
@@ -717,7 +804,10 @@ static void test_idset_del(void **state)
         assert_int_equal(s->kf.entries[slot].values[0], 10 * id);
     }
     assert_false(store__idset_get(&s->kf.index, 1, NULL));
+    store__kf_drop(&s->kf, 2, NULL);
+    assert_int_equal(s->kf.n, 1);
     store__set_free(&r);
+    store__set_free(&spare);
     store_close(s);
 }
 
@@ -886,8 +976,8 @@ static void test_keyframe_id_reuse(void **state)
     pprof_free(c);
 }
 
-/* Rows damaged behind the store's back (random blobs in sample sets, stacks
- * and meta rows) make reads fail cleanly, never crash or read out of
+/* Rows damaged behind the store's back (random blobs in sample sets, stack
+ * chunks, stack rows and meta rows) make reads fail cleanly, never crash or read out of
  * bounds (ASan checks), and retention still works or reports an error. */
 static void test_corrupt_rows(void **state)
 {
@@ -907,11 +997,12 @@ static void test_corrupt_rows(void **state)
     store_close(s);
 
     uint64_t st = 999;
-    for (int round = 0; round < 6; round++) {
+    for (int round = 0; round < 8; round++) {
         sqlite3 *db = NULL;
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        const char *tables[] = {"sample_sets SET data", "stacks SET frames", "profile_meta SET data"};
-        const char *table = tables[round % 3];
+        const char *tables[] = {"sample_sets SET data", "stack_chunks SET data", "profile_meta SET data",
+                                "stacks SET frames"};
+        const char *table = tables[round % 4];
         unsigned char junk[512];
         size_t n = 1 + rnd(&st) % sizeof(junk);
         for (size_t i = 0; i < n; i++)
@@ -1014,7 +1105,7 @@ static void test_retention_age(void **state)
     assert_int_equal(store_size_bytes(s, &after), 0);
     printf("size before %" PRId64 " B, after deleting everything %" PRId64 " B\n", before, after);
     assert_true(after < before / 4);
-    assert_int_equal(count_rows(path, "stacks"), 0);
+    assert_int_equal(count_stacks(path), 0);
     assert_int_equal(count_rows(path, "strings"), 0);
     assert_int_equal(count_rows(path, "functions"), 0);
     assert_int_equal(count_rows(path, "sample_sets"), 0);
@@ -1093,7 +1184,7 @@ static void test_retention_sweeps_without_gc(void **state)
     }
     int64_t deltas = count_rows(path, "sample_sets WHERE base_id IS NOT NULL");
     int64_t sets_before = count_rows(path, "sample_sets");
-    int64_t stacks_before = count_rows(path, "stacks");
+    int64_t stacks_before = count_stacks(path);
     assert_true(deltas >= 3);
     /* Delete t=0 and t=1 (2 of 46 profiles: no full collection). */
     int64_t deleted = 0;
@@ -1102,7 +1193,7 @@ static void test_retention_sweeps_without_gc(void **state)
     int64_t sets_after = count_rows(path, "sample_sets");
     printf("sets %" PRId64 " -> %" PRId64 " (%" PRId64 " deltas before), stacks %" PRId64
            " -> %" PRId64 "\n",
-           sets_before, sets_after, deltas, stacks_before, count_rows(path, "stacks"));
+           sets_before, sets_after, deltas, stacks_before, count_stacks(path));
     assert_int_equal(sets_after, sets_before - 2); /* K and its delta */
     assert_int_equal(count_rows(path, "sample_sets WHERE NOT EXISTS (SELECT 1 FROM profiles p "
                                       "WHERE p.sample_set_id = sample_sets.id) AND NOT EXISTS "
@@ -1113,7 +1204,7 @@ static void test_retention_sweeps_without_gc(void **state)
                      0);
     assert_int_equal(count_rows(path, "profile_meta"), 2); /* heap and goroutine still used */
     /* No collection ran: K's stacks merely wait. */
-    assert_int_equal(count_rows(path, "stacks"), stacks_before);
+    assert_int_equal(count_stacks(path), stacks_before);
     /* Series points older than every remaining profile went with them. */
     assert_int_equal(count_rows(path, "series WHERE time_ns < (SELECT min(time_ns) FROM profiles)"),
                      0);
@@ -1724,7 +1815,7 @@ static void test_new_stacks(void **state)
     store *s = open_two_targets(path, sizeof(path), &t1, &t2);
     pprof_profile *a = random_profile(11, 600, 120), *b = random_profile(12, 600, 120);
     ingest_ok(s, t1, "heap", T0 + SEC, a);
-    int64_t n_a = count_rows(path, "stacks");
+    int64_t n_a = count_stacks(path);
     assert_true(n_a > 100);
     assert_stacks_unique(path);
     store_close(s);
@@ -1732,11 +1823,11 @@ static void test_new_stacks(void **state)
     /* Reopened: every stack of a is known and found, none added. */
     s = open_ok(path, NULL);
     int64_t id = ingest_ok(s, t2, "heap", T0 + SEC, a);
-    assert_int_equal(count_rows(path, "stacks"), n_a);
+    assert_int_equal(count_stacks(path), n_a);
     assert_loads_as(s, id, a);
     /* Some known, some new, in one profile. */
     id = ingest_ok(s, t1, "heap", T0 + 2 * SEC, b);
-    int64_t n_ab = count_rows(path, "stacks");
+    int64_t n_ab = count_stacks(path);
     assert_true(n_ab > n_a);
     assert_stacks_unique(path);
     assert_loads_as(s, id, b);
@@ -1763,13 +1854,15 @@ static void test_new_stacks(void **state)
     assert_stacks_unique(path);
 
     /* GC removes every stack, the newest too; new stacks get new ids. */
-    int64_t max_before = query_int(path, "SELECT max(id) FROM stacks"), deleted = 0;
+    int64_t max_before = 0, deleted = 0, min_after = 0;
+    count_stacks_ids(path, NULL, &max_before);
     assert_int_equal(store_retention_apply(s, SEC, 0, T0 + 1000 * SEC, &deleted), 0);
     assert_int_equal(deleted, 6);
-    assert_int_equal(count_rows(path, "stacks"), 0);
+    assert_int_equal(count_stacks(path), 0);
     pprof_profile *d = random_profile(14, 300, 70);
     id = ingest_ok(s, t1, "heap", T0 + 2000 * SEC, d);
-    assert_true(query_int(path, "SELECT min(id) FROM stacks") > max_before);
+    assert_true(count_stacks_ids(path, &min_after, NULL) > 0);
+    assert_true(min_after > max_before);
     assert_stacks_unique(path);
     assert_loads_as(s, id, d);
     check_integrity(s);
@@ -1809,7 +1902,7 @@ static void test_new_stack_repeated_in_block(void **state)
         assert_int_equal(pprof_add_sample(p, st, 2, &v, NULL, 0), 0);
     }
     int64_t id = ingest_ok(s, t1, "heap", T0 + SEC, p);
-    assert_int_equal(count_rows(path, "stacks"), 2);
+    assert_int_equal(count_stacks(path), 2);
     assert_stacks_unique(path);
     store_stack_value *sv = NULL;
     size_t n = 0;
@@ -1821,9 +1914,65 @@ static void test_new_stack_repeated_in_block(void **state)
     assert_loads_as(s, id, p);
     /* The other target's first profile: the same stacks, found. */
     ingest_ok(s, t2, "heap", T0 + SEC, p);
-    assert_int_equal(count_rows(path, "stacks"), 2);
+    assert_int_equal(count_stacks(path), 2);
     store_close(s);
     pprof_free(p);
+}
+
+/* Chunk codec: stacks come back with their ids and frames; a stack that
+ * ends like the previous one stores only its differing start; damaged
+ * blobs are -EIO, never a read out of bounds. */
+static void test_chunk_codec(void **state)
+{
+    (void)state;
+    const unsigned char f1[] = {1, 2, 3, 4, 5, 6}, f2[] = {9, 4, 5, 6}, f3[] = {7}, f4[] = {0};
+    const unsigned char *frames[] = {f1, f2, f3, f4, f1};
+    const size_t lens[] = {sizeof(f1), sizeof(f2), sizeof(f3), 0, sizeof(f1)};
+    const int64_t ids[] = {100, 101, 105, 106, 300};
+    lw_buf out;
+    lw_buf_init(&out, 1 << 20);
+    store__chunk_enc e;
+    store__chunk_enc_init(&e, &out, 100);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(store__chunk_enc_add(&e, ids[i], frames[i], lens[i]), 0);
+    assert_int_equal(store__chunk_enc_add(&e, 300, f1, sizeof(f1)), -EINVAL); /* not ascending */
+    assert_int_equal(e.n, 5);
+    store__chunk_enc_free(&e);
+    /* f2 shares 3 bytes with f1: 3 varints + 1 byte, not 3 + 4. */
+    const unsigned char *d = (const unsigned char *)out.data;
+    assert_int_equal(d[9], 1);  /* id gap */
+    assert_int_equal(d[10], 3); /* shared */
+    assert_int_equal(d[11], 1); /* new bytes */
+    assert_int_equal(d[12], 9);
+
+    store__chunk_iter it = {0};
+    store__chunk_iter_init(&it, 100, out.data, out.len);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(store__chunk_iter_next(&it), 1);
+        assert_int_equal(it.id, ids[i]);
+        assert_int_equal(it.frames_len, lens[i]);
+        if (lens[i])
+            assert_memory_equal(it.cur, frames[i], lens[i]);
+    }
+    assert_int_equal(store__chunk_iter_next(&it), 0);
+    /* Every truncation either ends early or is -EIO. */
+    for (size_t cut = 0; cut < out.len; cut++) {
+        store__chunk_iter_init(&it, 100, out.data, cut);
+        int rc, k = 0;
+        while ((rc = store__chunk_iter_next(&it)) == 1)
+            k++;
+        assert_true(rc == 0 || rc == -EIO);
+        assert_true(k < 5);
+    }
+    /* More shared bytes than the previous stack has; a zero id gap. */
+    const unsigned char bad1[] = {1, 0, 1, 7, 1, 2, 0}, bad2[] = {0, 0, 1, 7};
+    store__chunk_iter_init(&it, 1, bad1, sizeof(bad1));
+    assert_int_equal(store__chunk_iter_next(&it), 1);
+    assert_int_equal(store__chunk_iter_next(&it), -EIO);
+    store__chunk_iter_init(&it, 1, bad2, sizeof(bad2));
+    assert_int_equal(store__chunk_iter_next(&it), -EIO);
+    store__chunk_iter_free(&it);
+    lw_buf_cleanup(&out);
 }
 
 /* The stack map keeps equal hashes of different stacks side by side. */
@@ -1854,11 +2003,12 @@ static void test_stackmap(void **state)
     store__stackmap_free(&m);
 }
 
-/* A version 1 file (with the index stacks_hash) opened for writing loses
- * the index and becomes version 2, its stacks found through the map; a
- * file without the index profiles_time (made before retention used it)
- * gets it, the read-only open leaving it as it is; a file of a newer
- * version is refused untouched. */
+/* A version 1 file (stacks as rows, with the index stacks_hash) is read
+ * as it is by a read-only open; opened for writing it loses the index and
+ * gains stack_chunks (version 3), its stacks found through the map and
+ * new ones written as chunks; a file without the index profiles_time
+ * (made before retention used it) gets it, the read-only open leaving it
+ * as it is; a file of a newer version is refused untouched. */
 static void test_schema_upgrade(void **state)
 {
     (void)state;
@@ -1866,38 +2016,56 @@ static void test_schema_upgrade(void **state)
     db_path(path, sizeof(path));
     store *s = open_ok(path, NULL);
     int64_t t1 = target(s, "svc", "127.0.0.1:1");
-    pprof_profile *a = random_profile(21, 300, 60);
-    ingest_ok(s, t1, "heap", T0 + SEC, a);
-    int64_t n = count_rows(path, "stacks");
+    pprof_profile *a = random_profile(21, 300, 60), *b = random_profile(22, 200, 60);
+    /* A map of no room: the writer looks stacks up by the index and keeps
+     * them as rows, as version 1 did. */
+    s->stack_map_max = 0;
+    int64_t id_a = ingest_ok(s, t1, "heap", T0 + SEC, a);
+    assert_true(s->stacks_indexed);
+    int64_t n = count_stacks(path);
+    assert_true(n > 50);
+    assert_int_equal(count_rows(path, "stacks"), n);
     store_close(s);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "CREATE INDEX stacks_hash ON stacks(hash); DROP INDEX profiles_time; "
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE stack_chunks; DROP INDEX profiles_time; "
                                       "PRAGMA user_version = 1",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
+    assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'stacks_hash'"), 1);
     store_options ro = {.read_only = true};
-    s = open_ok(path, &ro); /* read-only: accepted as it is */
+    s = open_ok(path, &ro); /* read-only: accepted and read as it is */
+    assert_loads_as(s, id_a, a);
     store_close(s);
     assert_int_equal(query_int(path, "PRAGMA user_version"), 1);
     assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'profiles_time'"), 0);
+    assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'stack_chunks'"), 0);
     s = open_ok(path, NULL);
-    assert_int_equal(query_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(query_int(path, "PRAGMA user_version"), 3);
     assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'stacks_hash'"), 0);
     assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'profiles_time'"), 1);
+    assert_int_equal(query_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'stack_chunks'"), 1);
     int64_t id = ingest_ok(s, t1, "heap", T0 + 2 * SEC, a);
-    assert_int_equal(count_rows(path, "stacks"), n);
+    assert_int_equal(count_stacks(path), n); /* every stack found, as a row */
     assert_loads_as(s, id, a);
+    id = ingest_ok(s, t1, "heap", T0 + 3 * SEC, b); /* new stacks: chunks */
+    assert_true(count_stacks(path) > n);
+    assert_int_equal(count_rows(path, "stacks"), n);
+    assert_true(count_rows(path, "stack_chunks") > 0);
+    assert_stacks_unique(path);
+    assert_loads_as(s, id, b);
+    assert_loads_as(s, id_a, a);
     check_integrity(s);
     store_close(s);
     pprof_free(a);
+    pprof_free(b);
 
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 3", NULL, NULL, NULL),
+    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 4", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
-    assert_refused_untouched(path, "schema version 3 (this build reads 1 to 2)");
+    assert_refused_untouched(path, "schema version 4 (this build reads 1 to 3)");
 }
 
 static void test_ingest_batch(void **state)
@@ -2331,6 +2499,7 @@ int main(void)
         cmocka_unit_test(test_ingest_batch),
         cmocka_unit_test(test_new_stacks),
         cmocka_unit_test(test_new_stack_repeated_in_block),
+        cmocka_unit_test(test_chunk_codec),
         cmocka_unit_test(test_stackmap),
         cmocka_unit_test(test_schema_upgrade),
         cmocka_unit_test(test_pack_formats),
