@@ -139,27 +139,46 @@ static void stackmap_insert(uint64_t *hashes, int64_t *ids, size_t mask, uint64_
     ids[i] = id;
 }
 
+/* Rehash into the smallest power of two of slots (at least 1024) that
+ * keeps `want` entries at most half full. */
+static int stackmap_resize(store__stackmap *m, size_t want)
+{
+    size_t n = m->n_slots ? m->n_slots : 1024;
+    while (want * 2 > n)
+        n *= 2;
+    if (n == m->n_slots)
+        return 0;
+    uint64_t *hashes = malloc(n * sizeof(*hashes));
+    int64_t *ids = calloc(n, sizeof(*ids));
+    if (!hashes || !ids) {
+        free(hashes);
+        free(ids);
+        return -ENOMEM;
+    }
+    for (size_t j = 0; j < m->n_slots; j++)
+        if (m->ids[j])
+            stackmap_insert(hashes, ids, n - 1, m->hashes[j], m->ids[j]);
+    free(m->hashes);
+    free(m->ids);
+    m->hashes = hashes;
+    m->ids = ids;
+    m->n_slots = n;
+    return 0;
+}
+
+int store__stackmap_reserve(store__stackmap *m, size_t n)
+{
+    return n * 2 > m->n_slots ? stackmap_resize(m, n) : 0;
+}
+
 int store__stackmap_add(store__stackmap *m, uint64_t hash, int64_t id)
 {
     if (id <= 0)
         return -EINVAL;
     if ((m->n_used + 1) * 2 > m->n_slots) {
-        size_t n = m->n_slots ? m->n_slots * 2 : 1024;
-        uint64_t *hashes = malloc(n * sizeof(*hashes));
-        int64_t *ids = calloc(n, sizeof(*ids));
-        if (!hashes || !ids) {
-            free(hashes);
-            free(ids);
-            return -ENOMEM;
-        }
-        for (size_t j = 0; j < m->n_slots; j++)
-            if (m->ids[j])
-                stackmap_insert(hashes, ids, n - 1, m->hashes[j], m->ids[j]);
-        free(m->hashes);
-        free(m->ids);
-        m->hashes = hashes;
-        m->ids = ids;
-        m->n_slots = n;
+        int rc = stackmap_resize(m, m->n_used + 1);
+        if (rc)
+            return rc;
     }
     stackmap_insert(m->hashes, m->ids, m->n_slots - 1, hash, id);
     m->n_used++;

@@ -77,6 +77,7 @@ typedef struct store__ingest {
     lw_buf chunk;           /* scratch: an encoded chunk of new stacks */
     lw_buf got;             /* scratch: a stored stack's frames (stack_has_frames) */
     bool chunks_damaged;    /* use_stack_index met a chunk that does not decode */
+    bool map_reserved;      /* add_stack considered making room in the map */
     lw_buf frames;      /* encoded frames of every location */
     lw_buf set;         /* raw sample set */
     lw_buf packed;      /* packed sample set */
@@ -648,6 +649,16 @@ static int add_stack(ingest *in, uint64_t h, const void *blob, size_t len, int64
         return rc;
     int64_t id = ++s->last_stack_id;
     in->pending[in->n_pending++] = (pending_stack){.id = id, .hash = h, .off = off, .len = len};
+    /* The first new stack of a profile much bigger than its target's last
+     * one (or its first): more will follow, so the map makes room for all
+     * its samples at once rather than doubling several times (each time
+     * rehashing every stack). Without memory it just grows as it goes. */
+    if (s->stack_map_loaded && !in->map_reserved) {
+        in->map_reserved = true;
+        size_t want = s->stack_map.n_used + in->p->n_samples;
+        if ((!in->memo || in->p->n_samples > 2 * in->memo->n) && want <= s->stack_map_max)
+            (void)!store__stackmap_reserve(&s->stack_map, want);
+    }
     if (s->stack_map_loaded && (s->stack_map.n_used >= s->stack_map_max ||
                                 store__stackmap_add(&s->stack_map, h, id)) &&
         (rc = use_stack_index(in)))
@@ -1322,6 +1333,7 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
     }
     lw_buf_reset(&in->stacks);
     in->n_pending = 0;
+    in->map_reserved = false;
     lw_buf_reset(&in->pending_frames);
     in->offs[0] = 0;
     in->n_done = 0;

@@ -308,6 +308,9 @@ void store__stackmap_free(store__stackmap *m);
 /* Add hash → id (id > 0; equal hashes of different stacks are kept side by
  * side). 0 or -ENOMEM (the map is then unchanged). */
 int store__stackmap_add(store__stackmap *m, uint64_t hash, int64_t id) LW_WUR;
+/* Room for n entries without growing again (one rehash instead of one per
+ * doubling). 0 or -ENOMEM (the map is then unchanged). */
+int store__stackmap_reserve(store__stackmap *m, size_t n) LW_WUR;
 /* The ids stored with this hash, one per call: start with *pos = 0; 0 when
  * there are no more. */
 int64_t store__stackmap_next(const store__stackmap *m, uint64_t hash, size_t *pos);

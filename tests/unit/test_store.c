@@ -2001,6 +2001,22 @@ static void test_stackmap(void **state)
     pos = 0;
     assert_int_equal(store__stackmap_next(&m, 6, &pos), 0);
     store__stackmap_free(&m);
+
+    /* Reserved room: no growth while it lasts, everything found after the
+     * one rehash of what was there. */
+    assert_int_equal(store__stackmap_add(&m, 77, 1), 0);
+    assert_int_equal(store__stackmap_reserve(&m, 5000), 0);
+    size_t slots = m.n_slots;
+    assert_true(slots >= 10000);
+    for (int64_t k = 2; k <= 5000; k++)
+        assert_int_equal(store__stackmap_add(&m, (uint64_t)k * 0x9E3779B97F4A7C15ULL, k), 0);
+    assert_int_equal(m.n_slots, slots);
+    assert_int_equal(store__stackmap_next(&m, 77, &(size_t){0}), 1);
+    for (int64_t k = 2; k <= 5000; k++)
+        assert_int_equal(store__stackmap_next(&m, (uint64_t)k * 0x9E3779B97F4A7C15ULL, &(size_t){0}), k);
+    assert_int_equal(store__stackmap_reserve(&m, 100), 0); /* never shrinks */
+    assert_int_equal(m.n_slots, slots);
+    store__stackmap_free(&m);
 }
 
 /* A version 1 file (stacks as rows, with the index stacks_hash) is read
