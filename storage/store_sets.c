@@ -207,6 +207,10 @@ int store__set_encode_delta(const store__set_reader *r, const store__set_reader 
     lw_buf_reset(b);
     if (base->n_types != nt)
         return -EINVAL;
+    /* Rows match one keyframe row each: rows beyond the keyframe's count
+     * match nothing, known before matching any. */
+    if (n > bn && n - bn > max_new_rows)
+        return -ERANGE;
     used = calloc(bn ? bn : 1, sizeof(*used));
     match = malloc((n ? n : 1) * sizeof(*match));
     if (!used || !match) {

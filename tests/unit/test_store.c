@@ -861,6 +861,26 @@ static void test_delta_formats(void **state)
     assert_int_equal(raw.len, 0);
     assert_int_equal(store__set_encode_delta(&out, &base, 1, &raw), 0);
     assert_true(raw.len > 0);
+    /* (That row was beyond the keyframe's count: refused before matching.)
+     * As many rows as the keyframe, one unmatched: refused by the count. */
+    store__set_reader alt;
+    memset(&alt, 0, sizeof(alt));
+    assert_int_equal(store__set_alloc(&alt, 3, 1, 0), 0);
+    for (int i = 0; i < 3; i++) {
+        alt.stack_ids[i] = out.stack_ids[i];
+        alt.values[i] = out.values[i] + 1;
+        alt.label_off[i] = 0;
+    }
+    alt.label_off[3] = 0;
+    alt.stack_ids[1] = 99;
+    assert_int_equal(store__set_encode_delta(&alt, &out, 0, &raw), -ERANGE);
+    assert_int_equal(store__set_encode_delta(&alt, &out, 1, &raw), 0);
+    store__set_free(&cur);
+    assert_int_equal(store__set_parse(raw.data, raw.len, true, &out, &cur), -EIO); /* raw, not packed */
+    assert_int_equal(store__pack(s, raw.data, raw.len, &packed), 0);
+    assert_int_equal(store__set_parse(packed.data, packed.len, true, &out, &cur), 0);
+    assert_true(store__set_equal(&alt, &cur));
+    store__set_free(&alt);
     store__set_free(&cur);
     /* A run of 3 zeros in a column of 3 values after one value: refused. */
     const unsigned char bad[] = {3, 0x81, 0x01, 1, 1, 0, 18, 10, 0, 2, 0}; /* n_types 1|0x80 */
