@@ -106,6 +106,15 @@ int store__chunk_enc_add(store__chunk_enc *e, int64_t id, const unsigned char *f
         return -EINVAL;
     const unsigned char *prev = (const unsigned char *)e->prev.data;
     size_t shared = 0, max = len < e->prev.len ? len : e->prev.len;
+    /* Eight bytes at a time from the end, then byte by byte. */
+    while (shared + 8 <= max) {
+        uint64_t x, y;
+        memcpy(&x, frames + len - shared - 8, 8);
+        memcpy(&y, prev + e->prev.len - shared - 8, 8);
+        if (x != y)
+            break;
+        shared += 8;
+    }
     while (shared < max && frames[len - 1 - shared] == prev[e->prev.len - 1 - shared])
         shared++;
     int rc;
