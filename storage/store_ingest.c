@@ -379,6 +379,9 @@ static int location_frames(ingest *in, size_t li, const unsigned char **data, si
         }
         in->loc_off[li] = start;
         in->loc_len[li] = in->frames.len - start;
+        /* Slack for blob_fast's fixed 16-byte copies (else it takes the
+         * slow path for this location). */
+        (void)!lw_buf_reserve(&in->frames, 16);
     }
     *data = (const unsigned char *)in->frames.data + in->loc_off[li];
     *len = in->loc_len[li];
@@ -807,6 +810,35 @@ static int memo_stack(ingest *in, const pprof_sample *smp, int64_t *out)
  * order. A profile of new stacks misses in tables of several MB for every
  * sample: one at a time, each probe waited for memory in turn. */
 
+/* Append the sample's frame blob to in->stacks when every location is in
+ * the dense table, already encoded and at most 16 bytes (the usual case:
+ * one function and line): a fixed 16-byte copy each, the length added.
+ * false (nothing appended) sends the sample to the general loop. */
+static bool blob_fast(ingest *in, const pprof_sample *smp)
+{
+    size_t nl = smp->n_locations;
+    const uint64_t *ids = smp->location_ids;
+    if (!in->loc_dense || nl > (SIZE_MAX - 16) / 16 || lw_buf_reserve(&in->stacks, nl * 16 + 16))
+        return false;
+    unsigned char *dst = (unsigned char *)in->stacks.data + in->stacks.len;
+    const unsigned char *src = (const unsigned char *)in->frames.data;
+    size_t cap = in->frames.cap, n_dense = in->cap_loc_dense, used = 0;
+    for (size_t j = 0; j < nl; j++) {
+        uint64_t id = ids[j];
+        int32_t li;
+        if (id >= n_dense || (li = in->loc_dense[id]) <= 0)
+            return false;
+        size_t len = in->loc_len[li - 1], off = in->loc_off[li - 1];
+        if (len > 16 || off + 16 > cap) /* not encoded yet: SIZE_MAX */
+            return false;
+        memcpy(dst + used, src + off, 16);
+        used += len;
+    }
+    in->stacks.len += used;
+    in->stacks.data[in->stacks.len] = '\0';
+    return true;
+}
+
 /* Pass 1 for sample i: 1 when its stack came from the memo (stack_ids[i]
  * set), 0 with its frame blob in in->stacks at blk_off[k] and its hash
  * in blk_hash[k], or a negative errno. */
@@ -818,12 +850,14 @@ static int sample_prepare(ingest *in, const pprof_sample *smp, size_t i, size_t 
     if (in->want_memo && (rc = memo_stack(in, smp, &in->stack_ids[i])) != 0)
         return rc;
     size_t off = in->stacks.len;
-    for (size_t j = 0; j < nl; j++) {
-        const unsigned char *d;
-        size_t n, li;
-        if ((rc = location_index(in, ids[j], &li)) || (rc = location_frames(in, li, &d, &n)) ||
-            (rc = store__buf_add(&in->stacks, d, n)))
-            return rc;
+    if (!blob_fast(in, smp)) {
+        for (size_t j = 0; j < nl; j++) {
+            const unsigned char *d;
+            size_t n, li;
+            if ((rc = location_index(in, ids[j], &li)) || (rc = location_frames(in, li, &d, &n)) ||
+                (rc = store__buf_add(&in->stacks, d, n)))
+                return rc;
+        }
     }
     size_t len = in->stacks.len - off;
     uint64_t h = store__hash(len ? (const char *)in->stacks.data + off : "", len);

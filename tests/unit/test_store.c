@@ -1911,30 +1911,43 @@ static void test_new_stack_repeated_in_block(void **state)
     pprof_line dup_line = {.function_id = f, .line = 10};
     uint64_t la2 = pprof_add_location(p, 0, 0x9000, &dup_line, 1); /* la's frames, another id */
     assert_true(la2 > 0);
-    uint64_t rep[] = {la, lb}, rep2[] = {la2, lb}, other[] = {lc, lb};
+    /* A location of five inlined lines: more than 16 bytes of frames,
+     * which the blob builder's fixed-size copies leave to its general loop. */
+    pprof_line inl[5];
+    for (int k = 0; k < 5; k++)
+        inl[k] = (pprof_line){.function_id = k % 2 ? f : g, .line = 100000 + k};
+    uint64_t lin = pprof_add_location(p, 0, 0xa000, inl, 5);
+    assert_true(lin > 0);
+    uint64_t rep[] = {la, lb}, rep2[] = {la2, lb}, other[] = {lc, lb}, deep[] = {la, lin, lb};
     for (int i = 0; i < 40; i++) {
-        /* Samples 0, 1, 17 and 33 (la2) have the repeated stack. */
+        /* Samples 0, 1, 17 and 33 (la2) have the repeated stack; 5 and 21
+         * the deep one. */
         bool r = i == 0 || i == 1 || i == 17;
         int64_t v = r ? 1000 : 1;
         const uint64_t *st = r ? rep : i == 33 ? rep2 : other;
         if (i == 33)
             v = 1000;
-        assert_int_equal(pprof_add_sample(p, st, 2, &v, NULL, 0), 0);
+        if (i == 5 || i == 21)
+            assert_int_equal(pprof_add_sample(p, deep, 3, &v, NULL, 0), 0);
+        else
+            assert_int_equal(pprof_add_sample(p, st, 2, &v, NULL, 0), 0);
     }
     int64_t id = ingest_ok(s, t1, "heap", T0 + SEC, p);
-    assert_int_equal(count_stacks(path), 2);
+    assert_int_equal(count_stacks(path), 3);
     assert_stacks_unique(path);
     store_stack_value *sv = NULL;
     size_t n = 0;
     assert_int_equal(store_profile_stacks(s, id, 0, &sv, &n), 0);
-    assert_int_equal(n, 2);
-    int64_t big = sv[0].value > sv[1].value ? sv[0].value : sv[1].value;
+    assert_int_equal(n, 3);
+    int64_t big = 0;
+    for (size_t k = 0; k < n; k++)
+        big = sv[k].value > big ? sv[k].value : big;
     assert_int_equal(big, 4000); /* all four on one stack id */
     free(sv);
     assert_loads_as(s, id, p);
     /* The other target's first profile: the same stacks, found. */
     ingest_ok(s, t2, "heap", T0 + SEC, p);
-    assert_int_equal(count_stacks(path), 2);
+    assert_int_equal(count_stacks(path), 3);
     store_close(s);
     pprof_free(p);
 }
