@@ -63,6 +63,7 @@ typedef struct store__ingest {
     store__memo *memo;      /* this target's previous profile, or NULL */
     size_t memo_next;       /* expected position in memo */
     size_t memo_misses;     /* samples the memo's window missed in a row */
+    size_t window_misses;   /* samples the memo missed in a row, new stacks too */
     uint64_t *memo_index;   /* memo position + 1 in the low 32 bits, hash tag in the high, 0 = empty */
     size_t n_memo_slots;    /* power of two; 0 = not built for this ingest */
     size_t cap_memo_index;
@@ -480,6 +481,10 @@ static int64_t memo_index_find(const ingest *in, const uint32_t *seq, size_t n)
  * not count: they cannot be in the memo. */
 #define MEMO_MISSES_BEFORE_INDEX 32
 
+/* Samples the memo missed in a row after which its window shrinks to the
+ * expected row and the next (memo_stack). */
+#define MEMO_WINDOW_MISS_RUN 32
+
 /* One chunked stack becomes a row of `stacks` (use_stack_index). */
 static int stack_to_row(void *arg, int64_t id, const unsigned char *frames, size_t len, bool damaged)
 {
@@ -781,13 +786,19 @@ static int memo_stack(ingest *in, const pprof_sample *smp, int64_t *out)
     }
     in->offs[++in->n_done] = (uint32_t)(start + nl);
 
+    /* After a long run of misses (new stacks) only the expected row and
+     * the next are tried, until something hits again: a run of new rows
+     * does not move the expected position, so the rows after it are
+     * still found there (or by the index). */
     const store__memo *m = in->memo;
-    for (size_t k = 0; m && k < STORE_NEAR_N; k++) {
+    size_t near = in->window_misses < MEMO_WINDOW_MISS_RUN ? STORE_NEAR_N : 2;
+    for (size_t k = 0; m && k < near; k++) {
         size_t j = in->memo_next + (size_t)(ptrdiff_t)store__near[k];
         if (j < m->n && m->offs[j + 1] - m->offs[j] == nl && seq_equal(m->seq + m->offs[j], seq, nl)) {
             if (j + 1 > in->memo_next)
                 in->memo_next = j + 1;
             in->memo_misses = 0;
+            in->window_misses = 0;
             *out = m->ids[j];
             return 1;
         }
@@ -796,10 +807,12 @@ static int memo_stack(ingest *in, const pprof_sample *smp, int64_t *out)
         int64_t j = memo_index_find(in, seq, nl);
         if (j >= 0) {
             in->memo_next = (size_t)j + 1;
+            in->window_misses = 0;
             *out = m->ids[j];
             return 1;
         }
     }
+    in->window_misses++;
     return 0;
 }
 
@@ -1374,6 +1387,7 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
     in->memo = NULL;
     in->memo_next = 0;
     in->memo_misses = 0;
+    in->window_misses = 0;
     in->n_memo_slots = 0;
     *out = in;
     return 0;
