@@ -307,10 +307,15 @@ static inline int read_repeated(rd *r, int wt, uint64_t **arr, size_t *cap, size
         uint64_t *a = *arr;
         while (sub.p < sub.end) {
             uint64_t v;
-            if (*sub.p < 0x80)
+            if (*sub.p < 0x80) {
                 v = *sub.p++;
-            else if (rd_varint(&sub, &v))
+            } else if (sub.end - sub.p >= 2 && sub.p[1] < 0x80) {
+                /* Two bytes: location ids past 127, most values. */
+                v = (uint64_t)(sub.p[0] & 0x7f) | (uint64_t)sub.p[1] << 7;
+                sub.p += 2;
+            } else if (rd_varint(&sub, &v)) {
                 return -1;
+            }
             a[k++] = v;
             mx = v - 1 > mx ? v - 1 : mx;
         }
