@@ -38,7 +38,7 @@
 typedef struct pending_stack {
     int64_t id;
     uint64_t hash;
-    size_t off, len; /* its frames in pending_frames */
+    size_t off, len; /* its frames in `stacks` */
 } pending_stack;
 
 typedef struct store__ingest {
@@ -69,12 +69,12 @@ typedef struct store__ingest {
     size_t cap_memo_index;
     uint32_t *seq;          /* every sample's location tokens (the next memo) */
     uint32_t *offs;         /* per sample + 1: offsets into `seq` */
-    lw_buf stacks;          /* scratch: the stack blobs of a block's samples the memo missed */
+    lw_buf stacks;          /* the frame blobs of the profile's samples the memo missed (the new
+                             * stacks' rows are written from here) */
     size_t blk_off[SAMPLE_BLOCK], blk_len[SAMPLE_BLOCK]; /* each in `stacks` */
     uint64_t blk_hash[SAMPLE_BLOCK];                     /* and its hash */
     pending_stack *pending; /* new stacks not inserted yet (flush_stacks) */
     size_t n_pending, cap_pending;
-    lw_buf pending_frames;  /* their frame blobs */
     lw_buf chunk;           /* scratch: an encoded chunk of new stacks */
     lw_buf got;             /* scratch: a stored stack's frames (stack_has_frames) */
     bool chunks_damaged;    /* use_stack_index met a chunk that does not decode */
@@ -600,7 +600,7 @@ static int flush_stacks(ingest *in)
 {
     store *s = in->s;
     size_t i = 0;
-    const unsigned char *frames = (const unsigned char *)in->pending_frames.data;
+    const unsigned char *frames = (const unsigned char *)in->stacks.data;
     while (!s->stacks_indexed && i < in->n_pending) {
         /* Chunks of up to STORE_CHUNK_STACKS (store_stacks.c). */
         size_t n = in->n_pending - i < STORE_CHUNK_STACKS ? in->n_pending - i : STORE_CHUNK_STACKS;
@@ -641,19 +641,18 @@ static int flush_stacks(ingest *in)
         i += rows;
     }
     in->n_pending = 0;
-    lw_buf_reset(&in->pending_frames);
     return 0;
 }
 
-/* A new stack: the next id, its row queued for flush_stacks. */
-static int add_stack(ingest *in, uint64_t h, const void *blob, size_t len, int64_t *out)
+/* A new stack (frames at `off` in in->stacks, which keeps every blob of
+ * the profile until it is stored): the next id, its row queued for
+ * flush_stacks. */
+static int add_stack(ingest *in, uint64_t h, size_t off, size_t len, int64_t *out)
 {
     store *s = in->s;
     int rc;
-    size_t off = in->pending_frames.len;
     if ((rc = grow((void **)&in->pending, &in->cap_pending, in->n_pending + 1,
-                   sizeof(*in->pending))) ||
-        (rc = store__buf_add(&in->pending_frames, blob, len)))
+                   sizeof(*in->pending))))
         return rc;
     int64_t id = ++s->last_stack_id;
     in->pending[in->n_pending++] = (pending_stack){.id = id, .hash = h, .off = off, .len = len};
@@ -691,9 +690,10 @@ static int stack_has_frames(ingest *in, int64_t id, const void *blob, size_t len
  * else from the stack map (new when its hash is absent), or from the
  * index on stacks.hash when the stacks outgrew the map. *known: it
  * existed before. */
-static int stack_id(ingest *in, const void *blob, size_t len, uint64_t h, int64_t *out, bool *known)
+static int stack_id(ingest *in, size_t off, size_t len, uint64_t h, int64_t *out, bool *known)
 {
     store *s = in->s;
+    const char *blob = len ? in->stacks.data + off : "";
     int64_t id = store__cache_get(&s->stacks, h, blob, len);
     int rc;
     *known = true;
@@ -713,7 +713,7 @@ static int stack_id(ingest *in, const void *blob, size_t len, uint64_t h, int64_
             if (cand >= first_queued && (size_t)(cand - first_queued) < in->n_pending) {
                 const pending_stack *ps = &in->pending[cand - first_queued];
                 if (ps->len == len &&
-                    (len == 0 || memcmp(in->pending_frames.data + ps->off, blob, len) == 0))
+                    (len == 0 || memcmp(in->stacks.data + ps->off, blob, len) == 0))
                     id = cand;
                 continue;
             }
@@ -748,7 +748,7 @@ static int stack_id(ingest *in, const void *blob, size_t len, uint64_t h, int64_
         store__cache_put(&s->stacks, h, blob, len, id);
     } else {
         *known = false;
-        if ((rc = add_stack(in, h, blob, len, &id)))
+        if ((rc = add_stack(in, h, off, len, &id)))
             return rc;
     }
     *out = id;
@@ -886,8 +886,7 @@ static int sample_prepare(ingest *in, const pprof_sample *smp, size_t i, size_t 
 static int sample_resolve(ingest *in, size_t k, int64_t *out)
 {
     bool known;
-    const char *blob = in->blk_len[k] ? (const char *)in->stacks.data + in->blk_off[k] : "";
-    int rc = stack_id(in, blob, in->blk_len[k], in->blk_hash[k], out, &known);
+    int rc = stack_id(in, in->blk_off[k], in->blk_len[k], in->blk_hash[k], out, &known);
     if (rc)
         return rc;
     /* Without an index, a memo missed by known stacks again and again is
@@ -1284,7 +1283,6 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
         lw_buf_init(&in->tmp, (size_t)1 << 20);
         lw_buf_init(&in->fn_text, (size_t)1 << 20);
         lw_buf_init(&in->stacks, SET_MAX_BYTES);
-        lw_buf_init(&in->pending_frames, SET_MAX_BYTES);
         lw_buf_init(&in->chunk, SET_MAX_BYTES);
         lw_buf_init(&in->got, STORE_STACK_MAX_BYTES);
         store__idset_init(&in->fn_index);
@@ -1381,7 +1379,6 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
     lw_buf_reset(&in->stacks);
     in->n_pending = 0;
     in->map_reserved = false;
-    lw_buf_reset(&in->pending_frames);
     in->offs[0] = 0;
     in->n_done = 0;
     in->memo = NULL;
@@ -1407,7 +1404,6 @@ void store__ingest_free(ingest *in)
     store__idset_free(&in->fn_index);
     store__idset_free(&in->loc_index);
     lw_buf_cleanup(&in->stacks);
-    lw_buf_cleanup(&in->pending_frames);
     lw_buf_cleanup(&in->chunk);
     lw_buf_cleanup(&in->got);
     free(in->pending);
@@ -1440,8 +1436,7 @@ static void ingest_done(store *s)
                    in->cap_memo_index * sizeof(uint64_t) +
                    in->cur.cap_values * sizeof(int64_t) + in->cur.cap_labels * sizeof(int64_t) +
                    in->cap_samples * 3 * sizeof(int64_t) + in->cap_strings * sizeof(int64_t) +
-                   in->cap_locations * 2 * sizeof(size_t) + in->pending_frames.cap +
-                   in->cap_pending * sizeof(pending_stack);
+                   in->cap_locations * 2 * sizeof(size_t) + in->cap_pending * sizeof(pending_stack);
     if (bytes > SCRATCH_KEEP_BYTES) {
         store__ingest_free(in);
         s->ing = NULL;
@@ -1585,7 +1580,6 @@ static int ingest_one(store *s, store_ingest_item *it)
     for (size_t b = 0; b < p->n_samples; b += SAMPLE_BLOCK) {
         size_t n = p->n_samples - b < SAMPLE_BLOCK ? p->n_samples - b : SAMPLE_BLOCK;
         bool missed[SAMPLE_BLOCK];
-        lw_buf_reset(&in->stacks);
         for (size_t k = 0; k < n; k++) {
             const pprof_sample *smp = &p->samples[b + k];
             if (smp->n_locations && !smp->location_ids) {
