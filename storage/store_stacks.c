@@ -100,6 +100,16 @@ void store__chunk_enc_free(store__chunk_enc *e)
     lw_buf_cleanup(&e->prev);
 }
 
+static inline unsigned char *put_uvarint(unsigned char *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (unsigned char)v;
+    return p;
+}
+
 int store__chunk_enc_add(store__chunk_enc *e, int64_t id, const unsigned char *frames, size_t len)
 {
     if (id <= e->prev_id)
@@ -117,15 +127,23 @@ int store__chunk_enc_add(store__chunk_enc *e, int64_t id, const unsigned char *f
     }
     while (shared < max && frames[len - 1 - shared] == prev[e->prev.len - 1 - shared])
         shared++;
+    /* Three varints (at most 30 bytes) and the new bytes, written in place. */
     int rc;
-    if ((rc = store__put_uvarint(e->out, (uint64_t)(id - e->prev_id))) ||
-        (rc = store__put_uvarint(e->out, shared)) ||
-        (rc = store__put_uvarint(e->out, len - shared)) ||
-        (rc = store__buf_add(e->out, len - shared ? (const void *)frames : "", len - shared)))
+    if ((rc = lw_buf_reserve(e->out, 30 + len - shared)) || (rc = lw_buf_reserve(&e->prev, len)))
         return rc;
-    lw_buf_reset(&e->prev);
-    if ((rc = store__buf_add(&e->prev, len ? (const void *)frames : "", len)))
-        return rc;
+    unsigned char *p = (unsigned char *)e->out->data + e->out->len;
+    p = put_uvarint(p, (uint64_t)(id - e->prev_id));
+    p = put_uvarint(p, shared);
+    p = put_uvarint(p, len - shared);
+    if (len - shared)
+        memcpy(p, frames, len - shared);
+    p += len - shared;
+    e->out->len = (size_t)(p - (unsigned char *)e->out->data);
+    e->out->data[e->out->len] = '\0';
+    if (len)
+        memcpy(e->prev.data, frames, len);
+    e->prev.len = len;
+    e->prev.data[len] = '\0';
     e->prev_id = id;
     e->n++;
     return 0;
