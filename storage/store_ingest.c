@@ -58,6 +58,9 @@ typedef struct store__ingest {
     size_t cap_loc_intern;
     uint32_t *tok_by_id;    /* with loc_dense: location id → token, 0 = not yet (one load) */
     size_t cap_tok_by_id;
+    uint64_t *span_by_id;   /* with loc_dense: location id → its frames' offset << 5 | length
+                             * when at most 16 bytes with slack after them, else 0 (blob_fast) */
+    size_t cap_span_by_id;
     bool want_memo;         /* this profile becomes its target's memo (tokens are needed) */
     size_t n_seq;           /* location references of all samples */
     store__memo *memo;      /* this target's previous profile, or NULL */
@@ -381,8 +384,10 @@ static int location_frames(ingest *in, size_t li, const unsigned char **data, si
         in->loc_off[li] = start;
         in->loc_len[li] = in->frames.len - start;
         /* Slack for blob_fast's fixed 16-byte copies (else it takes the
-         * slow path for this location). */
-        (void)!lw_buf_reserve(&in->frames, 16);
+         * general loop for this location). A location has 2 bytes at least,
+         * so a span is never 0. */
+        if (in->loc_dense && in->loc_len[li] <= 16 && !lw_buf_reserve(&in->frames, 16))
+            in->span_by_id[loc->id] = (uint64_t)start << 5 | in->loc_len[li];
     }
     *data = (const unsigned char *)in->frames.data + in->loc_off[li];
     *len = in->loc_len[li];
@@ -823,10 +828,11 @@ static int memo_stack(ingest *in, const pprof_sample *smp, int64_t *out)
  * order. A profile of new stacks misses in tables of several MB for every
  * sample: one at a time, each probe waited for memory in turn. */
 
-/* Append the sample's frame blob to in->stacks when every location is in
- * the dense table, already encoded and at most 16 bytes (the usual case:
- * one function and line): a fixed 16-byte copy each, the length added.
- * false (nothing appended) sends the sample to the general loop. */
+/* Append the sample's frame blob to in->stacks when every location has a
+ * span (span_by_id: dense id, encoded, at most 16 bytes — the usual case,
+ * one function and line — with slack after it): a fixed 16-byte copy
+ * each, the length added. false (nothing appended) sends the sample to the
+ * general loop. */
 static bool blob_fast(ingest *in, const pprof_sample *smp)
 {
     size_t nl = smp->n_locations;
@@ -835,17 +841,14 @@ static bool blob_fast(ingest *in, const pprof_sample *smp)
         return false;
     unsigned char *dst = (unsigned char *)in->stacks.data + in->stacks.len;
     const unsigned char *src = (const unsigned char *)in->frames.data;
-    size_t cap = in->frames.cap, n_dense = in->cap_loc_dense, used = 0;
+    const uint64_t *span = in->span_by_id;
+    size_t n_dense = in->cap_loc_dense, used = 0;
     for (size_t j = 0; j < nl; j++) {
-        uint64_t id = ids[j];
-        int32_t li;
-        if (id >= n_dense || (li = in->loc_dense[id]) <= 0)
+        uint64_t id = ids[j], v;
+        if (id >= n_dense || !(v = span[id]))
             return false;
-        size_t len = in->loc_len[li - 1], off = in->loc_off[li - 1];
-        if (len > 16 || off + 16 > cap) /* not encoded yet: SIZE_MAX */
-            return false;
-        memcpy(dst + used, src + off, 16);
-        used += len;
+        memcpy(dst + used, src + (v >> 5), 16);
+        used += v & 31;
     }
     in->stacks.len += used;
     in->stacks.data[in->stacks.len] = '\0';
@@ -1330,6 +1333,9 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
         if ((rc = grow((void **)&in->tok_by_id, &in->cap_tok_by_id, in->cap_loc_dense, sizeof(uint32_t))))
             return rc;
         memset(in->tok_by_id, 0, in->cap_loc_dense * sizeof(uint32_t));
+        if ((rc = grow((void **)&in->span_by_id, &in->cap_span_by_id, in->cap_loc_dense, sizeof(uint64_t))))
+            return rc;
+        memset(in->span_by_id, 0, in->cap_loc_dense * sizeof(uint64_t));
         for (size_t i = 0; i < p->n_locations; i++)
             in->loc_dense[p->locations[i].id] = (int32_t)i + 1;
     } else {
@@ -1410,6 +1416,7 @@ void store__ingest_free(ingest *in)
     free(in->loc_dense_mem);
     free(in->loc_intern);
     free(in->tok_by_id);
+    free(in->span_by_id);
     free(in->memo_index);
     free(in->seq);
     free(in->offs);
