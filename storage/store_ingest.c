@@ -67,6 +67,7 @@ typedef struct store__ingest {
     size_t memo_next;       /* expected position in memo */
     size_t memo_misses;     /* samples the memo's window missed in a row */
     size_t window_misses;   /* samples the memo missed in a row, new stacks too */
+    size_t index_misses;    /* memo index lookups that missed in a row */
     uint64_t *memo_index;   /* memo position + 1 in the low 32 bits, hash tag in the high, 0 = empty */
     size_t n_memo_slots;    /* power of two; 0 = not built for this ingest */
     size_t cap_memo_index;
@@ -490,6 +491,11 @@ static int64_t memo_index_find(const ingest *in, const uint32_t *seq, size_t n)
  * expected row and the next (memo_stack). */
 #define MEMO_WINDOW_MISS_RUN 32
 
+/* Index lookups missed in a row after which the memo's index is tried on
+ * one sample in MEMO_INDEX_RETRY only (memo_stack). */
+#define MEMO_INDEX_MISS_RUN 256
+#define MEMO_INDEX_RETRY 64
+
 /* One chunked stack becomes a row of `stacks` (use_stack_index). */
 static int stack_to_row(void *arg, int64_t id, const unsigned char *frames, size_t len, bool damaged)
 {
@@ -808,14 +814,21 @@ static int memo_stack(ingest *in, const pprof_sample *smp, int64_t *out)
             return 1;
         }
     }
-    if (m && in->n_memo_slots) {
+    /* The index, unless it has missed a long run: then one sample in
+     * MEMO_INDEX_RETRY tries it, and a hit resumes it. (heapgen's 33000
+     * against 5000's memo: 43.6k lookups, 4 hits.) A sample it would have
+     * found is found by its frames instead. */
+    if (m && in->n_memo_slots &&
+        (in->index_misses < MEMO_INDEX_MISS_RUN || in->n_done % MEMO_INDEX_RETRY == 0)) {
         int64_t j = memo_index_find(in, seq, nl);
         if (j >= 0) {
             in->memo_next = (size_t)j + 1;
             in->window_misses = 0;
+            in->index_misses = 0;
             *out = m->ids[j];
             return 1;
         }
+        in->index_misses++;
     }
     in->window_misses++;
     return 0;
@@ -1391,6 +1404,7 @@ static int ingest_init(store *s, const pprof_profile *p, char *err, size_t err_l
     in->memo_next = 0;
     in->memo_misses = 0;
     in->window_misses = 0;
+    in->index_misses = 0;
     in->n_memo_slots = 0;
     *out = in;
     return 0;
