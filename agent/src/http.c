@@ -660,8 +660,11 @@ int lw__http_start(const char *addr, bool cpu_enabled, const char *token, char *
         sigdelset(&all, keep[i]);
     pthread_sigmask(SIG_SETMASK, &all, &saved_mask);
     lw__tls_spawn_internal = 1; /* MHD's threads are agent threads */
+    /* poll(2), not select(2): a busy host has more than FD_SETSIZE (1024)
+     * descriptors open, and libmicrohttpd resets every connection whose
+     * descriptor select cannot watch. */
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
+        MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
         on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)LW_AGENT_CONNECTION_TIMEOUT_S,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)LW_AGENT_MAX_CONNECTIONS,

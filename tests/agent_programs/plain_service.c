@@ -4,13 +4,18 @@
  * sleep(3) loop, retains some heap memory from plain_retain_memory(),
  * prints "ready" and waits for SIGTERM.
  *
- * Usage: plain_service N_THREADS N_MIB [N_SLEEPERS]
+ * Usage: plain_service N_THREADS N_MIB [N_SLEEPERS [N_FDS]]
+ * N_FDS: keep that many more descriptors open (of /dev/null), raising the
+ * soft RLIMIT_NOFILE as far as the hard one allows, so that the agent's
+ * connections get descriptors past FD_SETSIZE (1024) as in a busy server.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static int pipe_fds[2];
@@ -48,6 +53,24 @@ int main(int argc, char **argv)
     int n_threads = argc > 1 ? atoi(argv[1]) : 4;
     int mib = argc > 2 ? atoi(argv[2]) : 8;
     int n_sleepers = argc > 3 ? atoi(argv[3]) : 0;
+    int n_fds = argc > 4 ? atoi(argv[4]) : 0;
+    if (n_fds > 0) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            (void)setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        int last = -1;
+        for (int i = 0; i < n_fds; i++) {
+            int fd = open("/dev/null", O_RDONLY); /* kept open until exit */
+            if (fd < 0) {
+                perror("open /dev/null");
+                return 1;
+            }
+            last = fd;
+        }
+        printf("descriptors up to %d open\n", last);
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);

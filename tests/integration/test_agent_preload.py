@@ -119,6 +119,34 @@ def test_off_and_bad_env():
         t.check_eq(t.stop(p), 0, "exit code with the address in use")
 
 
+def test_many_descriptors():
+    """A busy server has more than FD_SETSIZE (1024) descriptors open, so
+    the agent's connections get descriptors past it: select(2) cannot
+    watch those and libmicrohttpd reset every connection (seen when
+    leakwatchd, scraping 1000 targets, served its own profiles). The
+    agent's server polls instead."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1300:
+        print(f"skipped: RLIMIT_NOFILE hard limit {hard} keeps descriptors under 1300")
+        return
+    port = t.free_port()
+    d = t.tempdir()
+    log = os.path.join(d, "fds.log")
+    p = t.start([PROG, "1", "1", "0", "1200"], env={"LD_PRELOAD": AGENT, "LEAKWATCH_AGENT_ADDR": f"127.0.0.1:{port}"},
+                log=log)
+    t.wait_until(lambda: "ready" in open(log).read(), 30, "the program to be ready")
+    text = open(log).read()
+    t.check("descriptors up to" in text and int(text.split("descriptors up to ")[1].split()[0]) >= 1200,
+            f"the program holds descriptors past 1200: {text.strip()!r}")
+    base = f"http://127.0.0.1:{port}/debug/pprof/"
+    for ep in ("", "heap", "goroutine?debug=1"):
+        status, _, body = t.http(base + ep, timeout=30)
+        t.check_eq(status, 200, f"/debug/pprof/{ep} with 1200 descriptors open")
+    t.check("plain_retain_memory" in t.go_tool_pprof("-top", base + "heap"), "heap profile readable")
+    t.check_eq(t.stop(p), 0, "exit code")
+
+
 def test_thousands_of_threads():
     port = t.free_port()
     d = t.tempdir()
@@ -197,5 +225,5 @@ def test_cxx_program():
 
 
 if __name__ == "__main__":
-    t.run_tests([test_all_endpoints, test_off_and_bad_env, test_thousands_of_threads,
+    t.run_tests([test_all_endpoints, test_off_and_bad_env, test_many_descriptors, test_thousands_of_threads,
                  test_sleeping_threads_grouped, test_cxx_program])
