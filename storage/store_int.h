@@ -388,6 +388,8 @@ const store__set_reader *store__kf_get(store *s, int64_t id, int *rc);
 /* Keep full set r as id: its arrays are taken over (r is zeroed) when the
  * cache has room; false leaves r as it is (best effort). */
 bool store__kf_take(store *s, int64_t id, store__set_reader *r);
+/* An exactly sized copy of src into dst (zeroed first). 0 or -ENOMEM. */
+int store__set_copy(const store__set_reader *src, store__set_reader *dst) LW_WUR;
 /* Forget set id (a keyframe its target no longer uses), if cached; with
  * keep, its arrays go to *keep (freed first) for reuse. */
 void store__kf_drop(store__kfcache *kf, int64_t id, store__set_reader *keep);
