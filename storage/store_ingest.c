@@ -81,7 +81,6 @@ typedef struct store__ingest {
     size_t n_pending, cap_pending;
     lw_buf chunk;           /* scratch: an encoded chunk of new stacks */
     lw_buf got;             /* scratch: a stored stack's frames (stack_has_frames) */
-    bool chunks_damaged;    /* use_stack_index met a chunk that does not decode */
     bool map_reserved;      /* add_stack considered making room in the map */
     lw_buf frames;      /* encoded frames of every location */
     lw_buf set;         /* raw sample set */
@@ -497,14 +496,19 @@ static int64_t memo_index_find(const ingest *in, const uint32_t *seq, size_t n)
 #define MEMO_INDEX_RETRY 64
 
 /* One chunked stack becomes a row of `stacks` (use_stack_index). */
+typedef struct to_rows {
+    store__conn *w;
+    bool damaged; /* a chunk did not decode */
+} to_rows;
+
 static int stack_to_row(void *arg, int64_t id, const unsigned char *frames, size_t len, bool damaged)
 {
-    ingest *in = arg;
+    to_rows *t = arg;
     if (damaged) {
-        in->chunks_damaged = true;
+        t->damaged = true;
         return 0;
     }
-    sqlite3_stmt *st = store__stmt(&in->s->w, SQL_STACK_INSERT);
+    sqlite3_stmt *st = store__stmt(t->w, SQL_STACK_INSERT);
     if (!st)
         return -EIO;
     sqlite3_bind_int64(st, 1, id);
@@ -526,11 +530,11 @@ static int use_stack_index(ingest *in)
     store__stackmap_free(&s->stack_map);
     s->stack_map_loaded = false;
     s->stacks_indexed = true;
-    in->chunks_damaged = false;
-    int rc = store__stacks_each(s->w.db, 0, true, stack_to_row, in);
+    to_rows t = {.w = &s->w};
+    int rc = store__stacks_each(s->w.db, 0, true, stack_to_row, &t);
     if (rc)
         return dberr(in, rc, "stack rows");
-    if (!in->chunks_damaged && store__exec(s->w.db, "DELETE FROM stack_chunks"))
+    if (!t.damaged && store__exec(s->w.db, "DELETE FROM stack_chunks"))
         return sqlerr(in, SQLITE_ERROR, "stack chunks");
     rc = store__exec(s->w.db, "CREATE INDEX IF NOT EXISTS stacks_hash ON stacks(hash)");
     return rc ? sqlerr(in, SQLITE_ERROR, "stack index") : 0;
@@ -1108,9 +1112,9 @@ static int store_set(ingest *in, int64_t target_id, const char *type, const stor
     if (!base_id) {
         /* The target's new keyframe replaces its old one in the cache
          * (which would otherwise stay while the new one no longer fits).
-         * The cache takes the profile's rows over rather than copying
-         * them, and the old keyframe's arrays hold the next profile's:
-         * no copy, and no fresh memory to fault in. */
+         * A big one is handed over with the ingest's arrays, and the old
+         * keyframe's arrays hold the next profile's (no copy, no fresh
+         * memory to fault in); a small one is copied (KF_TAKE_MIN_ROWS). */
         store__set_reader spare, copy;
         memset(&spare, 0, sizeof(spare));
         if (old_kf)

@@ -281,7 +281,7 @@ int store__stacks_write_chunk(store__conn *w, int64_t first_id, int64_t last_id,
  * (rewritten, or deleted when empty; the largest id ever handed out is
  * kept in sqlite_sequence so it is never handed out again). Writer, in a
  * write transaction. */
-int store__stacks_delete(sqlite3 *db, const int64_t *ids, size_t n) LW_WUR;
+int store__stacks_delete(store__conn *w, const int64_t *ids, size_t n) LW_WUR;
 
 /* ---- caches (store_cache.c) ---- */
 void store__cache_init(store__cache *c, size_t max_entries, size_t max_arena_bytes);

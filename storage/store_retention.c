@@ -363,14 +363,21 @@ static int gc_mark(sqlite3 *db, gc_marks *m)
 }
 
 /* Delete the ids of dead that live does not hold. */
+/* The ids of dead that live does not hold, into *gone. */
+static int unmarked(const idlist *dead, const store__idset *live, idlist *gone)
+{
+    int rc = 0;
+    for (size_t i = 0; i < dead->n && !rc; i++)
+        if (!store__idset_get(live, dead->ids[i], NULL))
+            rc = idlist_push(gone, dead->ids[i]);
+    return rc;
+}
+
 static int delete_unmarked(sqlite3 *db, const char *sql, const idlist *dead,
                            const store__idset *live)
 {
     idlist gone = {0};
-    int rc = 0;
-    for (size_t i = 0; i < dead->n && !rc; i++)
-        if (!store__idset_get(live, dead->ids[i], NULL))
-            rc = idlist_push(&gone, dead->ids[i]);
+    int rc = unmarked(dead, live, &gone);
     if (!rc)
         rc = delete_ids(db, sql, &gone);
     free(gone.ids);
@@ -385,16 +392,13 @@ static int id_cmp(const void *a, const void *b)
 
 /* Delete the stacks of dead that live does not hold (rows, or from their
  * chunks). */
-static int delete_stacks(sqlite3 *db, const idlist *dead, const store__idset *live)
+static int delete_stacks(store__conn *w, const idlist *dead, const store__idset *live)
 {
     idlist gone = {0};
-    int rc = 0;
-    for (size_t i = 0; i < dead->n && !rc; i++)
-        if (!store__idset_get(live, dead->ids[i], NULL))
-            rc = idlist_push(&gone, dead->ids[i]);
+    int rc = unmarked(dead, live, &gone);
     if (!rc && gone.n) {
         qsort(gone.ids, gone.n, sizeof(*gone.ids), id_cmp);
-        rc = store__stacks_delete(db, gone.ids, gone.n);
+        rc = store__stacks_delete(w, gone.ids, gone.n);
     }
     free(gone.ids);
     return rc;
@@ -435,7 +439,7 @@ static int gc_sweep(store *s, gc_marks *m)
         if (store__idset_get(&m->live_fns, m->dead_fns.ids[i], NULL))
             rc = gc_rows(db, GC_FUNCTION_BY_ID, m->dead_fns.ids[i], gc_function_row, m, true);
     if (!rc)
-        rc = delete_stacks(db, &m->dead_stacks, &m->live_stacks);
+        rc = delete_stacks(&s->w, &m->dead_stacks, &m->live_stacks);
     if (!rc)
         rc = delete_unmarked(db, "DELETE FROM functions WHERE id = ?1", &m->dead_fns, &m->live_fns);
     if (!rc)

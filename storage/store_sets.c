@@ -644,8 +644,7 @@ out:
 
 #define STORE_KF_CACHE_BYTES ((size_t)8 << 20)
 
-/* What a cached reader holds: its arrays as allocated (an ingest's set,
- * taken over by store__kf_take, has headroom). */
+/* What a cached reader holds: its arrays as allocated. */
 static size_t reader_bytes(const store__set_reader *r)
 {
     size_t rows = r->cap_samples > r->n_samples ? r->cap_samples : r->n_samples;

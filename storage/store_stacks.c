@@ -418,17 +418,16 @@ static int chunk_drop(sqlite3_stmt *upd, sqlite3_stmt *del, int64_t first_id, in
     return rc;
 }
 
-int store__stacks_delete(sqlite3 *db, const int64_t *dead, size_t n)
+int store__stacks_delete(store__conn *w, const int64_t *dead, size_t n)
 {
     if (n == 0)
         return 0;
+    sqlite3 *db = w->db;
     sqlite3_stmt *find = NULL, *upd = NULL, *del = NULL, *row = NULL;
     lw_buf out;
     lw_buf_init(&out, (size_t)1 << 30);
     int rc = keep_high_water(db);
-    if (!rc && (sqlite3_prepare_v2(db, "SELECT first_id, last_id, data FROM stack_chunks WHERE "
-                                       "first_id <= ?1 ORDER BY first_id DESC LIMIT 1",
-                                   -1, &find, NULL) != SQLITE_OK ||
+    if (!rc && (!(find = store__stmt(w, SQL_CHUNK_FIND)) ||
                 sqlite3_prepare_v2(db, "UPDATE stack_chunks SET data = ?2 WHERE first_id = ?1", -1,
                                    &upd, NULL) != SQLITE_OK ||
                 sqlite3_prepare_v2(db, "DELETE FROM stack_chunks WHERE first_id = ?1", -1, &del,
@@ -460,7 +459,8 @@ int store__stacks_delete(sqlite3 *db, const int64_t *dead, size_t n)
             rc = store__errno(src) ? store__errno(src) : -EIO;
         i++;
     }
-    sqlite3_finalize(find);
+    if (find)
+        sqlite3_reset(find);
     sqlite3_finalize(upd);
     sqlite3_finalize(del);
     sqlite3_finalize(row);
